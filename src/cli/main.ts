@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+/**
+ * otel-twamp command line: `agent` runs collectors from a Gufo Agent-style
+ * YAML file and exports their metrics.
+ */
+import { parseArgs } from 'node:util';
+import { loadAgentConfig } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
+import { consoleLogger, type LogLevel } from '../session/log.js';
+import { Agent } from './agent.js';
+import { VERSION } from '../version.js';
+
+const HELP = `otel-twamp ${VERSION} — TWAMP (RFC 5357) sender and reflector with OpenTelemetry metrics
+
+Usage:
+  otel-twamp agent --config FILE [--check] [--log-level LEVEL]
+  otel-twamp --help | --version
+
+Commands:
+  agent      Run the collectors of FILE (Gufo Agent format: $version, agent,
+             sender, collectors) and export their metrics.
+
+Options:
+  -c, --config FILE     Agent configuration (YAML or JSON).
+      --check           Validate FILE, print a summary and exit: 0 if valid,
+                        1 with a message naming file, line, collector and key.
+      --log-level L     debug | info | warn | error (default info).
+  -h, --help            This help.
+  -V, --version         Print the version.
+
+Configuration file (summary; see README for every key):
+  $version: "1.0"
+  agent:    { host, labels: {...}, defaults: { interval: 60 } }
+  sender:   { type: openmetrics, mode: pull, listen: "0.0.0.0:9464", path: /metrics }
+            Prometheus endpoint; omit "listen" for none.
+  otlp:     { endpoint, protocol: http/protobuf|http/json, headers, interval,
+            timeout, temporality: cumulative|delta }    OTLP/HTTP push (optional)
+  naming:   legacy | otel       metric names (legacy = Gufo Agent's names)
+  collectors:
+    - { id, type: twamp_reflector, listen: 0.0.0.0, port: 862 }
+    - { id, type: twamp_sender, reflector: HOST, port: 862, reflector_port: 0,
+        dscp: be, n_packets: 100, model: g711|g729|cbr|imix, bandwidth, size,
+        interval, labels, relabel, disabled }
+
+Environment:
+  OTEL_METRICS_EXPORTER            otlp, prometheus, none (comma list); overrides
+                                   which exporters the file enables
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+  OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_PROTOCOL,
+  OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE
+                                   OTLP settings where the file is silent
+  OTEL_METRIC_EXPORT_INTERVAL      OTLP export interval, ms (default 60000)
+  OTEL_METRIC_EXPORT_TIMEOUT       OTLP export timeout, ms
+  OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
+                                   resource attributes
+
+Ports below 1024 (TWAMP's 862) need root or CAP_NET_BIND_SERVICE.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        check: { type: 'boolean' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`otel-twamp: ${(e as Error).message}\nTry 'otel-twamp --help'.\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) { process.stdout.write(HELP); return 0; }
+  if (values.version) { process.stdout.write(`${VERSION}\n`); return 0; }
+  const cmd = positionals[0];
+  if (cmd !== 'agent') {
+    process.stderr.write(cmd ? `otel-twamp: unknown command "${cmd}"\n` : HELP);
+    return 2;
+  }
+  const level = (values['log-level'] ?? 'info') as LogLevel;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) {
+    process.stderr.write(`otel-twamp: --log-level must be debug, info, warn or error\n`);
+    return 2;
+  }
+  if (!values.config) {
+    process.stderr.write('otel-twamp agent: --config FILE is required\n');
+    return 2;
+  }
+  let config;
+  try {
+    config = await loadAgentConfig(values.config);
+  } catch (e) {
+    process.stderr.write(`${e instanceof ConfigError ? e.message : `otel-twamp: ${(e as Error).message}`}\n`);
+    return 1;
+  }
+  if (values.check) {
+    const enabled = config.collectors.filter((c) => !c.disabled);
+    process.stdout.write(`${values.config}: OK — ${enabled.length} collector(s) enabled` +
+      `${config.collectors.length > enabled.length ? `, ${config.collectors.length - enabled.length} disabled` : ''}: ` +
+      `${enabled.map((c) => `${c.id} (${c.type})`).join(', ') || 'none'}\n`);
+    return 0;
+  }
+  const log = consoleLogger(level);
+  let agent: Agent;
+  try {
+    agent = new Agent(config, { logger: log });
+    await agent.start();
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (sig: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`${sig}: stopping`);
+      const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); resolve(0); }, 10_000);
+      force.unref();
+      agent.stop().finally(() => { clearTimeout(force); resolve(0); });
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  });
+}
+
+main(process.argv.slice(2)).then((code) => { process.exit(code); }, (e: unknown) => {
+  process.stderr.write(`otel-twamp: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,135 @@
+/**
+ * Every instrument the plugin exports, in one table: the `legacy` names are
+ * the reference agent's documented names and units (Gufo Agent's
+ * twamp_sender / twamp_reflector docs), the `otel` names follow the
+ * OpenTelemetry metric naming guidelines. The README's metric table is
+ * checked against this table by a test.
+ */
+import { ValueType } from '@opentelemetry/api';
+
+export type NamingProfile = 'legacy' | 'otel';
+
+export type InstrumentKind = 'gauge' | 'counter' | 'updowncounter';
+
+export interface MetricSpec<K extends string = string> {
+  /** Key of the value in the producer's snapshot. */
+  readonly key: K;
+  readonly kind: InstrumentKind;
+  readonly legacy: { readonly name: string; readonly unit: string };
+  readonly otel: { readonly name: string; readonly unit: string; /** multiply the legacy value by this */ readonly scale: number };
+  readonly description: string;
+  readonly valueType: ValueType;
+  /** Not in the reference docs: our addition. */
+  readonly extra?: boolean;
+}
+
+const NS_TO_S = 1e-9;
+
+function delay(dir: 'in' | 'out' | 'rt', stat: 'min' | 'max' | 'avg', words: string): MetricSpec {
+  const otelDir = dir === 'rt' ? 'round_trip' : dir === 'in' ? 'inbound' : 'outbound';
+  const statWord = stat === 'min' ? 'Minimum' : stat === 'max' ? 'Maximum' : 'Average';
+  return {
+    key: `${dir}_${stat}_delay`, kind: 'gauge',
+    legacy: { name: `twamp_${dir}_${stat}_delay_ns`, unit: 'ns' },
+    otel: { name: `twamp.sender.${otelDir}.delay.${stat}`, unit: 's', scale: NS_TO_S },
+    description: `${statWord} ${words} delay in nanoseconds`, valueType: ValueType.INT,
+  };
+}
+
+function jitter(dir: 'in' | 'out' | 'rt', words: string): MetricSpec {
+  const otelDir = dir === 'rt' ? 'round_trip' : dir === 'in' ? 'inbound' : 'outbound';
+  return {
+    key: `${dir}_jitter`, kind: 'gauge',
+    legacy: { name: `twamp_${dir}_jitter_ns`, unit: 'ns' },
+    otel: { name: `twamp.sender.${otelDir}.jitter`, unit: 's', scale: NS_TO_S },
+    description: `Jitter of the ${words} delay in nanoseconds`, valueType: ValueType.INT,
+  };
+}
+
+function loss(dir: 'in' | 'out' | 'rt', words: string): MetricSpec {
+  const otelDir = dir === 'rt' ? 'round_trip' : dir === 'in' ? 'inbound' : 'outbound';
+  return {
+    key: `${dir}_loss`, kind: 'gauge',
+    legacy: { name: `twamp_${dir}_loss`, unit: '{packet}' },
+    otel: { name: `twamp.sender.${otelDir}.loss`, unit: '{packet}', scale: 1 },
+    description: `Packet loss in ${words}`, valueType: ValueType.INT,
+  };
+}
+
+function plain(key: string, legacy: string, otel: string, unit: string, description: string,
+  valueType: ValueType = ValueType.INT, otelUnit = unit, scale = 1): MetricSpec {
+  return { key, kind: 'gauge', legacy: { name: legacy, unit }, otel: { name: otel, unit: otelUnit, scale }, description, valueType };
+}
+
+/** The 26 metrics of the reference twamp_sender table, in its order. */
+export const SENDER_MEASUREMENTS: readonly MetricSpec[] = [
+  plain('tx_packets', 'twamp_tx_packets', 'twamp.sender.sent.packets', '{packet}', 'Transmitted packets'),
+  plain('rx_packets', 'twamp_rx_packets', 'twamp.sender.received.packets', '{packet}', 'Received packets'),
+  plain('tx_bytes', 'twamp_tx_bytes', 'twamp.sender.sent.size', 'By', 'Transmitted octets'),
+  plain('rx_bytes', 'twamp_rx_bytes', 'twamp.sender.received.size', 'By', 'Received octets'),
+  plain('duration', 'twamp_duration_ns', 'twamp.sender.session.duration', 'ns', 'Session duration in nanoseconds',
+    ValueType.INT, 's', NS_TO_S),
+  plain('tx_pps', 'twamp_tx_pps', 'twamp.sender.sent.rate', '{packet}/s', 'Transmitted packets-per-second rate', ValueType.DOUBLE),
+  plain('rx_pps', 'twamp_rx_pps', 'twamp.sender.received.rate', '{packet}/s', 'Received packet-per-second rate', ValueType.DOUBLE),
+  plain('tx_bitrate', 'twamp_tx_bitrate', 'twamp.sender.sent.bitrate', 'bit/s', 'Transmitted bitrate', ValueType.DOUBLE),
+  plain('rx_bitrate', 'twamp_rx_bitrate', 'twamp.sender.received.bitrate', 'bit/s', 'Received bitrate', ValueType.DOUBLE),
+  delay('in', 'min', 'inbound'), delay('in', 'max', 'inbound'), delay('in', 'avg', 'inbound'),
+  jitter('in', 'inbound'), loss('in', 'inbound direction'),
+  plain('in_mos', 'twamp_in_mos', 'twamp.sender.inbound.mos', '1', 'eMOS for local end', ValueType.DOUBLE),
+  delay('out', 'min', 'outbound'), delay('out', 'max', 'outbound'), delay('out', 'avg', 'outbound'),
+  jitter('out', 'outbound'), loss('out', 'outbound direction'),
+  plain('out_mos', 'twamp_out_mos', 'twamp.sender.outbound.mos', '1', 'eMOS for remote end', ValueType.DOUBLE),
+  delay('rt', 'min', 'round-trip'), delay('rt', 'max', 'round-trip'), delay('rt', 'avg', 'round-trip'),
+  jitter('rt', 'round-trip'), loss('rt', 'both directions'),
+];
+
+/** Health of the sender's runs (blackbox_exporter's probe_success idea): a failed run is data, not silence. */
+export const SENDER_HEALTH: readonly MetricSpec[] = [
+  { ...plain('success', 'twamp_sender_success', 'twamp.sender.success', '1',
+    '1 if the last test session succeeded, 0 if it failed'), extra: true },
+  { ...plain('run_duration', 'twamp_sender_run_duration_seconds', 'twamp.sender.run.duration', 's',
+    'Wall time of the last test session run, control exchange included', ValueType.DOUBLE), extra: true },
+  { key: 'runs', kind: 'counter', legacy: { name: 'twamp_sender_runs', unit: '{run}' },
+    otel: { name: 'twamp.sender.runs', unit: '{run}', scale: 1 },
+    description: 'Test session runs attempted', valueType: ValueType.INT, extra: true },
+  { key: 'errors', kind: 'counter', legacy: { name: 'twamp_sender_errors', unit: '{error}' },
+    otel: { name: 'twamp.sender.errors', unit: '{error}', scale: 1 },
+    description: 'Failed test session runs, by reason', valueType: ValueType.INT, extra: true },
+];
+
+/** The reference twamp_reflector counters plus state gauges. */
+export const REFLECTOR_METRICS: readonly MetricSpec[] = [
+  { key: 'session_attempts', kind: 'counter', legacy: { name: 'twamp_reflector_session_attempts', unit: '{session}' },
+    otel: { name: 'twamp.reflector.session.attempts', unit: '{session}', scale: 1 },
+    description: 'Total amount of the attempted sessions', valueType: ValueType.INT },
+  { key: 'session_started', kind: 'counter', legacy: { name: 'twamp_reflector_session_started', unit: '{session}' },
+    otel: { name: 'twamp.reflector.session.started', unit: '{session}', scale: 1 },
+    description: 'Total amount of the started sessions', valueType: ValueType.INT },
+  { key: 'reflected_pkt', kind: 'counter', legacy: { name: 'twamp_reflector_reflected_pkt', unit: '{packet}' },
+    otel: { name: 'twamp.reflector.reflected.packets', unit: '{packet}', scale: 1 },
+    description: 'Total amount of the reflected packets', valueType: ValueType.INT },
+  { key: 'reflected_octets', kind: 'counter', legacy: { name: 'twamp_reflector_reflected_octets', unit: 'By' },
+    otel: { name: 'twamp.reflector.reflected.size', unit: 'By', scale: 1 },
+    description: 'Total amount of the reflected octets', valueType: ValueType.INT },
+  { key: 'dropped_pkt', kind: 'counter', legacy: { name: 'twamp_reflector_dropped_pkt', unit: '{packet}' },
+    otel: { name: 'twamp.reflector.dropped.packets', unit: '{packet}', scale: 1 },
+    description: 'Test packets not reflected (unknown source, malformed, outside the session)', valueType: ValueType.INT, extra: true },
+  { key: 'refused', kind: 'counter', legacy: { name: 'twamp_reflector_refused', unit: '{event}' },
+    otel: { name: 'twamp.reflector.refused', unit: '{event}', scale: 1 },
+    description: 'Refused requests and failed control connections, by reason', valueType: ValueType.INT, extra: true },
+  { key: 'active_sessions', kind: 'updowncounter', legacy: { name: 'twamp_reflector_active_sessions', unit: '{session}' },
+    otel: { name: 'twamp.reflector.session.active', unit: '{session}', scale: 1 },
+    description: 'Test sessions currently set up', valueType: ValueType.INT, extra: true },
+  { key: 'control_connections', kind: 'updowncounter', legacy: { name: 'twamp_reflector_control_connections', unit: '{connection}' },
+    otel: { name: 'twamp.reflector.control.connections', unit: '{connection}', scale: 1 },
+    description: 'TWAMP-Control connections currently open', valueType: ValueType.INT, extra: true },
+];
+
+export function metricName(spec: MetricSpec, profile: NamingProfile): string {
+  return profile === 'legacy' ? spec.legacy.name : spec.otel.name;
+}
+
+/** The value as exported under a profile (otel: seconds instead of ns). */
+export function exportedValue(spec: MetricSpec, profile: NamingProfile, v: number): number {
+  return profile === 'legacy' ? v : v * spec.otel.scale;
+}

@@ -1,0 +1,102 @@
+/**
+ * TwampReflector: the `twamp_reflector` collector as an OpenTelemetry
+ * producer: a TWAMP server (control + session-reflector) serving any
+ * compliant client, with cumulative counters of session attempts, started
+ * sessions, reflected packets and octets, and gauges of its current load.
+ */
+import { metrics } from '@opentelemetry/api';
+import { ControlServer, newControlServerCounters, type ControlServerCounters } from './session/controlServer.js';
+import { systemClock } from './session/clock.js';
+import { formatHostPort } from './session/errors.js';
+import { silentLogger, childLogger, type Logger } from './session/log.js';
+import { REFLECTOR_METRICS } from './otel/instruments.js';
+import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
+import { compileRelabel, type Labels } from './otel/relabel.js';
+import { parseReflectorConfig } from './config/load.js';
+import type { ReflectorConfig } from './config/types.js';
+import type { ProducerOptions } from './sender.js';
+import { METER_NAME, VERSION } from './version.js';
+
+export class TwampReflector {
+  readonly config: ReflectorConfig;
+  readonly counters: ControlServerCounters = newControlServerCounters();
+  private readonly log: Logger;
+  private readonly instruments: InstrumentSet;
+  private readonly server: ControlServer;
+  private baseLabels: Labels;
+  private bound: { address: string; port: number } | undefined;
+
+  /**
+   * @param config a Gufo-style `twamp_reflector` collector object (snake_case)
+   *   or an already normalized ReflectorConfig.
+   */
+  constructor(config: ReflectorConfig | Record<string, unknown>, opts: ProducerOptions = {}) {
+    this.config = isNormalized(config) ? config : parseReflectorConfig(config);
+    this.log = childLogger(opts.logger ?? silentLogger, `[${this.config.id}] `);
+    const relabel = this.config.relabel.length
+      ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;
+    const meter = (opts.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME, VERSION);
+    this.instruments = new InstrumentSet(meter, REFLECTOR_METRICS, {
+      profile: opts.naming ?? 'legacy', relabel, warn: (m) => this.log.warn(m),
+    });
+    this.baseLabels = {
+      ...(opts.labels ?? {}),
+      ...this.config.labels,
+      collector: 'twamp_reflector',
+      collector_id: this.config.id,
+      listen: formatHostPort(this.config.listen, this.config.port),
+    };
+    this.server = new ControlServer({
+      host: this.config.listen, port: this.config.port, clock: opts.clock ?? systemClock(), log: this.log,
+      counters: this.counters, refwaitMs: this.config.refwaitMs, servwaitMs: this.config.servwaitMs,
+      maxSessions: this.config.maxSessions,
+      ...(this.config.testPortRange ? { testPortRange: this.config.testPortRange } : {}),
+    });
+  }
+
+  /** Where the control listener is bound (after start()). */
+  get address(): { address: string; port: number } | undefined {
+    return this.bound;
+  }
+
+  get activeSessions(): number {
+    return this.server.activeSessions;
+  }
+
+  /** Listen for TWAMP-Control and register the instruments. Rejects if the port cannot be bound. */
+  async start(): Promise<{ address: string; port: number }> {
+    if (this.bound) return this.bound;
+    this.bound = await this.server.listen();
+    if (this.config.port === 0) {
+      // An ephemeral port (tests): label with the real one.
+      this.baseLabels = { ...this.baseLabels, listen: formatHostPort(this.bound.address, this.bound.port) };
+    }
+    this.instruments.start((emit) => this.snapshot(emit));
+    this.log.info(`TWAMP reflector listening on ${formatHostPort(this.bound.address, this.bound.port)}`);
+    return this.bound;
+  }
+
+  /** Close the listener, every control connection and every session; unregister. */
+  async stop(): Promise<void> {
+    await this.server.close();
+    this.instruments.stop();
+    this.bound = undefined;
+  }
+
+  private snapshot(emit: Emit): void {
+    const c = this.counters;
+    const l = this.baseLabels;
+    emit('session_attempts', c.sessionAttempts, l);
+    emit('session_started', c.sessionsStarted, l);
+    emit('reflected_pkt', c.reflectedPackets, l);
+    emit('reflected_octets', c.reflectedOctets, l);
+    emit('dropped_pkt', c.droppedPackets, l);
+    for (const [reason, n] of c.refused) emit('refused', n, { ...l, reason });
+    emit('active_sessions', this.server.activeSessions, l);
+    emit('control_connections', this.server.activeConnections, l);
+  }
+}
+
+function isNormalized(c: ReflectorConfig | Record<string, unknown>): c is ReflectorConfig {
+  return typeof (c as ReflectorConfig).refwaitMs === 'number';
+}

@@ -1,0 +1,205 @@
+/**
+ * TwampSender: the `twamp_sender` collector as an OpenTelemetry producer.
+ * Runs one TWAMP test session every `interval` seconds against a reflector
+ * and exposes the last run's results as observable gauges (the 26 metrics of
+ * the reference), plus run health. A failed run withdraws the measurement
+ * series (they are not left looking fresh) and shows up as success = 0 and
+ * an error count by reason.
+ */
+import { metrics, type MeterProvider } from '@opentelemetry/api';
+import { createTrafficModel, type TrafficModel } from './measure/models.js';
+import { estimateVoiceQuality } from './measure/emodel.js';
+import type { SessionResult } from './measure/stats.js';
+import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
+import { systemClock, type Clock } from './session/clock.js';
+import { TwampSessionError, formatHostPort, type FailureReason } from './session/errors.js';
+import { silentLogger, childLogger, type Logger } from './session/log.js';
+import { SENDER_MEASUREMENTS, SENDER_HEALTH, type NamingProfile } from './otel/instruments.js';
+import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
+import { compileRelabel, type CompiledRelabel, type Labels } from './otel/relabel.js';
+import { parseSenderConfig } from './config/load.js';
+import type { SenderConfig } from './config/types.js';
+import { METER_NAME, VERSION } from './version.js';
+
+export interface ProducerOptions {
+  /** Defaults to the global MeterProvider (metrics.getMeterProvider()). */
+  meterProvider?: MeterProvider;
+  /** Labels added to every series (agent labels, host). Collector labels win. */
+  labels?: Record<string, string>;
+  logger?: Logger;
+  /** Naming profile: 'legacy' (reference names, default) or 'otel'. */
+  naming?: NamingProfile;
+  clock?: Clock;
+}
+
+/** The measurements of one successful run, keyed like SENDER_MEASUREMENTS. */
+export interface SenderRunResult {
+  session: SenderSessionResult;
+  /** Value per metric key; undefined where there is no sample (e.g. no reply). */
+  values: Record<string, number | undefined>;
+  finishedAt: Date;
+}
+
+export type SenderRunOutcome =
+  | { ok: true; result: SenderRunResult; durationMs: number }
+  | { ok: false; reason: FailureReason; error: Error; durationMs: number };
+
+export class TwampSender {
+  readonly config: SenderConfig;
+  readonly model: TrafficModel;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly instruments: InstrumentSet;
+  private readonly baseLabels: Labels;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<SenderRunOutcome> | undefined;
+  private abort: AbortController | undefined;
+  private started = false;
+  private last: SenderRunOutcome | undefined;
+  private runs = 0;
+  private readonly errors = new Map<FailureReason, number>();
+
+  /**
+   * @param config a Gufo-style `twamp_sender` collector object (snake_case, as
+   *   in the YAML file) or an already normalized SenderConfig.
+   */
+  constructor(config: SenderConfig | Record<string, unknown>, opts: ProducerOptions = {}) {
+    this.config = isNormalized(config) ? config : parseSenderConfig(config);
+    this.model = createTrafficModel(this.config.model);
+    this.log = childLogger(opts.logger ?? silentLogger, `[${this.config.id}] `);
+    this.clock = opts.clock ?? systemClock();
+    const relabel: CompiledRelabel | undefined = this.config.relabel.length
+      ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;
+    const meter = (opts.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME, VERSION);
+    this.instruments = new InstrumentSet(meter, [...SENDER_MEASUREMENTS, ...SENDER_HEALTH], {
+      profile: opts.naming ?? 'legacy', relabel, warn: (m) => this.log.warn(m),
+    });
+    // Identify the collector and the reflector on every series so two senders never collide.
+    this.baseLabels = {
+      ...(opts.labels ?? {}),
+      ...this.config.labels,
+      collector: 'twamp_sender',
+      collector_id: this.config.id,
+      reflector: formatHostPort(this.config.reflector, this.config.port),
+      model: this.config.model.model,
+    };
+  }
+
+  /** The outcome of the last finished run, if any. */
+  get lastOutcome(): SenderRunOutcome | undefined {
+    return this.last;
+  }
+
+  /** Register the instruments and run a session now and then every `interval` seconds. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.instruments.start((emit) => this.snapshot(emit));
+    const intervalMs = this.config.interval * 1000;
+    const t0 = Date.now();
+    const loop = (): void => {
+      if (!this.started) return;
+      void this.runOnce().finally(() => {
+        if (!this.started) return;
+        // Next slot on the fixed grid; a run longer than the interval skips slots.
+        const elapsed = Date.now() - t0;
+        const next = (Math.floor(elapsed / intervalMs) + 1) * intervalMs;
+        this.timer = setTimeout(loop, next - elapsed);
+      });
+    };
+    loop();
+  }
+
+  /** Stop scheduling, abort a running session (it still sends Stop-Sessions), unregister. */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.abort?.abort();
+    if (this.running) await this.running.catch(() => undefined);
+    this.instruments.stop();
+  }
+
+  /** Run one test session now (runs never overlap: a second call waits for the first). */
+  runOnce(): Promise<SenderRunOutcome> {
+    if (this.running) return this.running;
+    const p = this.execute().finally(() => { this.running = undefined; });
+    this.running = p;
+    return p;
+  }
+
+  private async execute(): Promise<SenderRunOutcome> {
+    const t0 = performance.now();
+    this.abort = new AbortController();
+    this.runs++;
+    let outcome: SenderRunOutcome;
+    try {
+      const session = await runSenderSession({
+        host: this.config.reflector, controlPort: this.config.port, reflectorPort: this.config.reflectorPort,
+        dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.model,
+        controlTimeoutMs: this.config.controlTimeoutMs, replyTimeoutMs: this.config.replyTimeoutMs,
+        clock: this.clock, signal: this.abort.signal,
+      });
+      const result: SenderRunResult = { session, values: measurementValues(session, this.model), finishedAt: new Date() };
+      outcome = { ok: true, result, durationMs: performance.now() - t0 };
+      const s = session.stats;
+      this.log.debug(`session done: ${s.txPackets} sent, ${s.rxPackets} received, rt loss ${s.rt.loss}`);
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      const reason: FailureReason = e instanceof TwampSessionError ? e.reason : 'protocol';
+      this.errors.set(reason, (this.errors.get(reason) ?? 0) + 1);
+      outcome = { ok: false, reason, error, durationMs: performance.now() - t0 };
+      if (reason !== 'aborted') this.log.warn(`test session failed (${reason}): ${error.message}`);
+    } finally {
+      this.abort = undefined;
+    }
+    this.last = outcome;
+    return outcome;
+  }
+
+  private snapshot(emit: Emit): void {
+    const labels = this.baseLabels;
+    emit('runs', this.runs, labels);
+    for (const [reason, n] of this.errors) emit('errors', n, { ...labels, reason });
+    const last = this.last;
+    if (!last) return;
+    emit('success', last.ok ? 1 : 0, labels);
+    emit('run_duration', last.durationMs / 1000, labels);
+    if (!last.ok) return; // a failed run withdraws the measurements
+    for (const spec of SENDER_MEASUREMENTS) emit(spec.key, last.result.values[spec.key], labels);
+  }
+}
+
+function isNormalized(c: SenderConfig | Record<string, unknown>): c is SenderConfig {
+  return typeof (c as SenderConfig).nPackets === 'number' && typeof (c as SenderConfig).model === 'object';
+}
+
+/** Map a session's statistics onto the reference metric keys. */
+export function measurementValues(s: SenderSessionResult, model: TrafficModel): Record<string, number | undefined> {
+  const r: SessionResult = s.stats;
+  const v: Record<string, number | undefined> = {
+    tx_packets: r.txPackets, rx_packets: r.rxPackets, tx_bytes: r.txBytes, rx_bytes: r.rxBytes,
+    duration: r.durationNs, tx_pps: r.txPps, rx_pps: r.rxPps, tx_bitrate: r.txBitrate, rx_bitrate: r.rxBitrate,
+  };
+  for (const dir of ['in', 'out', 'rt'] as const) {
+    const d = r[dir];
+    v[`${dir}_min_delay`] = d.minDelayNs;
+    v[`${dir}_max_delay`] = d.maxDelayNs;
+    v[`${dir}_avg_delay`] = d.avgDelayNs;
+    v[`${dir}_jitter`] = d.jitterNs;
+    v[`${dir}_loss`] = d.loss;
+  }
+  if (model.codec && r.txPackets > 0 && r.rt.avgDelayNs !== undefined) {
+    for (const dir of ['in', 'out'] as const) {
+      const d = r[dir];
+      // One-way delay only means something with synchronised clocks; otherwise RTT/2.
+      const oneWayNs = s.clocksSynchronized && d.avgDelayNs !== undefined ? d.avgDelayNs : r.rt.avgDelayNs / 2;
+      v[`${dir}_mos`] = estimateVoiceQuality(model.codec, {
+        oneWayDelayMs: oneWayNs / 1e6,
+        jitterMs: (d.jitterNs ?? 0) / 1e6,
+        lossPercent: (d.loss / r.txPackets) * 100,
+      }).mos;
+    }
+  }
+  return v;
+}

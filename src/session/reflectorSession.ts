@@ -1,0 +1,123 @@
+/**
+ * One TWAMP test session as Session-Reflector (RFC 5357 §4.2): a UDP socket
+ * that answers the negotiated Session-Sender only, with T2 taken on arrival
+ * and T3 just before the reply is handed to the kernel, its own sequence
+ * counter, the sender's fields copied and the reply padded to the request's
+ * length (minimum 41 octets).
+ */
+import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
+import {
+  buildReflection, patchReflectorTimestamp, reflectorReplyLength, SENDER_HEADER_SIZE,
+} from '../protocol/index.js';
+import type { Clock } from './clock.js';
+import { unmapAddress } from './address.js';
+import { closeUdp } from './udp.js';
+
+export interface ReflectorCounters {
+  reflectedPackets: number;
+  /** Octets at IP level (UDP payload + IP and UDP headers), as the reference agent counts. */
+  reflectedOctets: number;
+  /** Datagrams not reflected: wrong source, too short, before start or after stop. */
+  droppedPackets: number;
+}
+
+export interface ReflectorSessionOptions {
+  socket: UdpSocket;
+  family: 4 | 6;
+  senderAddress: string;
+  senderPort: number;
+  sid: Buffer;
+  /** Keep reflecting this long after Stop-Sessions (the request's Timeout, RFC 5357 §3.5). */
+  stopGraceMs: number;
+  /** End the session after this long without a packet (REFWAIT, RFC 5357 §4.2). */
+  refwaitMs: number;
+  clock: Clock;
+  counters: ReflectorCounters;
+  onEnd: (s: ReflectorSession, why: string) => void;
+}
+
+export class ReflectorSession {
+  readonly port: number;
+  private started = false;
+  private stoppedAt: number | undefined;
+  private ended = false;
+  private seq = 0;
+  private lastPacketAt = Date.now();
+  private refwaitTimer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private readonly overhead: number;
+  /** Packets this session reflected (for logs). */
+  reflected = 0;
+
+  constructor(private readonly o: ReflectorSessionOptions) {
+    this.port = o.socket.address().port;
+    this.overhead = o.family === 6 ? 48 : 28;
+    o.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    o.socket.on('error', () => { /* send errors (ICMP unreachable) must not kill the reflector */ });
+  }
+
+  get sid(): Buffer {
+    return this.o.sid;
+  }
+
+  get isStarted(): boolean {
+    return this.started && this.stoppedAt === undefined;
+  }
+
+  /** Start-Sessions received: begin reflecting, arm REFWAIT. */
+  start(): void {
+    if (this.ended || this.started) return;
+    this.started = true;
+    this.lastPacketAt = Date.now();
+    this.armRefwait();
+  }
+
+  /** Stop-Sessions received: keep reflecting for the session's Timeout, then end. */
+  stop(): void {
+    if (this.ended || this.stoppedAt !== undefined) return;
+    this.stoppedAt = Date.now();
+    this.graceTimer = setTimeout(() => this.end('stopped'), this.o.stopGraceMs);
+  }
+
+  end(why: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.refwaitTimer) clearTimeout(this.refwaitTimer);
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    closeUdp(this.o.socket);
+    this.o.onEnd(this, why);
+  }
+
+  private armRefwait(): void {
+    if (this.refwaitTimer) clearTimeout(this.refwaitTimer);
+    const left = this.o.refwaitMs - (Date.now() - this.lastPacketAt);
+    this.refwaitTimer = setTimeout(() => {
+      if (Date.now() - this.lastPacketAt >= this.o.refwaitMs) this.end('REFWAIT expired');
+      else this.armRefwait();
+    }, Math.max(left, 1));
+    this.refwaitTimer.unref?.();
+  }
+
+  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    const t2 = this.o.clock.nowNtp();
+    const c = this.o.counters;
+    if (!this.started || this.ended || rinfo.port !== this.o.senderPort ||
+        unmapAddress(rinfo.address) !== this.o.senderAddress || msg.length < SENDER_HEADER_SIZE.open) {
+      c.droppedPackets++;
+      return;
+    }
+    this.lastPacketAt = Date.now();
+    const out = Buffer.allocUnsafe(reflectorReplyLength(msg.length));
+    const len = buildReflection(msg, msg.length, out, {
+      seq: this.seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate,
+      // Node's dgram cannot read the received TTL: RFC 5357 §4.2.1 says write 255 then.
+      senderTtl: 255,
+    });
+    this.seq = (this.seq + 1) >>> 0;
+    patchReflectorTimestamp(out, this.o.clock.nowNtp());
+    this.o.socket.send(out, 0, len, rinfo.port, rinfo.address);
+    this.reflected++;
+    c.reflectedPackets++;
+    c.reflectedOctets += len + this.overhead;
+  }
+}

@@ -1,0 +1,135 @@
+// Shape checks for the shipped configs in collector-config/. Each config file
+// has its own describe() block; add new ones below (e.g. the demo agent's).
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { isCI, repoRoot } from './helpers/peers.js';
+
+const configDir = join(repoRoot(), 'collector-config');
+
+type Obj = Record<string, unknown>;
+
+function loadYaml(name: string): Obj {
+  const doc: unknown = parse(readFileSync(join(configDir, name), 'utf8'));
+  assert.ok(isObj(doc), `${name}: top level must be a mapping`);
+  return doc;
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function obj(v: unknown, where: string): Obj {
+  assert.ok(isObj(v), `${where} must be a mapping, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function strings(v: unknown, where: string): string[] {
+  assert.ok(Array.isArray(v) && v.every((x) => typeof x === 'string'), `${where} must be a list of names`);
+  return v as string[];
+}
+
+/** Collector component ids are "type" or "type/name"; the type selects the factory. */
+const componentType = (id: string) => id.split('/')[0]!;
+
+describe('collector-config/otel-collector.yaml', () => {
+  const cfg = loadYaml('otel-collector.yaml');
+  const service = obj(cfg.service, 'service');
+  const pipelines = obj(service.pipelines, 'service.pipelines');
+
+  it('receives OTLP over HTTP on 4318 and gRPC on 4317', () => {
+    const otlp = obj(obj(cfg.receivers, 'receivers').otlp, 'receivers.otlp');
+    const protocols = obj(otlp.protocols, 'receivers.otlp.protocols');
+    assert.match(String(obj(protocols.http, 'otlp http').endpoint), /:4318$/);
+    assert.match(String(obj(protocols.grpc, 'otlp grpc').endpoint), /:4317$/);
+  });
+
+  it('exports to Prometheus on 0.0.0.0:8889 with resource attributes as labels, and to debug', () => {
+    const exporters = obj(cfg.exporters, 'exporters');
+    const prom = obj(exporters.prometheus, 'exporters.prometheus');
+    assert.equal(prom.endpoint, '0.0.0.0:8889');
+    assert.equal(obj(prom.resource_to_telemetry_conversion, 'resource_to_telemetry_conversion').enabled, true);
+    assert.ok('debug' in exporters, 'debug exporter declared');
+  });
+
+  it('has a metrics pipeline otlp -> batch -> prometheus + debug', () => {
+    const metrics = obj(pipelines.metrics, 'service.pipelines.metrics');
+    assert.deepEqual(strings(metrics.receivers, 'metrics.receivers'), ['otlp']);
+    assert.ok(strings(metrics.processors, 'metrics.processors').includes('batch'));
+    const exp = strings(metrics.exporters, 'metrics.exporters');
+    assert.ok(exp.includes('prometheus') && exp.includes('debug'), `exporters: ${exp.join(', ')}`);
+  });
+
+  it('declares every component a pipeline or the service uses, and uses every declared one', () => {
+    const used = new Set<string>();
+    for (const [name, raw] of Object.entries(pipelines)) {
+      const pl = obj(raw, `pipeline ${name}`);
+      assert.ok(['metrics', 'traces', 'logs'].includes(componentType(name)), `pipeline type of ${name}`);
+      for (const kind of ['receivers', 'processors', 'exporters'] as const) {
+        if (pl[kind] === undefined && kind === 'processors') continue;
+        const ids = strings(pl[kind], `${name}.${kind}`);
+        assert.ok(kind === 'processors' || ids.length > 0, `${name}.${kind} must not be empty`);
+        const declared = obj(cfg[kind], kind);
+        for (const id of ids) {
+          assert.ok(id in declared, `pipeline ${name} uses ${kind}.${id}, which is not declared`);
+          used.add(`${kind}.${id}`);
+        }
+      }
+    }
+    const ext = service.extensions === undefined ? [] : strings(service.extensions, 'service.extensions');
+    for (const id of ext) {
+      assert.ok(id in obj(cfg.extensions, 'extensions'), `service uses extensions.${id}, which is not declared`);
+      used.add(`extensions.${id}`);
+    }
+    for (const kind of ['receivers', 'processors', 'exporters', 'extensions'] as const) {
+      for (const id of Object.keys(cfg[kind] === undefined ? {} : obj(cfg[kind], kind))) {
+        assert.ok(used.has(`${kind}.${id}`), `${kind}.${id} is declared but not used`);
+      }
+    }
+  });
+});
+
+describe('collector-config/prometheus.yml', () => {
+  const cfg = loadYaml('prometheus.yml');
+  assert.ok(Array.isArray(cfg.scrape_configs), 'scrape_configs must be a list');
+  const jobs = (cfg.scrape_configs as unknown[]).map((j, i) => obj(j, `scrape_configs[${i}]`));
+  const job = (target: string): Obj => {
+    const found = jobs.filter((j) =>
+      (j.static_configs as unknown[] | undefined)?.some((s) => strings(obj(s, 'static_configs[]').targets, 'targets').includes(target)),
+    );
+    assert.equal(found.length, 1, `exactly one job scrapes ${target}`);
+    return found[0]!;
+  };
+
+  it('scrapes the agent at localhost:9464/metrics every 10 s', () => {
+    const agent = job('localhost:9464');
+    assert.equal(agent.metrics_path ?? '/metrics', '/metrics');
+    assert.equal(agent.scrape_interval ?? obj(cfg.global, 'global').scrape_interval, '10s');
+  });
+
+  it("scrapes the collector's prometheus exporter on :8889, keeping the exported job/instance labels", () => {
+    const col = job('localhost:8889');
+    assert.equal(col.metrics_path ?? '/metrics', '/metrics');
+    assert.equal(col.honor_labels, true);
+  });
+
+  it('has unique job names', () => {
+    const names = jobs.map((j) => j.job_name);
+    assert.ok(names.every((n) => typeof n === 'string' && n.length > 0));
+    assert.equal(new Set(names).size, names.length);
+  });
+
+  it('passes promtool check config (when promtool is installed)', (t) => {
+    const r = spawnSync('promtool', ['check', 'config', join(configDir, 'prometheus.yml')], { encoding: 'utf8' });
+    if (r.error) {
+      assert.ok(!isCI(), `promtool not runnable under CI (.ci/run installs prometheus): ${r.error.message}`);
+      t.skip('promtool not installed (apt-get install prometheus)');
+      return;
+    }
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  });
+});

@@ -136,7 +136,7 @@ export class TwampSender {
     try {
       const session = await runSenderSession({
         host: this.config.reflector, controlPort: this.config.port, reflectorPort: this.config.reflectorPort,
-        dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.model,
+        dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.config.model,
         controlTimeoutMs: this.config.controlTimeoutMs, replyTimeoutMs: this.config.replyTimeoutMs,
         clock: this.clock, signal: this.abort.signal,
       });

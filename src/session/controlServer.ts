@@ -233,6 +233,7 @@ export class ControlServer {
       reject(Accept.TEMPORARY_RESOURCE_LIMITATION, sock.message);
       return;
     }
+    sock.setTTL(255); // RFC 5357 §4.2: reflected packets leave with TTL/Hop Limit 255
     const sid = this.makeSid(receiverAddress);
     const graceMs = Math.min(Number(nsFromNtpInterval(req.timeout) / 1_000_000n), 60_000);
     const session = new ReflectorSession({

@@ -11,7 +11,7 @@ import {
   DecodeError, decodeErrorEstimate,
 } from '../protocol/index.js';
 import { SessionStats, type SessionResult } from '../measure/stats.js';
-import { checkModelForIpVersion, ipOverhead, type TrafficModel } from '../measure/models.js';
+import { checkModelForIpVersion, createTrafficModel, ipOverhead, type ModelConfig } from '../measure/models.js';
 import { ControlClient } from './controlClient.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
 import { bindUdp, closeUdp } from './udp.js';
@@ -26,7 +26,8 @@ export interface SenderSessionOptions {
   reflectorPort: number;
   dscp: number;
   nPackets: number;
-  model: TrafficModel;
+  /** Built per session: voice models' sizes depend on the IP version. */
+  model: ModelConfig;
   controlTimeoutMs: number;
   /** How long after the last departure a reflection may still arrive. */
   replyTimeoutMs: number;
@@ -60,8 +61,10 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
   let accepted = false;
   try {
     const family = client.family;
+    let model;
     try {
-      checkModelForIpVersion(o.model, family);
+      model = createTrafficModel(o.model, family);
+      checkModelForIpVersion(model, family);
     } catch (e) {
       throw new TwampSessionError('protocol', peer, `traffic model does not fit IPv${family}: ${(e as Error).message}`);
     }
@@ -71,7 +74,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     const senderPort = udp.address().port;
     // twampd reads exactly 14 + Padding Length octets per packet: declare the
     // padding of the smallest packet so larger ones (imix) are only truncated.
-    const paddingLength = o.model.minSizeIp - overhead - SENDER_HEADER_SIZE.open;
+    const paddingLength = model.minSizeIp - overhead - SENDER_HEADER_SIZE.open;
     const acc = await client.requestSession({
       ipvn: family,
       senderPort,
@@ -115,10 +118,10 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     udp.on('message', onMessage);
     udp.on('error', () => { invalid++; });
 
-    const padding = randomBytes(Math.max(0, o.model.maxSizeIp - overhead - SENDER_HEADER_SIZE.open));
+    const padding = randomBytes(Math.max(0, model.maxSizeIp - overhead - SENDER_HEADER_SIZE.open));
     const sock = udp;
     const sendOne = (seq: number): number => {
-      const shape = o.model.packet(seq);
+      const shape = model.packet(seq);
       const payload = shape.sizeIp - overhead;
       const buf = Buffer.allocUnsafe(payload);
       padding.copy(buf, SENDER_HEADER_SIZE.open, 0, payload - SENDER_HEADER_SIZE.open);

@@ -1,0 +1,393 @@
+/**
+ * Loads an agent config (Gufo Agent format, YAML or JSON), validates it
+ * completely and returns the normalized {@link AgentConfig}. All problems are
+ * collected and thrown together as one {@link ConfigError}, each naming the
+ * offending key with `file:line:col` when the config came from text.
+ */
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
+import type * as z from 'zod';
+import { ConfigError } from './errors.js';
+import type { ConfigIssue, ConfigPath } from './errors.js';
+import {
+  agentFileSchema,
+  collectorSchema,
+  defaultsSectionSchema,
+  describeValue,
+  KEY_MESSAGE_SEPARATOR,
+  modelConfigOf,
+  reflectorSchema,
+  senderSchema,
+} from './schema.js';
+import type { AgentFile, ParsedCollector, ParsedReflector, ParsedSender } from './schema.js';
+import type { AgentConfig, CollectorConfig, OtlpConfig, ReflectorConfig, SenderConfig } from './types.js';
+
+export const DEFAULT_INTERVAL_S = 60;
+export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318/v1/metrics';
+
+// ---------------------------------------------------------------------------
+// Issues and their locations
+
+/** A problem before the source and location are attached. */
+interface RawIssue {
+  path: ConfigPath;
+  message: string;
+}
+
+/** Safety net for any issue a schema did not word itself. */
+const fallbackMessage: z.core.$ZodErrorMap = (iss) => `invalid value ${describeValue(iss.input)}`;
+
+function fromZod(issues: readonly z.core.$ZodIssue[], prefix: ConfigPath = []): RawIssue[] {
+  const out: RawIssue[] = [];
+  for (const iss of issues) {
+    const path = [...prefix, ...iss.path.map((p) => (typeof p === 'number' ? p : String(p)))];
+    if (iss.code === 'unrecognized_keys') {
+      // strictMap words one message per key; give each key its own issue and location.
+      const messages = iss.message.split(KEY_MESSAGE_SEPARATOR);
+      iss.keys.forEach((key, i) => out.push({ path: [...path, key], message: messages[i] ?? 'unknown key' }));
+    } else {
+      out.push({ path, message: iss.message });
+    }
+  }
+  return out;
+}
+
+interface Position {
+  line: number;
+  column: number;
+}
+
+/** Where the config text defines a value: positions come from the parsed YAML document. */
+class SourceMap {
+  constructor(
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+  ) {}
+
+  position(offset: number): Position {
+    const { line, col } = this.lines.linePos(offset);
+    return { line, column: col };
+  }
+
+  /**
+   * The key at the end of `path`; for a missing key, the map that should hold
+   * it; for a list item, the item.
+   */
+  locate(path: ConfigPath): Position | undefined {
+    let node: unknown = this.doc.contents;
+    let offset: number | undefined;
+    for (const seg of path) {
+      if (isAlias(node)) node = node.resolve(this.doc);
+      if (isMap(node)) {
+        offset = node.range?.[0] ?? offset;
+        const pair = node.items.find((p) => keyText(p.key) === String(seg));
+        if (pair === undefined) break;
+        offset = (pair.key as { range?: [number, number, number] } | null)?.range?.[0] ?? offset;
+        node = pair.value;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        offset = node.range?.[0] ?? offset;
+        const item: unknown = node.items[seg];
+        if (item === undefined || item === null) break;
+        offset = (item as { range?: [number, number, number] }).range?.[0] ?? offset;
+        node = item;
+      } else {
+        break;
+      }
+    }
+    return offset === undefined ? undefined : this.position(offset);
+  }
+
+  /** Path of the map key that starts at `offset`, and the line of an earlier key with the same name. */
+  keyAt(offset: number): { path: ConfigPath; firstLine?: number } | undefined {
+    const walk = (node: unknown, path: ConfigPath): { path: ConfigPath; firstLine?: number } | undefined => {
+      if (isMap(node)) {
+        for (const pair of node.items) {
+          const key = keyText(pair.key);
+          const range = (pair.key as { range?: [number, number, number] } | null)?.range;
+          if (range?.[0] === offset) {
+            const first = node.items.find((p) => p !== pair && keyText(p.key) === key);
+            const firstOffset = (first?.key as { range?: [number, number, number] } | undefined)?.range?.[0];
+            return firstOffset === undefined
+              ? { path: [...path, key] }
+              : { path: [...path, key], firstLine: this.position(firstOffset).line };
+          }
+          const found = walk(pair.value, [...path, key]);
+          if (found) return found;
+        }
+      } else if (isSeq(node)) {
+        for (let i = 0; i < node.items.length; i++) {
+          const found = walk(node.items[i], [...path, i]);
+          if (found) return found;
+        }
+      }
+      return undefined;
+    };
+    return walk(this.doc.contents, []);
+  }
+}
+
+function keyText(key: unknown): string {
+  return isScalar(key) ? String(key.value) : String(key);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Attaches source, position and collector id; sorts into document order. */
+function finish(
+  raw: readonly RawIssue[],
+  source: string,
+  map: SourceMap | undefined,
+  collectorIdOf: (path: ConfigPath) => string | undefined,
+): ConfigIssue[] {
+  const issues = raw.map((r): ConfigIssue => {
+    const pos = map?.locate(r.path);
+    const collectorId = collectorIdOf(r.path);
+    return {
+      source,
+      path: r.path,
+      message: r.message,
+      ...(collectorId !== undefined ? { collectorId } : {}),
+      ...(pos ? { line: pos.line, column: pos.column } : {}),
+    };
+  });
+  const order = (i: ConfigIssue) => (i.line ?? Infinity) * 1e6 + (i.column ?? 0);
+  return issues
+    .map((issue, index) => ({ issue, index }))
+    .sort((a, b) => order(a.issue) - order(b.issue) || a.index - b.index)
+    .map((x) => x.issue);
+}
+
+// ---------------------------------------------------------------------------
+// Normalization (snake_case seconds → camelCase milliseconds, context defaults)
+
+const ms = (seconds: number) => Math.round(seconds * 1000);
+
+function toSender(p: ParsedSender, defaultInterval: number): SenderConfig {
+  return {
+    type: 'twamp_sender',
+    id: p.id,
+    interval: p.interval ?? defaultInterval,
+    disabled: p.disabled,
+    labels: p.labels,
+    relabel: p.relabel,
+    relabelDialect: p.relabel_dialect,
+    reflector: p.reflector,
+    port: p.port,
+    reflectorPort: p.reflector_port,
+    dscp: p.dscp,
+    nPackets: p.n_packets,
+    model: modelConfigOf(p),
+    controlTimeoutMs: ms(p.control_timeout),
+    replyTimeoutMs: ms(p.reply_timeout),
+  };
+}
+
+function toReflector(p: ParsedReflector, defaultInterval: number): ReflectorConfig {
+  const cfg: ReflectorConfig = {
+    type: 'twamp_reflector',
+    id: p.id,
+    interval: p.interval ?? defaultInterval,
+    disabled: p.disabled,
+    labels: p.labels,
+    relabel: p.relabel,
+    relabelDialect: p.relabel_dialect,
+    listen: p.listen,
+    port: p.port,
+    maxSessions: p.max_sessions,
+    refwaitMs: ms(p.refwait),
+    servwaitMs: ms(p.servwait),
+  };
+  if (p.test_port_range !== undefined) cfg.testPortRange = p.test_port_range;
+  return cfg;
+}
+
+function toCollector(p: ParsedCollector, defaultInterval: number): CollectorConfig {
+  return 'reflector' in p ? toSender(p, defaultInterval) : toReflector(p, defaultInterval);
+}
+
+/** OTLP exporter conventions: the signal-specific variable is used as is, the generic one gets `/v1/metrics`. */
+export function otlpEndpointFromEnv(env: NodeJS.ProcessEnv): string {
+  const specific = env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim();
+  if (specific) return specific;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (base) return `${base.replace(/\/+$/, '')}/v1/metrics`;
+  return DEFAULT_OTLP_ENDPOINT;
+}
+
+function toOtlp(o: NonNullable<AgentFile['otlp']>, env: NodeJS.ProcessEnv): OtlpConfig {
+  return {
+    endpoint: o.endpoint ?? otlpEndpointFromEnv(env),
+    protocol: o.protocol,
+    headers: o.headers,
+    intervalMs: ms(o.interval),
+    timeoutMs: ms(o.timeout),
+    temporality: o.temporality,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Public API
+
+/**
+ * Parses and validates agent config text (YAML or JSON).
+ * @param source names the text in messages (a file path, or `'<inline>'`).
+ * @param env where OTLP endpoint defaults come from.
+ * @throws ConfigError listing every problem found.
+ */
+export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const map = new SourceMap(doc, lines);
+
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e): ConfigIssue => {
+        const start = e.linePos?.[0] ?? { line: map.position(e.pos[0]).line, col: map.position(e.pos[0]).column };
+        const base = { source, line: start.line, column: start.col };
+        if (e.code === 'DUPLICATE_KEY') {
+          const key = map.keyAt(e.pos[0]);
+          if (key) {
+            const first = key.firstLine !== undefined ? ` (first defined on line ${key.firstLine})` : '';
+            const id = key.path[0] === 'collectors' && typeof key.path[1] === 'number' ? doc.getIn(['collectors', key.path[1], 'id']) : undefined;
+            return {
+              ...base,
+              path: key.path,
+              message: `duplicate key${first}`,
+              ...(typeof id === 'string' ? { collectorId: id } : {}),
+            };
+          }
+        }
+        // yaml's messages end with " at line L, column C:" and a source excerpt; we print the position ourselves.
+        const message = e.message.replace(/ at line \d+, column \d+[\s\S]*$/, '');
+        return { ...base, path: [], message: `YAML syntax error: ${message}` };
+      }),
+    );
+  }
+
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    throw new ConfigError({ source, path: [], message: `cannot read YAML: ${(err as Error).message}` });
+  }
+
+  const issues: RawIssue[] = [];
+  const top = agentFileSchema.safeParse(raw, { error: fallbackMessage });
+  if (!top.success) issues.push(...fromZod(top.error.issues));
+
+  // Collectors are parsed one by one so that every broken one is reported,
+  // using the agent's default interval when that part of the file is valid.
+  const agent = isRecord(raw) && isRecord(raw.agent) ? raw.agent : {};
+  const defaults = defaultsSectionSchema.safeParse(agent.defaults ?? {});
+  const defaultInterval = defaults.success ? defaults.data.interval : DEFAULT_INTERVAL_S;
+
+  const rawCollectors = isRecord(raw) && Array.isArray(raw.collectors) ? (raw.collectors as unknown[]) : [];
+  const collectors: CollectorConfig[] = [];
+  const firstById = new Map<string, number>();
+  rawCollectors.forEach((item, i) => {
+    const parsed = collectorSchema.safeParse(item, { error: fallbackMessage });
+    if (parsed.success) collectors.push(toCollector(parsed.data, defaultInterval));
+    else issues.push(...fromZod(parsed.error.issues, ['collectors', i]));
+
+    const id = isRecord(item) ? item.id : undefined;
+    if (typeof id !== 'string') return;
+    const first = firstById.get(id);
+    if (first === undefined) {
+      firstById.set(id, i);
+    } else {
+      const firstPos = map.locate(['collectors', first, 'id']);
+      const at = firstPos ? ` (line ${firstPos.line})` : '';
+      issues.push({
+        path: ['collectors', i, 'id'],
+        message: `duplicate id ${JSON.stringify(id)}: already used by collectors[${first}]${at}; ids must be unique`,
+      });
+    }
+  });
+
+  if (issues.length > 0 || !top.success) {
+    throw new ConfigError(
+      finish(issues, source, map, (path) => {
+        if (path[0] !== 'collectors' || typeof path[1] !== 'number') return undefined;
+        const item = rawCollectors[path[1]];
+        return isRecord(item) && typeof item.id === 'string' ? item.id : undefined;
+      }),
+    );
+  }
+
+  const f = top.data;
+  const config: AgentConfig = {
+    version: f.$version,
+    host: f.agent.host ?? os.hostname(),
+    labels: f.agent.labels,
+    defaultInterval,
+    naming: f.naming,
+    collectors,
+  };
+  if (f.sender?.listen !== undefined) {
+    config.prometheus = { host: f.sender.listen.host, port: f.sender.listen.port, path: f.sender.path };
+  }
+  if (f.otlp !== undefined) config.otlp = toOtlp(f.otlp, env);
+  return config;
+}
+
+/**
+ * Reads and parses an agent config file (a path or a `file:` URL).
+ * @throws ConfigError naming the path when the file cannot be read, or listing every problem in it.
+ */
+export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+  const file = path.startsWith('file:') ? fileURLToPath(path) : path;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    throw new ConfigError({ source: path, path: [], message: `cannot read config file: ${why}` });
+  }
+  return parseAgentConfig(text, path);
+}
+
+function parseStandalone<T>(
+  schema: z.ZodType<T>,
+  raw: unknown,
+  source: string,
+): T {
+  const parsed = schema.safeParse(raw, { error: fallbackMessage });
+  if (parsed.success) return parsed.data;
+  const id = isRecord(raw) && typeof raw.id === 'string' ? raw.id : undefined;
+  throw new ConfigError(finish(fromZod(parsed.error.issues), source, undefined, () => id));
+}
+
+function checkedDefaultInterval(defaults: { interval?: number } | undefined, source: string): number {
+  const interval = defaults?.interval ?? DEFAULT_INTERVAL_S;
+  if (!Number.isInteger(interval) || interval < 1) {
+    throw new ConfigError({ source, path: ['defaults', 'interval'], message: `expected an integer ≥ 1, got ${describeValue(interval)}` });
+  }
+  return interval;
+}
+
+/**
+ * Validates one Gufo-style `twamp_sender` collector object (snake_case keys;
+ * `type` may be omitted) for library users who build a producer directly.
+ * @throws ConfigError listing every problem found.
+ */
+export function parseSenderConfig(raw: unknown, defaults?: { interval?: number }, source = '<inline>'): SenderConfig {
+  const interval = checkedDefaultInterval(defaults, source);
+  return toSender(parseStandalone(senderSchema(false), raw, source), interval);
+}
+
+/**
+ * Validates one Gufo-style `twamp_reflector` collector object (snake_case
+ * keys; `type` may be omitted).
+ * @throws ConfigError listing every problem found.
+ */
+export function parseReflectorConfig(raw: unknown, defaults?: { interval?: number }, source = '<inline>'): ReflectorConfig {
+  const interval = checkedDefaultInterval(defaults, source);
+  return toReflector(parseStandalone(reflectorSchema(false), raw, source), interval);
+}

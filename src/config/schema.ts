@@ -1,0 +1,465 @@
+/**
+ * Zod schemas for the Gufo Agent-compatible config (snake_case, seconds).
+ * They check types, ranges and unknown keys and fill static defaults; every
+ * schema carries its own message ("expected …, got …") so the loader only
+ * has to add the location. Defaults that depend on context (the agent's
+ * default interval, the host name, OTLP environment variables) and the
+ * snake_case → camelCase mapping live in `load.ts`.
+ */
+import net from 'node:net';
+import * as z from 'zod';
+import { parseDscp } from '../protocol/dscp.js';
+import { checkModelForIpVersion, createTrafficModel, ModelConfigError } from '../measure/models.js';
+import type { ModelConfig, ModelName } from '../measure/models.js';
+import { compileRelabel, RelabelConfigError } from '../otel/relabel.js';
+import type { RelabelRule } from '../otel/relabel.js';
+import { COLLECTOR_TYPES } from './types.js';
+import type { CollectorType } from './types.js';
+
+// ---------------------------------------------------------------------------
+// Messages
+
+/** How a YAML value reads in a message: strings quoted, containers by kind. */
+export function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return String(v);
+}
+
+type ErrorFn = z.core.$ZodErrorMap;
+
+/** One message for every issue a schema (and its checks) can raise. */
+function expecting(what: string): ErrorFn {
+  return (iss) =>
+    iss.input === undefined
+      ? `required key is missing (expected ${what})`
+      : `expected ${what}, got ${describeValue(iss.input)}`;
+}
+
+export function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j]!;
+      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** Closest known key within edit distance 2 (case-insensitive), if any. */
+export function suggestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+export function unknownKeyMessage(
+  key: string,
+  known: readonly string[],
+  unsupported: Readonly<Record<string, string>> = {},
+): string {
+  const why = Object.hasOwn(unsupported, key) ? unsupported[key] : undefined;
+  if (why !== undefined) return `not supported: ${why}`;
+  const suggestion = suggestKey(key, known);
+  return suggestion !== undefined
+    ? `unknown key (did you mean "${suggestion}"?)`
+    : `unknown key; known keys: ${known.join(', ')}`;
+}
+
+/**
+ * Separator between the per-key messages of one `unrecognized_keys` issue;
+ * the loader splits them into one issue per key (in `issue.keys` order).
+ */
+export const KEY_MESSAGE_SEPARATOR = '\u001f';
+
+/** A map that rejects unknown keys, naming each and suggesting the closest known one. */
+function strictMap<S extends z.ZodRawShape>(
+  shape: S,
+  what: string,
+  unsupported: Readonly<Record<string, string>> = {},
+) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys'
+        ? iss.keys.map((k) => unknownKeyMessage(k, known, unsupported)).join(KEY_MESSAGE_SEPARATOR)
+        : expecting(what)(iss),
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Building blocks
+
+/** An optional key; an explicit YAML null (`labels:` with nothing after it) counts as absent. */
+function opt<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), schema);
+}
+
+function int(min: number, max?: number) {
+  const what = max === undefined ? `an integer ≥ ${min}` : `an integer between ${min} and ${max}`;
+  const s = z.int({ error: expecting(what) }).min(min);
+  return max === undefined ? s : s.max(max);
+}
+
+/** Durations are capped at a day: longer is a typo, and setTimeout overflows at ~24.8 days. */
+const MAX_SECONDS = 86_400;
+const seconds = () => z.number({ error: expecting(`a number of seconds > 0 and ≤ ${MAX_SECONDS}`) }).gt(0).max(MAX_SECONDS);
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: expecting(`one of ${values.map((v) => JSON.stringify(v)).join(', ')}`) });
+}
+
+function exactly<const T extends string>(value: T, hint = '') {
+  return z.literal(value, { error: expecting(`${JSON.stringify(value)}${hint}`) });
+}
+
+const string = (what = 'a string') => z.string({ error: expecting(what) });
+const nonEmptyString = (what = 'a non-empty string') => z.string({ error: expecting(what) }).min(1);
+
+/** Label values and the like: YAML numbers and booleans are taken as their text. */
+const scalarString = () =>
+  z.union([z.string(), z.number(), z.boolean()], { error: expecting('a string') }).transform(String);
+
+/** Prometheus label names; `__` is reserved for internal use. */
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+export function isValidLabelName(name: string): boolean {
+  return LABEL_NAME.test(name) && !name.startsWith('__');
+}
+
+const labels = () =>
+  opt(
+    z
+      .record(
+        z.string().refine(isValidLabelName),
+        scalarString(),
+        {
+          error: (iss) =>
+            iss.code === 'invalid_key'
+              ? `invalid label name ${JSON.stringify(iss.input)}: expected [a-zA-Z_][a-zA-Z0-9_]*, not starting with "__"`
+              : expecting('a map of label names to values')(iss),
+        },
+      )
+      .default({}),
+  );
+
+/** RFC 1123 host name (letters, digits, hyphens; labels ≤ 63; total ≤ 253; not all-numeric TLD). */
+const HOST_LABEL = /^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+export function isHostname(s: string): boolean {
+  const name = s.endsWith('.') ? s.slice(0, -1) : s;
+  if (name.length === 0 || name.length > 253) return false;
+  const parts = name.split('.');
+  // A numeric last label would make "10.0.0.300" a host name; RFC 3696 §2 rules it out.
+  return parts.every((p) => HOST_LABEL.test(p)) && !/^\d+$/.test(parts[parts.length - 1]!);
+}
+
+export const isHostOrIp = (s: string): boolean => net.isIP(s) !== 0 || isHostname(s);
+
+const hostOrIp = () => {
+  const what = 'an IPv4/IPv6 address or a host name';
+  return z.string({ error: expecting(what) }).refine(isHostOrIp, { error: expecting(what) });
+};
+
+// ---------------------------------------------------------------------------
+// Relabel rules (structure only; semantics are checked by compileRelabel)
+
+const RELABEL_RULE_SHAPE = {
+  action: opt(string().optional()),
+  source_labels: opt(z.array(string(), { error: expecting('a list of label names') }).optional()),
+  separator: opt(scalarString().optional()),
+  regex: opt(scalarString().optional()),
+  replacement: opt(scalarString().optional()),
+  target_label: opt(string().optional()),
+  modulus: opt(int(1).optional()),
+};
+
+export const relabelRuleSchema = strictMap(RELABEL_RULE_SHAPE, 'a relabel rule (map)').transform((r): RelabelRule => {
+  const out: RelabelRule = {};
+  for (const [k, v] of Object.entries(r)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+});
+
+// ---------------------------------------------------------------------------
+// Collectors
+
+const SENDER_TYPE = 'twamp_sender' satisfies CollectorType;
+const REFLECTOR_TYPE = 'twamp_reflector' satisfies CollectorType;
+export const MODEL_NAMES = ['g711', 'g729', 'cbr', 'imix'] as const satisfies readonly ModelName[];
+
+const commonShape = () => ({
+  id: nonEmptyString(),
+  interval: opt(int(1).optional()),
+  disabled: opt(z.boolean({ error: expecting('true or false') }).default(false)),
+  labels: labels(),
+  relabel: opt(z.array(relabelRuleSchema, { error: expecting('a list of relabel rules') }).default([])),
+  relabel_dialect: opt(oneOf(['prometheus', 'gufo']).default('prometheus')),
+});
+
+/** A check that runs only when the listed keys parsed cleanly (so it sees their typed values). */
+function whenClean(keys: readonly string[]) {
+  return (payload: z.core.ParsePayload) =>
+    !payload.issues.some((i) => typeof i.path?.[0] === 'string' && keys.includes(i.path[0]));
+}
+
+interface RelabelFields {
+  relabel: RelabelRule[];
+  relabel_dialect: 'prometheus' | 'gufo';
+}
+
+const relabelCheck = z.superRefine<RelabelFields>(
+  (v, ctx) => {
+    try {
+      compileRelabel(v.relabel, { dialect: v.relabel_dialect });
+    } catch (err) {
+      if (!(err instanceof RelabelConfigError)) throw err;
+      ctx.addIssue({
+        code: 'custom',
+        message: withoutPrefix(err.message, `relabel[${err.ruleIndex}].${err.field}`),
+        path: ['relabel', err.ruleIndex, err.field],
+        input: v.relabel,
+      });
+    }
+  },
+  { when: whenClean(['relabel', 'relabel_dialect']) },
+);
+
+const DSCP_FORMS = 'a DSCP name (be, cs0–cs7, af11–af43, ef, nc1, nc2, cp0–cp63, case-insensitive) or an integer 0–63';
+
+const dscp = () =>
+  z
+    .union([z.string(), z.number()], { error: expecting(DSCP_FORMS) })
+    .transform((v, ctx) => {
+      const code = parseDscp(v);
+      if (code === undefined) {
+        ctx.issues.push({ code: 'custom', message: `expected ${DSCP_FORMS}, got ${describeValue(v)}`, input: v });
+        return z.NEVER;
+      }
+      return code;
+    });
+
+function senderShape(typeRequired: boolean) {
+  const type = exactly(SENDER_TYPE);
+  return {
+    type: typeRequired ? type : opt(type.optional()),
+    ...commonShape(),
+    reflector: hostOrIp(),
+    port: opt(int(1, 65535).default(862)),
+    reflector_port: opt(int(0, 65535).default(0)),
+    dscp: opt(dscp().prefault('be')),
+    n_packets: int(1, 10_000_000),
+    model: oneOf(MODEL_NAMES),
+    bandwidth: opt(int(1).optional()),
+    size: opt(int(1).optional()),
+    control_timeout: opt(seconds().default(5)),
+    reply_timeout: opt(seconds().default(3)),
+  };
+}
+
+interface ModelFields {
+  model: ModelName;
+  bandwidth?: number | undefined;
+  size?: number | undefined;
+  reflector?: string | undefined;
+}
+
+export function modelConfigOf(v: ModelFields): ModelConfig {
+  const cfg: ModelConfig = { model: v.model };
+  if (v.bandwidth !== undefined) cfg.bandwidth = v.bandwidth;
+  if (v.size !== undefined) cfg.size = v.size;
+  return cfg;
+}
+
+/** Other modules prefix their messages with the key; our location prefix already names it. */
+function withoutPrefix(message: string, prefix: string): string {
+  return message.startsWith(`${prefix}: `) ? message.slice(prefix.length + 2) : message;
+}
+
+const modelCheck = z.superRefine<ModelFields>(
+  (v, ctx) => {
+    try {
+      createTrafficModel(modelConfigOf(v));
+      // An IPv6 literal fixes the IP version now; host names are checked once resolved.
+      if (typeof v.reflector === 'string' && net.isIPv6(v.reflector)) {
+        checkModelForIpVersion(createTrafficModel(modelConfigOf(v), 6), 6);
+      }
+    } catch (err) {
+      if (!(err instanceof ModelConfigError)) throw err;
+      ctx.addIssue({ code: 'custom', message: withoutPrefix(err.message, err.key), path: [err.key], input: v[err.key] });
+    }
+  },
+  { when: whenClean(['model', 'bandwidth', 'size']) },
+);
+
+export function senderSchema(typeRequired = true) {
+  return strictMap(senderShape(typeRequired), 'a twamp_sender collector (map)').check(modelCheck, relabelCheck);
+}
+
+const listenIp = () => {
+  const what = 'an IPv4/IPv6 address ("" or "0.0.0.0" = all interfaces)';
+  return z
+    .string({ error: expecting(what) })
+    .refine((s) => s === '' || net.isIP(s) !== 0, { error: expecting(what) })
+    // Gufo's own docs configure `listen: ""`; read it as "all interfaces".
+    .transform((s) => (s === '' ? '0.0.0.0' : s));
+};
+
+const PORT_RANGE_FORM = '"lo-hi" with 1 ≤ lo ≤ hi ≤ 65535';
+const portRange = () =>
+  z
+    .string({ error: expecting(PORT_RANGE_FORM) })
+    .transform((s, ctx): [number, number] => {
+      const m = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(s);
+      const lo = Number(m?.[1]);
+      const hi = Number(m?.[2]);
+      if (!m || lo < 1 || hi > 65535 || lo > hi) {
+        ctx.issues.push({ code: 'custom', message: `expected ${PORT_RANGE_FORM}, got ${describeValue(s)}`, input: s });
+        return z.NEVER;
+      }
+      return [lo, hi];
+    });
+
+function reflectorShape(typeRequired: boolean) {
+  const type = exactly(REFLECTOR_TYPE);
+  return {
+    type: typeRequired ? type : opt(type.optional()),
+    ...commonShape(),
+    listen: opt(listenIp().default('0.0.0.0')),
+    port: opt(int(0, 65535).default(862)),
+    max_sessions: opt(int(1, 100_000).default(1000)),
+    refwait: opt(seconds().default(900)),
+    servwait: opt(seconds().default(900)),
+    test_port_range: opt(portRange().optional()),
+  };
+}
+
+export function reflectorSchema(typeRequired = true) {
+  return strictMap(reflectorShape(typeRequired), 'a twamp_reflector collector (map)').check(relabelCheck);
+}
+
+const SUPPORTED_TYPES = COLLECTOR_TYPES.map((t) => JSON.stringify(t)).join(', ');
+
+/** Any collector, dispatched on `type`. */
+export const collectorSchema = z.discriminatedUnion('type', [senderSchema(true), reflectorSchema(true)], {
+  error: (iss) => {
+    const input = iss.input;
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      return `expected a collector (map with "id" and "type"), got ${describeValue(input)}`;
+    }
+    const type = (input as Record<string, unknown>).type;
+    return type === undefined
+      ? `required key is missing (expected one of ${SUPPORTED_TYPES})`
+      : `unsupported collector type ${describeValue(type)}; supported types: ${SUPPORTED_TYPES}`;
+  },
+});
+
+// ---------------------------------------------------------------------------
+// Agent file
+
+const LISTEN_FORM = '"host:port" (IPv6 as "[::1]:9464", port 1–65535)';
+
+/** Prometheus endpoint address: `host:port`, `[v6]:port`, or `:port` (all interfaces). */
+export function parseListen(s: string): { host: string; port: number } | undefined {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:[\]]*):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const [, rawHost, rawPort] = m as unknown as [string, string, string];
+  const port = Number(rawPort);
+  if (port < 1 || port > 65535) return undefined;
+  const bracketed = s.startsWith('[');
+  if (bracketed && !net.isIPv6(rawHost)) return undefined;
+  const host = rawHost === '' ? '0.0.0.0' : rawHost;
+  if (!bracketed && !isHostOrIp(host)) return undefined;
+  return { host, port };
+}
+
+const listenAddress = () =>
+  z.string({ error: expecting(LISTEN_FORM) }).transform((s, ctx) => {
+    const parsed = parseListen(s);
+    if (parsed === undefined) {
+      ctx.issues.push({ code: 'custom', message: `expected ${LISTEN_FORM}, got ${describeValue(s)}`, input: s });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+
+const TLS_UNSUPPORTED = 'TLS for the metrics endpoint is not implemented; put a TLS-terminating proxy in front';
+
+const senderSection = () =>
+  strictMap(
+    {
+      type: opt(exactly('openmetrics', ' (the only supported sender type)').default('openmetrics')),
+      mode: opt(exactly('pull', ' (the only supported mode)').default('pull')),
+      listen: opt(listenAddress().optional()),
+      path: opt(string('a URL path starting with "/"').startsWith('/').default('/metrics')),
+    },
+    'a map',
+    {
+      listen_tls: TLS_UNSUPPORTED,
+      cert_path: TLS_UNSUPPORTED,
+      key_path: TLS_UNSUPPORTED,
+      client_auth_requred_path: TLS_UNSUPPORTED,
+      client_auth_required_path: TLS_UNSUPPORTED,
+      tls_redirect: TLS_UNSUPPORTED,
+    },
+  );
+
+const otlpSection = () =>
+  strictMap(
+    {
+      endpoint: opt(z.url({ protocol: /^https?$/, error: expecting('an http(s) URL') }).optional()),
+      protocol: opt(oneOf(['http/protobuf', 'http/json']).default('http/protobuf')),
+      headers: opt(
+        z.record(string(), scalarString(), { error: expecting('a map of header names to values') }).default({}),
+      ),
+      interval: opt(seconds().default(60)),
+      timeout: opt(seconds().default(10)),
+      temporality: opt(oneOf(['cumulative', 'delta']).default('cumulative')),
+    },
+    'a map',
+  );
+
+export const defaultsSectionSchema = strictMap({ interval: opt(int(1).default(60)) }, 'a map');
+
+const agentSection = () =>
+  strictMap(
+    {
+      host: opt(nonEmptyString().optional()),
+      labels: labels(),
+      defaults: opt(defaultsSectionSchema.prefault({})),
+    },
+    'a map',
+  );
+
+/** The whole file except the collectors themselves, which are parsed one by one. */
+export const agentFileSchema = strictMap(
+  {
+    $version: z.literal('1.0', {
+      // YAML reads an unquoted 1.0 as the number 1.
+      error: (iss) =>
+        typeof iss.input === 'number'
+          ? `expected the string "1.0", got the number ${iss.input} (quote it: $version: "1.0")`
+          : expecting('"1.0"')(iss),
+    }),
+    $type: opt(exactly('zeroconf').optional()),
+    agent: opt(agentSection().prefault({})),
+    sender: opt(senderSection().optional()),
+    otlp: opt(otlpSection().optional()),
+    naming: opt(oneOf(['legacy', 'otel']).default('legacy')),
+    collectors: z.array(z.unknown(), { error: expecting('a list of collectors (may be empty)') }),
+  },
+  'a map with "$version" and "collectors"',
+);
+
+export type AgentFile = z.output<typeof agentFileSchema>;
+export type ParsedSender = z.output<ReturnType<typeof senderSchema>>;
+export type ParsedReflector = z.output<ReturnType<typeof reflectorSchema>>;
+export type ParsedCollector = z.output<typeof collectorSchema>;

@@ -1,0 +1,96 @@
+/**
+ * Normalized configuration: validated, defaults filled, camelCase, durations
+ * in milliseconds where the name says so. Produced by `load.ts` from the
+ * Gufo Agent-compatible YAML (snake_case, seconds).
+ */
+import type { ModelConfig } from '../measure/models.js';
+import type { RelabelRule } from '../otel/relabel.js';
+
+export type { ModelConfig, ModelName } from '../measure/models.js';
+export type { RelabelRule } from '../otel/relabel.js';
+
+export type RelabelDialect = 'prometheus' | 'gufo';
+export type NamingProfile = 'legacy' | 'otel';
+export type CollectorType = 'twamp_sender' | 'twamp_reflector';
+
+export const COLLECTOR_TYPES: readonly CollectorType[] = ['twamp_sender', 'twamp_reflector'];
+
+interface CommonCollectorConfig {
+  id: string;
+  /** Repetition interval, seconds. */
+  interval: number;
+  disabled: boolean;
+  labels: Record<string, string>;
+  relabel: RelabelRule[];
+  relabelDialect: RelabelDialect;
+}
+
+export interface SenderConfig extends CommonCollectorConfig {
+  type: 'twamp_sender';
+  /** IPv4/IPv6 literal or hostname. */
+  reflector: string;
+  /** TWAMP-Control port of the reflector. */
+  port: number;
+  /** Receiver Port requested in Request-TW-Session; 0 = let the server choose. */
+  reflectorPort: number;
+  /** DSCP code point 0..63. */
+  dscp: number;
+  nPackets: number;
+  model: ModelConfig;
+  /** Timeout for each TWAMP-Control message. */
+  controlTimeoutMs: number;
+  /** How long a reflection may take before the packet counts as lost. */
+  replyTimeoutMs: number;
+}
+
+export interface ReflectorConfig extends CommonCollectorConfig {
+  type: 'twamp_reflector';
+  /** IP address the control listener binds to. */
+  listen: string;
+  /** TWAMP-Control port; 0 = ephemeral. */
+  port: number;
+  maxSessions: number;
+  /** RFC 5357 §4.2 REFWAIT. */
+  refwaitMs: number;
+  /** RFC 5357 §3.1 SERVWAIT. */
+  servwaitMs: number;
+  /** Inclusive UDP port range for test sessions; absent = ephemeral ports. */
+  testPortRange?: [number, number];
+}
+
+export type CollectorConfig = SenderConfig | ReflectorConfig;
+
+export interface PrometheusConfig {
+  host: string;
+  port: number;
+  path: string;
+}
+
+export type OtlpProtocol = 'http/protobuf' | 'http/json';
+export type OtlpTemporality = 'cumulative' | 'delta';
+
+export interface OtlpConfig {
+  endpoint: string;
+  protocol: OtlpProtocol;
+  headers: Record<string, string>;
+  /** Export interval. */
+  intervalMs: number;
+  /** Export request timeout. */
+  timeoutMs: number;
+  temporality: OtlpTemporality;
+}
+
+export interface AgentConfig {
+  version: string;
+  host: string;
+  labels: Record<string, string>;
+  /** agent.defaults.interval, seconds. */
+  defaultInterval: number;
+  /** Present when `sender.listen` is set. */
+  prometheus?: PrometheusConfig;
+  /** Present when the `otlp` section is present. */
+  otlp?: OtlpConfig;
+  naming: NamingProfile;
+  /** All collectors, disabled ones included (with `disabled: true`). */
+  collectors: CollectorConfig[];
+}

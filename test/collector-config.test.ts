@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { isCI, repoRoot } from './helpers/peers.js';
+import { loadAgentConfig } from '../src/config/load.js';
 
 const configDir = join(repoRoot(), 'collector-config');
 
@@ -131,5 +132,22 @@ describe('collector-config/prometheus.yml', () => {
       return;
     }
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  });
+});
+
+describe('collector-config/demo-agent.yaml', () => {
+  it('is the demo `npm start` runs: a loopback reflector and a g711 sender every 10 s, metrics on :9464', async () => {
+    const cfg = await loadAgentConfig(join(repoRoot(), 'collector-config', 'demo-agent.yaml'));
+    assert.deepEqual(cfg.prometheus, { host: '127.0.0.1', port: 9464, path: '/metrics' });
+    const [r, s] = cfg.collectors;
+    assert.equal(r?.type, 'twamp_reflector');
+    assert.equal(s?.type, 'twamp_sender');
+    if (r?.type !== 'twamp_reflector' || s?.type !== 'twamp_sender') return;
+    assert.equal(r.listen, '127.0.0.1');
+    assert.ok(r.port >= 1024, 'unprivileged port');
+    assert.equal(s.reflector, '127.0.0.1');
+    assert.equal(s.port, r.port);
+    assert.equal(s.model.model, 'g711');
+    assert.equal(s.interval, 10);
   });
 });

@@ -1,0 +1,51 @@
+// The README's metric tables are generated from, and checked against, the
+// one metric table in src/otel/instruments.ts; the library entry point must
+// not load the OTel SDK (the plugin depends on @opentelemetry/api only).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from './helpers/peers.js';
+import { SENDER_MEASUREMENTS, SENDER_HEALTH, REFLECTOR_METRICS, type MetricSpec } from '../src/otel/instruments.js';
+
+function table(specs: readonly MetricSpec[]): string {
+  const rows = specs.map((s) => `| \`${s.legacy.name}\` | ${s.kind} | ${s.legacy.unit} | ${s.description} |`);
+  return ['| Metric | Type | Unit | Description |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+function section(readme: string, name: string): string {
+  const m = new RegExp(`<!-- metrics-table:${name}[^>]*-->\\n([\\s\\S]*?)\\n<!-- /metrics-table:${name} -->`).exec(readme);
+  assert.ok(m, `README has a metrics-table:${name} section`);
+  return m[1]!;
+}
+
+describe('README', () => {
+  const readme = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
+
+  it('sender metric table matches the code', () => {
+    assert.equal(section(readme, 'sender'), table([...SENDER_MEASUREMENTS, ...SENDER_HEALTH]));
+  });
+
+  it('reflector metric table matches the code', () => {
+    assert.equal(section(readme, 'reflector'), table(REFLECTOR_METRICS));
+  });
+
+  it('the 26 reference sender metrics keep their documented names', () => {
+    const reference = readFileSync(join(repoRoot(), '..', 'shared', 'reference', 'twamp_sender.md'), 'utf8');
+    const documented = [...reference.matchAll(/^(twamp_\w+) Gauge /gm)].map((m) => m[1]);
+    assert.equal(documented.length, 26);
+    assert.deepEqual(SENDER_MEASUREMENTS.map((s) => s.legacy.name), documented);
+  });
+
+  it('the library entry point loads no OpenTelemetry SDK package', () => {
+    const script = `
+      await import(${JSON.stringify(join(repoRoot(), 'dist', 'src', 'index.js'))});
+      const { createRequire } = await import('node:module');
+      const loaded = Object.keys(createRequire(import.meta.url).cache ?? {});
+      process.stdout.write(JSON.stringify(loaded.filter((p) => /@opentelemetry[\\\\/](sdk|exporter|resources|core)/.test(p))));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), []);
+  });
+});

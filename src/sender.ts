@@ -58,6 +58,7 @@ export class TwampSender {
   private last: SenderRunOutcome | undefined;
   private runs = 0;
   private readonly errors = new Map<FailureReason, number>();
+  private readonly warned = new Set<string>();
 
   /**
    * @param config a Gufo-style `twamp_sender` collector object (snake_case, as
@@ -139,6 +140,7 @@ export class TwampSender {
         dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.config.model,
         controlTimeoutMs: this.config.controlTimeoutMs, replyTimeoutMs: this.config.replyTimeoutMs,
         clock: this.clock, signal: this.abort.signal,
+        onDscpUnavailable: (reason) => this.warnOnce('dscp', `test packets not marked with DSCP ${this.config.dscp}: ${reason}`),
       });
       const result: SenderRunResult = { session, values: measurementValues(session, this.model), finishedAt: new Date() };
       outcome = { ok: true, result, durationMs: performance.now() - t0 };
@@ -155,6 +157,12 @@ export class TwampSender {
     }
     this.last = outcome;
     return outcome;
+  }
+
+  private warnOnce(key: string, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn(msg);
   }
 
   private snapshot(emit: Emit): void {

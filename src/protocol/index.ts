@@ -18,3 +18,4 @@ export * as AcceptSession from './control/acceptSession.js';
 export * as StartSessions from './control/startSessions.js';
 export * as StartAck from './control/startAck.js';
 export * as StopSessions from './control/stopSessions.js';
+export * from './crypto.js';

@@ -10,13 +10,14 @@ import { isIP } from 'node:net';
 import {
   ServerGreeting, SetupResponse, ServerStart, RequestTwSession, AcceptSession, StartAck,
   StopSessions, Mode, Accept, clientCommandLength, DecodeError, nsFromNtpInterval, writeTimestamp,
-  Command,
+  Command, dscpFromTypeP,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import { StreamReader } from './streamReader.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
 import { unmapAddress, isZeroAddress, ipFamily } from './address.js';
 import { bindUdp } from './udp.js';
+import { setSocketDscp } from './socketOptions.js';
 import { ReflectorSession, type ReflectorCounters } from './reflectorSession.js';
 import type { Logger } from './log.js';
 
@@ -111,6 +112,13 @@ export class ControlServer {
     this.server = undefined;
     for (const c of this.conns) this.dropConnection(c, 'reflector shutting down');
     if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  private readonly warned = new Set<string>();
+  private warnOnce(key: string, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.o.log.warn(msg);
   }
 
   private refuse(reason: string): void {
@@ -234,6 +242,10 @@ export class ControlServer {
       return;
     }
     sock.setTTL(255); // RFC 5357 §4.2: reflected packets leave with TTL/Hop Limit 255
+    // Replies carry the session's DSCP from the Type-P Descriptor (RFC 5357 §3.5).
+    const dscp = dscpFromTypeP(req.typeP) ?? 0;
+    const marking = setSocketDscp(sock, dscp);
+    if (!marking.ok && dscp !== 0) this.warnOnce('dscp', `test replies not marked with DSCP ${dscp}: ${marking.reason}`);
     const sid = this.makeSid(receiverAddress);
     const graceMs = Math.min(Number(nsFromNtpInterval(req.timeout) / 1_000_000n), 60_000);
     const session = new ReflectorSession({

@@ -18,6 +18,7 @@ import { bindUdp, closeUdp } from './udp.js';
 import { unmapAddress } from './address.js';
 import type { Clock } from './clock.js';
 import { PacedSender } from './pacer.js';
+import { setSocketDscp } from './socketOptions.js';
 
 export interface SenderSessionOptions {
   host: string;
@@ -33,6 +34,8 @@ export interface SenderSessionOptions {
   replyTimeoutMs: number;
   clock: Clock;
   signal?: AbortSignal;
+  /** Called when the test packets cannot be marked with the DSCP (no native helper). */
+  onDscpUnavailable?: (reason: string) => void;
   /** Called for every reflection (probe progress). */
   onReply?: (received: number, sent: number) => void;
 }
@@ -50,6 +53,8 @@ export interface SenderSessionResult {
   clocksSynchronized: boolean;
   /** Datagrams that were not a valid reflection from the reflector's test port. */
   invalidReplies: number;
+  /** Whether the test packets carried the DSCP in their IP header. */
+  dscpMarked: boolean;
 }
 
 export async function runSenderSession(o: SenderSessionOptions): Promise<SenderSessionResult> {
@@ -71,6 +76,8 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     const overhead = ipOverhead(family);
     udp = await bindUdp(client.localAddress, 0, family, peer);
     udp.setTTL(255); // RFC 4656 §4.1.2: send test packets with TTL/Hop Limit 255
+    const marking = setSocketDscp(udp, o.dscp);
+    if (!marking.ok && o.dscp !== 0) o.onDscpUnavailable?.(marking.reason);
     const senderPort = udp.address().port;
     // twampd reads exactly 14 + Padding Length octets per packet: declare the
     // padding of the smallest packet so larger ones (imix) are only truncated.
@@ -150,6 +157,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       paddingLength,
       clocksSynchronized: o.clock.synchronized && peerSynced && received > 0,
       invalidReplies: invalid,
+      dscpMarked: marking.ok,
     };
     return result;
   } finally {

@@ -6,6 +6,10 @@
 // Exports:
 //   setTos(fd: number, family: 4 | 6, tos: number): void
 //   getTos(fd: number, family: 4 | 6): number
+//   clockStatus(): { synchronized: boolean, estErrorUs: number, maxErrorUs: number, status: number }
+//     (Linux: adjtimex(2) read-only query of the kernel NTP state, which NTP
+//     daemons — chrony, ntpd, systemd-timesyncd — and ptp4l/phc2sys keep;
+//     elsewhere undefined)
 // Failures throw an Error with .code (errno name), .errno and .syscall.
 
 #include <napi.h>
@@ -19,6 +23,9 @@
 #include <netinet/ip.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#endif
+#ifdef __linux__
+#include <sys/timex.h>
 #endif
 
 namespace {
@@ -157,7 +164,29 @@ Napi::Value GetTos(const Napi::CallbackInfo& info) {
 
 #endif
 
+// The kernel's view of clock synchronisation: STA_UNSYNC clear and adjtimex
+// not returning TIME_ERROR means a discipline (NTP/PTP) keeps the clock in
+// sync; esterror is its estimated error (µs). modes = 0: query only.
+Napi::Value ClockStatus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#ifdef __linux__
+  struct timex tx;
+  std::memset(&tx, 0, sizeof tx);
+  int state = adjtimex(&tx);
+  if (state < 0) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("synchronized", Napi::Boolean::New(env, state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0));
+  o.Set("estErrorUs", Napi::Number::New(env, static_cast<double>(tx.esterror)));
+  o.Set("maxErrorUs", Napi::Number::New(env, static_cast<double>(tx.maxerror)));
+  o.Set("status", Napi::Number::New(env, tx.status));
+  return o;
+#else
+  return env.Undefined();
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("clockStatus", Napi::Function::New(env, ClockStatus, "clockStatus"));
   exports.Set("setTos", Napi::Function::New(env, SetTos, "setTos"));
   exports.Set("getTos", Napi::Function::New(env, GetTos, "getTos"));
   return exports;

@@ -9,7 +9,8 @@ import { ControlServer, newControlServerCounters, type ControlServerCounters } f
 import { systemClock } from './session/clock.js';
 import { formatHostPort } from './session/errors.js';
 import { silentLogger, childLogger, type Logger } from './session/log.js';
-import { REFLECTOR_METRICS } from './otel/instruments.js';
+import { REFLECTOR_METRICS, type NamingProfile } from './otel/instruments.js';
+import { reflectorAttributes, attributeKey } from './otel/attributes.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
 import { compileRelabel, type Labels } from './otel/relabel.js';
 import { parseReflectorConfig } from './config/load.js';
@@ -24,6 +25,9 @@ export class TwampReflector {
   private readonly instruments: InstrumentSet;
   private readonly server: ControlServer;
   private baseLabels: Labels;
+  private readonly profile: NamingProfile;
+  private readonly agentLabels: Labels;
+  private readonly reasonKey: string;
   private bound: { address: string; port: number } | undefined;
 
   /**
@@ -36,20 +40,18 @@ export class TwampReflector {
     const relabel = this.config.relabel.length
       ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;
     const meter = (opts.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME, VERSION);
-    this.instruments = new InstrumentSet(meter, REFLECTOR_METRICS, {
-      profile: opts.naming ?? 'legacy', relabel, warn: (m) => this.log.warn(m),
-    });
-    this.baseLabels = {
-      ...(opts.labels ?? {}),
-      ...this.config.labels,
-      collector: 'twamp_reflector',
-      collector_id: this.config.id,
-      listen: formatHostPort(this.config.listen, this.config.port),
-    };
+    this.instruments = new InstrumentSet(meter, REFLECTOR_METRICS, { profile: opts.naming ?? 'legacy', relabel });
+    this.profile = opts.naming ?? 'legacy';
+    this.agentLabels = opts.labels ?? {};
+    this.baseLabels = this.identity(this.config.port);
+    this.reasonKey = attributeKey(this.profile, 'reason')!;
     this.server = new ControlServer({
       host: this.config.listen, port: this.config.port, clock: opts.clock ?? systemClock(), log: this.log,
       counters: this.counters, refwaitMs: this.config.refwaitMs, servwaitMs: this.config.servwaitMs,
       maxSessions: this.config.maxSessions,
+      modes: this.config.modes ?? ['open'],
+      ...(this.config.kdfCount !== undefined ? { kdfCount: this.config.kdfCount } : {}),
+      ...(this.config.keys ? { lookupKey: (id: string) => this.config.keys!.get(id)?.reveal() } : {}),
       ...(this.config.testPortRange ? { testPortRange: this.config.testPortRange } : {}),
     });
   }
@@ -67,10 +69,7 @@ export class TwampReflector {
   async start(): Promise<{ address: string; port: number }> {
     if (this.bound) return this.bound;
     this.bound = await this.server.listen();
-    if (this.config.port === 0) {
-      // An ephemeral port (tests): label with the real one.
-      this.baseLabels = { ...this.baseLabels, listen: formatHostPort(this.bound.address, this.bound.port) };
-    }
+    if (this.config.port === 0) this.baseLabels = this.identity(this.bound.port); // ephemeral (tests): the real port
     this.instruments.start((emit) => this.snapshot(emit));
     this.log.info(`TWAMP reflector listening on ${formatHostPort(this.bound.address, this.bound.port)}`);
     return this.bound;
@@ -83,6 +82,12 @@ export class TwampReflector {
     this.bound = undefined;
   }
 
+  private identity(port: number): Labels {
+    return reflectorAttributes(this.profile, {
+      agentLabels: this.agentLabels, collectorLabels: this.config.labels, id: this.config.id, listen: this.config.listen, port,
+    });
+  }
+
   private snapshot(emit: Emit): void {
     const c = this.counters;
     const l = this.baseLabels;
@@ -91,7 +96,7 @@ export class TwampReflector {
     emit('reflected_pkt', c.reflectedPackets, l);
     emit('reflected_octets', c.reflectedOctets, l);
     emit('dropped_pkt', c.droppedPackets, l);
-    for (const [reason, n] of c.refused) emit('refused', n, { ...l, reason });
+    for (const [reason, n] of c.refused) emit('refused', n, { ...l, [this.reasonKey]: reason });
     emit('active_sessions', this.server.activeSessions, l);
     emit('control_connections', this.server.activeConnections, l);
   }

@@ -12,9 +12,11 @@ import { estimateVoiceQuality } from './measure/emodel.js';
 import type { SessionResult } from './measure/stats.js';
 import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
-import { TwampSessionError, formatHostPort, type FailureReason } from './session/errors.js';
+import { TwampSessionError, type FailureReason } from './session/errors.js';
 import { silentLogger, childLogger, type Logger } from './session/log.js';
 import { SENDER_MEASUREMENTS, SENDER_HEALTH, type NamingProfile } from './otel/instruments.js';
+import { senderAttributes, attributeKey } from './otel/attributes.js';
+import { dscpName } from './protocol/index.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
 import { compileRelabel, type CompiledRelabel, type Labels } from './otel/relabel.js';
 import { parseSenderConfig } from './config/load.js';
@@ -51,6 +53,9 @@ export class TwampSender {
   private readonly clock: Clock;
   private readonly instruments: InstrumentSet;
   private readonly baseLabels: Labels;
+  private readonly profile: NamingProfile;
+  private readonly reasonKey: string;
+  private readonly networkTypeKey: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<SenderRunOutcome> | undefined;
   private abort: AbortController | undefined;
@@ -73,17 +78,17 @@ export class TwampSender {
       ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;
     const meter = (opts.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME, VERSION);
     this.instruments = new InstrumentSet(meter, [...SENDER_MEASUREMENTS, ...SENDER_HEALTH], {
-      profile: opts.naming ?? 'legacy', relabel, warn: (m) => this.log.warn(m),
+      profile: opts.naming ?? 'legacy', relabel,
     });
     // Identify the collector and the reflector on every series so two senders never collide.
-    this.baseLabels = {
-      ...(opts.labels ?? {}),
-      ...this.config.labels,
-      collector: 'twamp_sender',
-      collector_id: this.config.id,
-      reflector: formatHostPort(this.config.reflector, this.config.port),
-      model: this.config.model.model,
-    };
+    this.profile = opts.naming ?? 'legacy';
+    this.baseLabels = senderAttributes(this.profile, {
+      agentLabels: opts.labels ?? {}, collectorLabels: this.config.labels, id: this.config.id,
+      reflector: this.config.reflector, port: this.config.port, model: this.config.model.model,
+      dscp: dscpName(this.config.dscp),
+    });
+    this.reasonKey = attributeKey(this.profile, 'reason')!;
+    this.networkTypeKey = attributeKey(this.profile, 'networkType');
   }
 
   /** The outcome of the last finished run, if any. */
@@ -140,6 +145,9 @@ export class TwampSender {
         dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.config.model,
         controlTimeoutMs: this.config.controlTimeoutMs, replyTimeoutMs: this.config.replyTimeoutMs,
         clock: this.clock, signal: this.abort.signal,
+        modes: this.config.modes ?? ['open'],
+        ...(this.config.keyId !== undefined ? { keyId: this.config.keyId } : {}),
+        ...(this.config.secret ? { secret: () => this.config.secret!.reveal() } : {}),
         onDscpUnavailable: (reason) => this.warnOnce('dscp', `test packets not marked with DSCP ${this.config.dscp}: ${reason}`),
       });
       const result: SenderRunResult = { session, values: measurementValues(session, this.model), finishedAt: new Date() };
@@ -168,13 +176,15 @@ export class TwampSender {
   private snapshot(emit: Emit): void {
     const labels = this.baseLabels;
     emit('runs', this.runs, labels);
-    for (const [reason, n] of this.errors) emit('errors', n, { ...labels, reason });
+    for (const [reason, n] of this.errors) emit('errors', n, { ...labels, [this.reasonKey]: reason });
     const last = this.last;
     if (!last) return;
     emit('success', last.ok ? 1 : 0, labels);
     emit('run_duration', last.durationMs / 1000, labels);
     if (!last.ok) return; // a failed run withdraws the measurements
-    for (const spec of SENDER_MEASUREMENTS) emit(spec.key, last.result.values[spec.key], labels);
+    const measured = this.networkTypeKey
+      ? { ...labels, [this.networkTypeKey]: last.result.session.ipVersion === 6 ? 'ipv6' : 'ipv4' } : labels;
+    for (const spec of SENDER_MEASUREMENTS) emit(spec.key, last.result.values[spec.key], measured);
   }
 }
 

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { repoRoot } from './helpers/peers.js';
-import { SENDER_MEASUREMENTS, SENDER_HEALTH, REFLECTOR_METRICS, type MetricSpec } from '../src/otel/instruments.js';
+import { SENDER_MEASUREMENTS, SENDER_HEALTH, REFLECTOR_METRICS, AGENT_METRICS, type MetricSpec } from '../src/otel/instruments.js';
+import { ATTRIBUTES } from '../src/otel/attributes.js';
 
 function table(specs: readonly MetricSpec[]): string {
   const rows = specs.map((s) => `| \`${s.legacy.name}\` | ${s.kind} | ${s.legacy.unit} | ${s.description} |`);
@@ -29,6 +30,18 @@ describe('README', () => {
 
   it('reflector metric table matches the code', () => {
     assert.equal(section(readme, 'reflector'), table(REFLECTOR_METRICS));
+  });
+
+  it('agent metric table matches the code', () => {
+    assert.equal(section(readme, 'agent'), table(AGENT_METRICS));
+  });
+
+  it('attribute table matches the code', () => {
+    const m = /<!-- attributes-table[^>]*-->\n([\s\S]*?)\n<!-- \/attributes-table -->/.exec(readme);
+    assert.ok(m, 'README has an attributes-table section');
+    const cell = (v: string | undefined) => (v === undefined ? '—' : `\`${v}\``);
+    const rows = Object.entries(ATTRIBUTES).map(([role, a]) => `| ${role} | ${cell(a.legacy)} | ${cell(a.otel)} | ${a.description} |`);
+    assert.equal(m[1], ['| Role | `legacy` label | `otel` attribute | Description |', '|---|---|---|---|', ...rows].join('\n'));
   });
 
   it('the 26 reference sender metrics keep their documented names', () => {

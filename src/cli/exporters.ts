@@ -21,9 +21,27 @@ import { OTLPMetricExporter as OtlpProtoExporter } from '@opentelemetry/exporter
 import type { OtlpConfig, PrometheusConfig, NamingProfile } from '../config/types.js';
 import { formatHostPort } from '../session/errors.js';
 
+/**
+ * Gauges DELTA (see above); counters and histograms as configured; up-down
+ * counters always CUMULATIVE: they report a level (active sessions, open
+ * connections), and the OTLP exporter spec keeps them cumulative under the
+ * "delta" temporality preference too (as the exporter's own
+ * DeltaTemporalitySelector does). Our selector replaces the exporter's, so it
+ * has to say so itself.
+ */
 function gaugeDeltaSelector(counters: AggregationTemporality) {
-  return (t: InstrumentType): AggregationTemporality =>
-    t === InstrumentType.OBSERVABLE_GAUGE || t === InstrumentType.GAUGE ? AggregationTemporality.DELTA : counters;
+  return (t: InstrumentType): AggregationTemporality => {
+    switch (t) {
+      case InstrumentType.OBSERVABLE_GAUGE:
+      case InstrumentType.GAUGE:
+        return AggregationTemporality.DELTA;
+      case InstrumentType.UP_DOWN_COUNTER:
+      case InstrumentType.OBSERVABLE_UP_DOWN_COUNTER:
+        return AggregationTemporality.CUMULATIVE;
+      default:
+        return counters;
+    }
+  };
 }
 
 /** A pull reader: collects on demand (each scrape). */
@@ -40,6 +58,9 @@ export class PrometheusEndpoint {
   readonly reader = new PullMetricReader();
   private server: Server | undefined;
   private readonly serializer: PrometheusSerializer;
+
+  /** Applied to every collection before it is serialized (retired collectors). */
+  filter: ((rm: ResourceMetrics) => ResourceMetrics) | undefined;
 
   constructor(private readonly cfg: PrometheusConfig, naming: NamingProfile) {
     // legacy profile: the reference's exposition, without otel_scope_* labels.
@@ -64,7 +85,8 @@ export class PrometheusEndpoint {
   async render(): Promise<string> {
     const { resourceMetrics, errors } = await this.reader.collect();
     if (errors.length) process.stderr.write(`metric collection errors: ${errors.map(String).join('; ')}\n`);
-    return this.serializer.serialize(resourceMetrics as ResourceMetrics);
+    const rm = resourceMetrics as ResourceMetrics;
+    return this.serializer.serialize(this.filter ? this.filter(rm) : rm);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -99,7 +121,7 @@ export class PrometheusEndpoint {
 }
 
 /** OTLP/HTTP push reader (protobuf or JSON), gauges as DELTA (see above). */
-export function createOtlpReader(cfg: OtlpConfig): PeriodicExportingMetricReader {
+export function createOtlpReader(cfg: OtlpConfig, filter?: (rm: ResourceMetrics) => ResourceMetrics): PeriodicExportingMetricReader {
   const counters = cfg.temporality === 'delta' ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE;
   const opts = {
     url: cfg.endpoint,
@@ -108,10 +130,17 @@ export function createOtlpReader(cfg: OtlpConfig): PeriodicExportingMetricReader
     temporalityPreference: cfg.temporality === 'delta'
       ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
   };
-  const inner: PushMetricExporter = cfg.protocol === 'http/json' ? new OtlpJsonExporter(opts) : new OtlpProtoExporter(opts);
+  // The exporters also read OTEL_EXPORTER_OTLP_*HEADERS from process.env themselves and add
+  // them under ours. cfg.headers already holds the agent's environment (which need not be
+  // process.env, see AgentOptions.env), so hide them while the exporter reads its
+  // configuration (once, synchronously, in the constructor). url, timeout and temporality
+  // are passed explicitly and win anyway; compression and TLS certificate variables are
+  // still read from process.env (we have no setting of our own for them).
+  const inner: PushMetricExporter = withoutProcessEnv(EXPORTER_HEADER_VARIABLES, () =>
+    cfg.protocol === 'http/json' ? new OtlpJsonExporter(opts) : new OtlpProtoExporter(opts));
   const select = gaugeDeltaSelector(counters);
   const exporter: PushMetricExporter = {
-    export: (m, cb) => inner.export(m, cb),
+    export: (m, cb) => inner.export(filter ? filter(m) : m, cb),
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),
     selectAggregationTemporality: select,
@@ -122,6 +151,25 @@ export function createOtlpReader(cfg: OtlpConfig): PeriodicExportingMetricReader
     exportIntervalMillis: cfg.intervalMs,
     exportTimeoutMillis: Math.min(cfg.timeoutMs, cfg.intervalMs),
   });
+}
+
+const EXPORTER_HEADER_VARIABLES = ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_METRICS_HEADERS'];
+
+/** Run `make` with `keys` absent from process.env, restoring them afterwards (synchronous only). */
+function withoutProcessEnv<T>(keys: readonly string[], make: () => T): T {
+  const saved = new Map<string, string>();
+  for (const k of keys) {
+    const v = process.env[k];
+    if (v !== undefined) {
+      saved.set(k, v);
+      delete process.env[k];
+    }
+  }
+  try {
+    return make();
+  } finally {
+    for (const [k, v] of saved) process.env[k] = v;
+  }
 }
 
 /** Which exporters OTEL_METRICS_EXPORTER asks for (undefined when unset). */
@@ -163,11 +211,18 @@ export function otlpFromEnv(file: OtlpConfig | undefined, env: NodeJS.ProcessEnv
   return {
     endpoint,
     protocol: file?.protocol ?? (proto as OtlpConfig['protocol'] | undefined) ?? 'http/protobuf',
-    headers: { ...parseHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), ...parseHeaders(env.OTEL_EXPORTER_OTLP_METRICS_HEADERS), ...(file?.headers ?? {}) },
+    headers: mergeHeaders(parseHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), parseHeaders(env.OTEL_EXPORTER_OTLP_METRICS_HEADERS), file?.headers ?? {}),
     intervalMs,
     timeoutMs,
     temporality: file?.temporality ?? (tempEnv === 'delta' ? 'delta' : 'cumulative'),
   };
+}
+
+/** Later sources win; header names compare case-insensitively (the winner's spelling is kept). */
+function mergeHeaders(...sources: Record<string, string>[]): Record<string, string> {
+  const byLower = new Map<string, [string, string]>();
+  for (const src of sources) for (const [k, v] of Object.entries(src)) byLower.set(k.toLowerCase(), [k, v]);
+  return Object.fromEntries(byLower.values());
 }
 
 function parseHeaders(v: string | undefined): Record<string, string> {

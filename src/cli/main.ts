@@ -8,17 +8,25 @@ import { loadAgentConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { consoleLogger, type LogLevel } from '../session/log.js';
 import { Agent } from './agent.js';
+import { createTwampViews, ViewConfigError } from '../otel/views.js';
 import { VERSION } from '../version.js';
 
 const HELP = `otel-twamp ${VERSION} — TWAMP (RFC 5357) sender and reflector with OpenTelemetry metrics
 
 Usage:
   otel-twamp agent --config FILE [--check] [--log-level LEVEL]
+  otel-twamp probe HOST[:PORT] [--model M] [--count N] [--json] ...
+  otel-twamp reflect [--listen ADDR] [--port N] [--metrics HOST:PORT] ...
   otel-twamp --help | --version
 
 Commands:
   agent      Run the collectors of FILE (Gufo Agent format: $version, agent,
              sender, collectors) and export their metrics.
+  probe      Run one test session against HOST and print delay, jitter, loss
+             and MOS per direction (--json for a JSON document); exit 0 ok,
+             1 failed, 2 usage, 3 loss above --max-loss. See probe --help.
+  reflect    Run a standalone TWAMP reflector, logging sessions as they come
+             and go. See reflect --help.
 
 Options:
   -c, --config FILE     Agent configuration (YAML or JSON).
@@ -57,7 +65,15 @@ Environment:
 Ports below 1024 (TWAMP's 862) need root or CAP_NET_BIND_SERVICE.
 `;
 
+/** Commands with their own options, dispatched before the agent's parser. */
+const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+  probe: async () => (await import('./probe.js')).probeMain,
+  reflect: async () => (await import('./reflect.js')).reflectMain,
+};
+
 export async function main(argv: string[]): Promise<number> {
+  const command = argv[0] !== undefined && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
+  if (command) return (await command())(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -99,6 +115,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${e instanceof ConfigError ? e.message : `otel-twamp: ${(e as Error).message}`}\n`);
     return 1;
   }
+  try {
+    // Relabel rules that Views cannot represent are load errors, reported like config errors.
+    createTwampViews(config.collectors, { naming: config.naming });
+  } catch (e) {
+    if (!(e instanceof ViewConfigError)) throw e;
+    process.stderr.write(`${values.config}: ${e.message}\n`);
+    return 1;
+  }
   if (values.check) {
     const enabled = config.collectors.filter((c) => !c.disabled);
     process.stdout.write(`${values.config}: OK — ${enabled.length} collector(s) enabled` +
@@ -115,16 +139,52 @@ export async function main(argv: string[]): Promise<number> {
     log.error((e as Error).message);
     return 1;
   }
+  const configPath = values.config;
   return new Promise<number>((resolve) => {
     let stopping = false;
+    let reloading: Promise<void> = Promise.resolve();
     const shutdown = (sig: string): void => {
       if (stopping) return;
       stopping = true;
       log.info(`${sig}: stopping`);
       const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); resolve(0); }, 10_000);
       force.unref();
-      agent.stop().finally(() => { clearTimeout(force); resolve(0); });
+      void reloading.finally(() => agent.stop()).finally(() => { clearTimeout(force); resolve(0); });
     };
+    // SIGHUP: reload the file; restart only collectors whose configuration changed.
+    // An invalid file keeps the running configuration and says why.
+    const reload = async (): Promise<void> => {
+      let next;
+      try {
+        next = await loadAgentConfig(configPath);
+        createTwampViews(next.collectors, { naming: next.naming });
+      } catch (e) {
+        log.error(`SIGHUP: configuration not reloaded, keeping the running one: ${(e as Error).message}`);
+        return;
+      }
+      const why = agent.needsFullRestart(next);
+      if (why === undefined) {
+        await agent.reload(next);
+        return;
+      }
+      log.info(`SIGHUP: ${why}: restarting the agent`);
+      await agent.stop();
+      const fresh = new Agent(next, { logger: log });
+      try {
+        await fresh.start();
+        agent = fresh;
+      } catch (e) {
+        log.error(`SIGHUP: new configuration failed to start (${(e as Error).message}); restoring the previous one`);
+        await fresh.stop().catch(() => undefined);
+        agent = new Agent(agent.config, { logger: log });
+        await agent.start();
+      }
+    };
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      log.info('SIGHUP: reloading configuration');
+      reloading = reloading.then(reload).catch((e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`));
+    });
     process.once('SIGINT', () => shutdown('SIGINT'));
     process.once('SIGTERM', () => shutdown('SIGTERM'));
   });

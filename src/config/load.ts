@@ -4,8 +4,10 @@
  * collected and thrown together as one {@link ConfigError}, each naming the
  * offending key with `file:line:col` when the config came from text.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
@@ -18,11 +20,13 @@ import {
   defaultsSectionSchema,
   describeValue,
   KEY_MESSAGE_SEPARATOR,
+  keyIdProblem,
   modelConfigOf,
   reflectorSchema,
   senderSchema,
 } from './schema.js';
 import type { AgentFile, ParsedCollector, ParsedReflector, ParsedSender } from './schema.js';
+import { Secret } from './types.js';
 import type { AgentConfig, CollectorConfig, OtlpConfig, ReflectorConfig, SenderConfig } from './types.js';
 
 export const DEFAULT_INTERVAL_S = 60;
@@ -163,12 +167,105 @@ function finish(
 }
 
 // ---------------------------------------------------------------------------
+// Files named by the config (secrets), read at load time
+
+/** Where relative file names in a config resolve from, and the problems met reading them. */
+interface FileContext {
+  /** Directory of the config file; the working directory for inline configs. */
+  baseDir: string;
+  issues: RawIssue[];
+}
+
+function fileContext(source: string): FileContext {
+  const isFile = source !== '<inline>' && !source.startsWith('<');
+  const path = source.startsWith('file:') ? fileURLToPath(source) : source;
+  return { baseDir: isFile ? dirname(resolvePath(path)) : process.cwd(), issues: [] };
+}
+
+function readProblem(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+}
+
+/** The file's octets, or undefined after recording an issue naming it. */
+function readConfigFile(ctx: FileContext, key: string, name: string): { path: string; data: Buffer } | undefined {
+  const path = resolvePath(ctx.baseDir, name);
+  try {
+    return { path, data: readFileSync(path) };
+  } catch (err) {
+    ctx.issues.push({ path: [key], message: `cannot read ${JSON.stringify(path)}: ${readProblem(err)}` });
+    return undefined;
+  }
+}
+
+/**
+ * secret_file: the pass-phrase itself, on one line (a final line break is
+ * ignored). Messages name the file, never its content.
+ */
+function readSecretFile(ctx: FileContext, name: string): Secret | undefined {
+  const f = readConfigFile(ctx, 'secret_file', name);
+  if (!f) return undefined;
+  const text = f.data.toString('utf8').replace(/\r?\n$/, '');
+  const problem =
+    text.length === 0 ? 'is empty' : /[\r\n]/.test(text) ? 'must hold the pass-phrase on a single line' : undefined;
+  if (problem !== undefined) {
+    ctx.issues.push({ path: ['secret_file'], message: `${JSON.stringify(f.path)} ${problem}` });
+    return undefined;
+  }
+  return new Secret(text);
+}
+
+/**
+ * Parses a perfSONAR pass-phrase file as `pfstore` writes it (I2util
+ * I2ParsePFFile): one `<key id> <hex of the pass-phrase>` per line, blank
+ * lines and lines starting with `#` ignored. Errors name file and line.
+ */
+export function parseKeyFile(text: string, file: string): { keys: Map<string, Secret> } | { error: string } {
+  const keys = new Map<string, Secret>();
+  const firstLine = new Map<string, number>();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    const at = `${JSON.stringify(file)} line ${i + 1}`;
+    if (line === '' || line.startsWith('#')) continue;
+    const parts = line.split(/\s+/);
+    if (parts.length !== 2) return { error: `${at}: expected "<key id> <hex pass-phrase>" (as pfstore writes it)` };
+    const [id, hex] = parts as [string, string];
+    const idProblem = keyIdProblem(id);
+    if (idProblem !== undefined) return { error: `${at}: key id ${idProblem}` };
+    if (!/^(?:[0-9a-fA-F]{2})+$/.test(hex)) {
+      return { error: `${at}: the pass-phrase of ${JSON.stringify(id)} must be an even number of hex digits` };
+    }
+    const first = firstLine.get(id);
+    if (first !== undefined) return { error: `${at}: key id ${JSON.stringify(id)} already defined on line ${first}` };
+    firstLine.set(id, i + 1);
+    keys.set(id, new Secret(Buffer.from(hex, 'hex')));
+  }
+  return { keys };
+}
+
+function readKeyFile(ctx: FileContext, name: string): Map<string, Secret> | undefined {
+  const f = readConfigFile(ctx, 'key_file', name);
+  if (!f) return undefined;
+  const parsed = parseKeyFile(f.data.toString('utf8'), f.path);
+  if ('error' in parsed) {
+    ctx.issues.push({ path: ['key_file'], message: parsed.error });
+    return undefined;
+  }
+  if (parsed.keys.size === 0) {
+    ctx.issues.push({ path: ['key_file'], message: `${JSON.stringify(f.path)} holds no keys` });
+    return undefined;
+  }
+  return parsed.keys;
+}
+
+// ---------------------------------------------------------------------------
 // Normalization (snake_case seconds → camelCase milliseconds, context defaults)
 
 const ms = (seconds: number) => Math.round(seconds * 1000);
 
-function toSender(p: ParsedSender, defaultInterval: number): SenderConfig {
-  return {
+function toSender(p: ParsedSender, defaultInterval: number, files: FileContext): SenderConfig {
+  const cfg: SenderConfig = {
     type: 'twamp_sender',
     id: p.id,
     interval: p.interval ?? defaultInterval,
@@ -184,10 +281,18 @@ function toSender(p: ParsedSender, defaultInterval: number): SenderConfig {
     model: modelConfigOf(p),
     controlTimeoutMs: ms(p.control_timeout),
     replyTimeoutMs: ms(p.reply_timeout),
+    modes: p.mode,
   };
+  if (p.key_id !== undefined) cfg.keyId = p.key_id;
+  if (p.secret !== undefined) cfg.secret = new Secret(p.secret);
+  else if (p.secret_file !== undefined) {
+    const secret = readSecretFile(files, p.secret_file);
+    if (secret) cfg.secret = secret;
+  }
+  return cfg;
 }
 
-function toReflector(p: ParsedReflector, defaultInterval: number): ReflectorConfig {
+function toReflector(p: ParsedReflector, defaultInterval: number, files: FileContext): ReflectorConfig {
   const cfg: ReflectorConfig = {
     type: 'twamp_reflector',
     id: p.id,
@@ -201,13 +306,20 @@ function toReflector(p: ParsedReflector, defaultInterval: number): ReflectorConf
     maxSessions: p.max_sessions,
     refwaitMs: ms(p.refwait),
     servwaitMs: ms(p.servwait),
+    modes: p.modes,
+    kdfCount: p.kdf_count,
   };
   if (p.test_port_range !== undefined) cfg.testPortRange = p.test_port_range;
+  if (p.key_file !== undefined) {
+    cfg.keyFile = resolvePath(files.baseDir, p.key_file);
+    const keys = readKeyFile(files, p.key_file);
+    if (keys) cfg.keys = keys;
+  }
   return cfg;
 }
 
-function toCollector(p: ParsedCollector, defaultInterval: number): CollectorConfig {
-  return 'reflector' in p ? toSender(p, defaultInterval) : toReflector(p, defaultInterval);
+function toCollector(p: ParsedCollector, defaultInterval: number, files: FileContext): CollectorConfig {
+  return 'reflector' in p ? toSender(p, defaultInterval, files) : toReflector(p, defaultInterval, files);
 }
 
 /** OTLP exporter conventions: the signal-specific variable is used as is, the generic one gets `/v1/metrics`. */
@@ -291,8 +403,13 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
   const firstById = new Map<string, number>();
   rawCollectors.forEach((item, i) => {
     const parsed = collectorSchema.safeParse(item, { error: fallbackMessage });
-    if (parsed.success) collectors.push(toCollector(parsed.data, defaultInterval));
-    else issues.push(...fromZod(parsed.error.issues, ['collectors', i]));
+    if (parsed.success) {
+      const files = fileContext(source);
+      collectors.push(toCollector(parsed.data, defaultInterval, files));
+      for (const f of files.issues) issues.push({ path: ['collectors', i, ...f.path], message: f.message });
+    } else {
+      issues.push(...fromZod(parsed.error.issues, ['collectors', i]));
+    }
 
     const id = isRecord(item) ? item.id : undefined;
     if (typeof id !== 'string') return;
@@ -353,15 +470,19 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   return parseAgentConfig(text, path);
 }
 
-function parseStandalone<T>(
+function parseStandalone<T, C>(
   schema: z.ZodType<T>,
   raw: unknown,
   source: string,
-): T {
+  normalize: (parsed: T, files: FileContext) => C,
+): C {
   const parsed = schema.safeParse(raw, { error: fallbackMessage });
-  if (parsed.success) return parsed.data;
   const id = isRecord(raw) && typeof raw.id === 'string' ? raw.id : undefined;
-  throw new ConfigError(finish(fromZod(parsed.error.issues), source, undefined, () => id));
+  if (!parsed.success) throw new ConfigError(finish(fromZod(parsed.error.issues), source, undefined, () => id));
+  const files = fileContext(source);
+  const cfg = normalize(parsed.data, files);
+  if (files.issues.length > 0) throw new ConfigError(finish(files.issues, source, undefined, () => id));
+  return cfg;
 }
 
 function checkedDefaultInterval(defaults: { interval?: number } | undefined, source: string): number {
@@ -379,7 +500,7 @@ function checkedDefaultInterval(defaults: { interval?: number } | undefined, sou
  */
 export function parseSenderConfig(raw: unknown, defaults?: { interval?: number }, source = '<inline>'): SenderConfig {
   const interval = checkedDefaultInterval(defaults, source);
-  return toSender(parseStandalone(senderSchema(false), raw, source), interval);
+  return parseStandalone(senderSchema(false), raw, source, (p, files) => toSender(p, interval, files));
 }
 
 /**
@@ -389,5 +510,5 @@ export function parseSenderConfig(raw: unknown, defaults?: { interval?: number }
  */
 export function parseReflectorConfig(raw: unknown, defaults?: { interval?: number }, source = '<inline>'): ReflectorConfig {
   const interval = checkedDefaultInterval(defaults, source);
-  return toReflector(parseStandalone(reflectorSchema(false), raw, source), interval);
+  return parseStandalone(reflectorSchema(false), raw, source, (p, files) => toReflector(p, interval, files));
 }

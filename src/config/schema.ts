@@ -9,6 +9,8 @@
 import net from 'node:net';
 import * as z from 'zod';
 import { parseDscp } from '../protocol/dscp.js';
+import { checkKdfCount } from '../protocol/crypto.js';
+import type { SecurityMode } from '../protocol/crypto.js';
 import { checkModelForIpVersion, createTrafficModel, ModelConfigError } from '../measure/models.js';
 import type { ModelConfig, ModelName } from '../measure/models.js';
 import { compileRelabel, RelabelConfigError } from '../otel/relabel.js';
@@ -205,9 +207,13 @@ const commonShape = () => ({
   relabel_dialect: opt(oneOf(['prometheus', 'gufo']).default('prometheus')),
 });
 
-/** A check that runs only when the listed keys parsed cleanly (so it sees their typed values). */
+/**
+ * A check that runs only on a map whose listed keys parsed cleanly (so it
+ * sees their typed values; never on `null` or a list given for the collector).
+ */
 function whenClean(keys: readonly string[]) {
   return (payload: z.core.ParsePayload) =>
+    payload.value !== null && typeof payload.value === 'object' && !Array.isArray(payload.value) &&
     !payload.issues.some((i) => typeof i.path?.[0] === 'string' && keys.includes(i.path[0]));
 }
 
@@ -247,6 +253,116 @@ const dscp = () =>
       return code;
     });
 
+// ---------------------------------------------------------------------------
+// Security (RFC 4656 §3.1, RFC 5618)
+
+export const SECURITY_MODES = ['open', 'authenticated', 'encrypted', 'mixed'] as const satisfies readonly SecurityMode[];
+const MODE_FORMS = `one of ${SECURITY_MODES.map((m) => JSON.stringify(m)).join(', ')}`;
+
+/** A security mode, or a non-empty list of them without repeats. */
+const modeList = (what: string) =>
+  z
+    .union([z.string(), z.array(z.unknown())], { error: expecting(what) })
+    .transform((v, ctx): SecurityMode[] => {
+      const list = Array.isArray(v) ? v : [v];
+      if (list.length === 0) {
+        ctx.issues.push({ code: 'custom', message: `expected ${what}, got an empty list`, input: v });
+        return z.NEVER;
+      }
+      const out: SecurityMode[] = [];
+      for (const [i, m] of list.entries()) {
+        if (typeof m !== 'string' || !(SECURITY_MODES as readonly string[]).includes(m)) {
+          ctx.issues.push({
+            code: 'custom',
+            message: `expected ${MODE_FORMS}, got ${describeValue(m)}`,
+            input: m,
+            ...(Array.isArray(v) ? { path: [i] } : {}),
+          });
+          return z.NEVER;
+        }
+        if (out.includes(m as SecurityMode)) {
+          ctx.issues.push({ code: 'custom', message: `mode ${JSON.stringify(m)} is listed twice`, input: m, path: [i] });
+          return z.NEVER;
+        }
+        out.push(m as SecurityMode);
+      }
+      return out;
+    });
+
+/** KeyID: 1–80 octets of UTF-8 (Set-Up-Response KeyID field, RFC 4656 §3.1), no whitespace (pfstore format). */
+export const KEY_ID_MAX_OCTETS = 80;
+export function keyIdProblem(id: string): string | undefined {
+  if (id.length === 0) return 'must not be empty';
+  if (Buffer.byteLength(id, 'utf8') > KEY_ID_MAX_OCTETS) return `must be at most ${KEY_ID_MAX_OCTETS} octets of UTF-8`;
+  if (/[\s\u0000]/.test(id)) return 'must not contain whitespace or NUL';
+  return undefined;
+}
+const keyId = () =>
+  z.string({ error: expecting('a key id (string)') }).superRefine((s, ctx) => {
+    const problem = keyIdProblem(s);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `key id ${problem}`, input: s });
+  });
+
+/** Never echo a secret's value in a message. */
+const secretString = () =>
+  z.string({ error: (iss) => (iss.input === undefined ? 'required key is missing (expected a string)' : 'expected a string') })
+    .min(1, { error: 'must not be empty' })
+    .refine((s) => !/[\r\n]/.test(s), { error: 'must not contain line breaks (RFC 5357 §3.1)' });
+
+/**
+ * The server runs PBKDF2 with this count once per authenticated connection, on
+ * the event loop; clients refuse more than 32768 by default (RFC 5357 §6).
+ */
+const KDF_COUNT_MAX = 2 ** 20;
+const kdfCount = () =>
+  z.int({ error: expecting(`a power of two between 1024 and ${KDF_COUNT_MAX}`) }).superRefine((n, ctx) => {
+    const problem = checkKdfCount(n, KDF_COUNT_MAX);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, input: n });
+  });
+
+interface SenderSecurityFields {
+  mode: SecurityMode[];
+  key_id?: string | undefined;
+  secret?: string | undefined;
+  secret_file?: string | undefined;
+}
+
+const senderSecurityCheck = z.superRefine<SenderSecurityFields>(
+  (v, ctx) => {
+    if (v.secret !== undefined && v.secret_file !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'set either secret or secret_file, not both', path: ['secret_file'], input: v.secret_file });
+    }
+    const secured = v.mode.filter((m) => m !== 'open');
+    if (secured.length === 0) return;
+    const why = `required when mode includes ${secured.map((m) => JSON.stringify(m)).join(', ')}`;
+    if (v.key_id === undefined) ctx.addIssue({ code: 'custom', message: `key_id is ${why}`, path: ['key_id'], input: undefined });
+    if (v.secret === undefined && v.secret_file === undefined) {
+      ctx.addIssue({ code: 'custom', message: `secret or secret_file is ${why}`, path: ['secret'], input: undefined });
+    }
+  },
+  { when: whenClean(['mode', 'key_id', 'secret', 'secret_file']) },
+);
+
+interface ReflectorSecurityFields {
+  modes: SecurityMode[];
+  key_file?: string | undefined;
+}
+
+const reflectorSecurityCheck = z.superRefine<ReflectorSecurityFields>(
+  (v, ctx) => {
+    const secured = v.modes.filter((m) => m !== 'open');
+    if (secured.length > 0 && v.key_file === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `key_file is required when modes include ${secured.map((m) => JSON.stringify(m)).join(', ')}`,
+        path: ['key_file'],
+        input: undefined,
+      });
+    }
+  },
+  { when: whenClean(['modes', 'key_file']) },
+);
+
 function senderShape(typeRequired: boolean) {
   const type = exactly(SENDER_TYPE);
   return {
@@ -262,6 +378,10 @@ function senderShape(typeRequired: boolean) {
     size: opt(int(1).optional()),
     control_timeout: opt(seconds().default(5)),
     reply_timeout: opt(seconds().default(3)),
+    mode: opt(modeList(`${MODE_FORMS}, or a list of them in order of preference`).prefault('open')),
+    key_id: opt(keyId().optional()),
+    secret: opt(secretString().optional()),
+    secret_file: opt(nonEmptyString('a file path').optional()),
   };
 }
 
@@ -301,7 +421,7 @@ const modelCheck = z.superRefine<ModelFields>(
 );
 
 export function senderSchema(typeRequired = true) {
-  return strictMap(senderShape(typeRequired), 'a twamp_sender collector (map)').check(modelCheck, relabelCheck);
+  return strictMap(senderShape(typeRequired), 'a twamp_sender collector (map)').check(modelCheck, relabelCheck, senderSecurityCheck);
 }
 
 const listenIp = () => {
@@ -339,11 +459,14 @@ function reflectorShape(typeRequired: boolean) {
     refwait: opt(seconds().default(900)),
     servwait: opt(seconds().default(900)),
     test_port_range: opt(portRange().optional()),
+    modes: opt(modeList(`a list of allowed modes, each ${MODE_FORMS}`).prefault(['open'])),
+    key_file: opt(nonEmptyString('a file path').optional()),
+    kdf_count: opt(kdfCount().default(2048)),
   };
 }
 
 export function reflectorSchema(typeRequired = true) {
-  return strictMap(reflectorShape(typeRequired), 'a twamp_reflector collector (map)').check(relabelCheck);
+  return strictMap(reflectorShape(typeRequired), 'a twamp_reflector collector (map)').check(relabelCheck, reflectorSecurityCheck);
 }
 
 const SUPPORTED_TYPES = COLLECTOR_TYPES.map((t) => JSON.stringify(t)).join(', ');

@@ -3,11 +3,49 @@
  * in milliseconds where the name says so. Produced by `load.ts` from the
  * Gufo Agent-compatible YAML (snake_case, seconds).
  */
+import { inspect } from 'node:util';
 import type { ModelConfig } from '../measure/models.js';
 import type { RelabelRule } from '../otel/relabel.js';
+import type { SecurityMode } from '../protocol/crypto.js';
 
 export type { ModelConfig, ModelName } from '../measure/models.js';
 export type { RelabelRule } from '../otel/relabel.js';
+
+export type { SecurityMode } from '../protocol/crypto.js';
+
+/**
+ * A shared secret (TWAMP pass-phrase). It never shows in logs, messages,
+ * JSON or util.inspect output: only reveal() gives the octets, for key
+ * derivation.
+ */
+export class Secret {
+  readonly #value: Buffer;
+
+  constructor(value: string | Uint8Array) {
+    this.#value = typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.from(value);
+  }
+
+  /** A copy of the secret's octets. */
+  reveal(): Buffer {
+    return Buffer.from(this.#value);
+  }
+
+  get length(): number {
+    return this.#value.length;
+  }
+
+  toString(): string {
+    return '[secret]';
+  }
+
+  toJSON(): string {
+    return '[secret]';
+  }
+
+  [inspect.custom](): string {
+    return 'Secret [redacted]';
+  }
+}
 
 export type RelabelDialect = 'prometheus' | 'gufo';
 export type NamingProfile = 'legacy' | 'otel';
@@ -41,6 +79,15 @@ export interface SenderConfig extends CommonCollectorConfig {
   controlTimeoutMs: number;
   /** How long a reflection may take before the packet counts as lost. */
   replyTimeoutMs: number;
+  /**
+   * Security modes the sender accepts, in order of preference (`mode`); the
+   * first one the server offers is used. Absent = ['open'].
+   */
+  modes?: SecurityMode[];
+  /** KeyID sent in Set-Up-Response (`key_id`); required unless only open mode is allowed. */
+  keyId?: string;
+  /** Shared secret for `keyId` (`secret`, or the contents of `secret_file`). */
+  secret?: Secret;
 }
 
 export interface ReflectorConfig extends CommonCollectorConfig {
@@ -56,6 +103,14 @@ export interface ReflectorConfig extends CommonCollectorConfig {
   servwaitMs: number;
   /** Inclusive UDP port range for test sessions; absent = ephemeral ports. */
   testPortRange?: [number, number];
+  /** Security modes clients may choose (`modes`); absent = ['open']. */
+  modes?: SecurityMode[];
+  /** PBKDF2 iteration count announced in Server-Greeting (`kdf_count`); absent = 2048. */
+  kdfCount?: number;
+  /** Where `keys` came from (`key_file`). */
+  keyFile?: string;
+  /** KeyID → shared secret, read from `key_file` (perfSONAR pfstore format). */
+  keys?: ReadonlyMap<string, Secret>;
 }
 
 export type CollectorConfig = SenderConfig | ReflectorConfig;

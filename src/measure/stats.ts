@@ -5,6 +5,8 @@
 // fraction, RFC 5905 §6); nothing here reads a clock. Memory is O(n) in typed
 // arrays indexed by sender sequence number; no per-packet objects are kept.
 
+import { quantile } from './percentiles.js';
+
 /** A test packet as it left the sender. */
 export interface SentSample {
   seq: number;
@@ -35,6 +37,10 @@ export interface DirectionStats {
   /** Delay samples: one per sender packet answered (first reply only). */
   samples: number;
   minDelayNs?: number;
+  /** Nearest-rank percentiles of the delay samples (every value is a measured delay). */
+  p50DelayNs?: number;
+  p90DelayNs?: number;
+  p99DelayNs?: number;
   maxDelayNs?: number;
   avgDelayNs?: number;
   jitterNs?: number;
@@ -113,8 +119,16 @@ class DelaySeries {
   sum = 0n;
   jitter = 0;
   private last = 0;
+  /** Every sample in arrival order, for percentiles and histograms (8 octets per packet). */
+  private samples = new Float64Array(256);
 
   add(ns: number): void {
+    if (this.count === this.samples.length) {
+      const grown = new Float64Array(this.samples.length * 2);
+      grown.set(this.samples);
+      this.samples = grown;
+    }
+    this.samples[this.count] = ns;
     if (this.count === 0) {
       this.min = ns;
       this.max = ns;
@@ -139,12 +153,21 @@ class DelaySeries {
     return Number(num % den < 0n ? q - 1n : q);
   }
 
+  /** A copy of the samples in arrival order. */
+  values(): Float64Array {
+    return this.samples.slice(0, this.count);
+  }
+
   stats(loss: number): DirectionStats {
     if (this.count === 0) return { samples: 0, loss };
+    const sorted = this.values().sort();
     return {
       samples: this.count,
       minDelayNs: this.min,
       maxDelayNs: this.max,
+      p50DelayNs: quantile(sorted, 0.5)!,
+      p90DelayNs: quantile(sorted, 0.9)!,
+      p99DelayNs: quantile(sorted, 0.99)!,
       avgDelayNs: this.avg()!,
       jitterNs: Math.round(this.jitter),
       loss,
@@ -259,6 +282,11 @@ export class SessionStats {
   private readonly in = new DelaySeries();
   private readonly rt = new DelaySeries();
   private readonly residence = new DelaySeries();
+
+  /** Delay samples of a direction (ns, arrival order, first reply per packet), e.g. for a histogram. */
+  delaySamples(direction: 'out' | 'in' | 'rt'): Float64Array {
+    return this[direction].values();
+  }
 
   constructor(options: SessionStatsOptions = {}) {
     this.stateless = options.statelessReflector ?? false;

@@ -4,10 +4,12 @@
  * producer snapshots its state once per collection and emits every series
  * through `emit`, which applies the collector's relabel rules per series.
  */
+import { ValueType } from '@opentelemetry/api';
 import type {
   Meter, ObservableGauge, ObservableCounter, ObservableUpDownCounter, BatchObservableResult, Attributes,
 } from '@opentelemetry/api';
-import { type MetricSpec, type NamingProfile, metricName, exportedValue } from './instruments.js';
+import { type MetricSpec, type NamingProfile, metricName, prometheusName, exportedValue } from './instruments.js';
+import { NUMERIC_ATTRIBUTES, prometheusLabelName } from './attributes.js';
 import type { CompiledRelabel, Labels } from './relabel.js';
 
 type Observable = ObservableGauge | ObservableCounter | ObservableUpDownCounter;
@@ -17,26 +19,26 @@ export type Emit = (key: string, value: number | undefined, labels: Labels) => v
 export interface InstrumentSetOptions {
   profile: NamingProfile;
   relabel?: CompiledRelabel | undefined;
-  /** Called once per distinct problem (e.g. an unsupported rename). */
-  warn?: (msg: string) => void;
 }
 
 export class InstrumentSet {
-  private readonly byKey = new Map<string, { spec: MetricSpec; name: string; instrument: Observable }>();
-  private readonly byName = new Map<string, { spec: MetricSpec; instrument: Observable }>();
+  private readonly byKey = new Map<string, { spec: MetricSpec; name: string; visibleName: string; instrument: Observable }>();
+  private readonly profile: NamingProfile;
   private callback: ((r: BatchObservableResult) => void) | undefined;
-  private readonly warned = new Set<string>();
 
   constructor(private readonly meter: Meter, specs: readonly MetricSpec[], private readonly o: InstrumentSetOptions) {
+    this.profile = o.profile;
     for (const spec of specs) {
       const name = metricName(spec, o.profile);
       const unit = o.profile === 'legacy' ? spec.legacy.unit : spec.otel.unit;
-      const opts = { description: spec.description, unit, valueType: spec.valueType };
+      // Seconds (otel profile) are fractional even where the legacy ns are integers.
+      const valueType = o.profile === 'otel' && spec.otel.scale !== 1 ? ValueType.DOUBLE : spec.valueType;
+      const description = o.profile === 'otel' ? spec.description.replace(/ in nanoseconds$/, '') : spec.description;
+      const opts = { description, unit, valueType };
       const instrument = spec.kind === 'counter' ? meter.createObservableCounter(name, opts)
         : spec.kind === 'updowncounter' ? meter.createObservableUpDownCounter(name, opts)
           : meter.createObservableGauge(name, opts);
-      this.byKey.set(spec.key, { spec, name, instrument });
-      this.byName.set(name, { spec, instrument });
+      this.byKey.set(spec.key, { spec, name, visibleName: prometheusName(spec, o.profile), instrument });
     }
   }
 
@@ -60,28 +62,48 @@ export class InstrumentSet {
     if (value === undefined || !Number.isFinite(value)) return;
     const e = this.byKey.get(key);
     if (!e) return;
-    let target = e;
-    let attrs: Attributes = labels;
+    let out: Labels = labels;
     const relabel = this.o.relabel;
     if (relabel && !relabel.isEmpty) {
-      const out = relabel.apply(e.name, labels);
-      if (!out) return; // dropped by keep/drop rules
-      attrs = out.labels;
-      if (out.name !== e.name) {
-        const other = this.byName.get(out.name);
-        if (other) target = { ...other, name: out.name };
-        else {
-          this.warnOnce(`relabel renamed ${e.name} to ${out.name}: renaming to a new metric name needs the generated Views ` +
-            '(createTwampViews); series kept under its original name');
-        }
-      }
+      // Rules see what a Prometheus scrape shows: the visible metric name and label names.
+      // Renames and whole-metric drops are static per instrument and carried by the
+      // generated Views (createTwampViews); per series, only labels and keep/drop apply here.
+      const visible = this.profile === 'otel' ? toPrometheusKeys(labels) : { labels, back: undefined };
+      const res = relabel.apply(e.visibleName, visible.labels);
+      if (!res) return;
+      out = visible.back ? fromPrometheusKeys(res.labels, visible.back) : res.labels;
     }
-    r.observe(target.instrument, exportedValue(target.spec, this.o.profile, value), attrs);
+    r.observe(e.instrument, exportedValue(e.spec, this.profile, value), this.profile === 'otel' ? typed(out) : out);
   }
+}
 
-  private warnOnce(msg: string): void {
-    if (this.warned.has(msg)) return;
-    this.warned.add(msg);
-    this.o.warn?.(msg);
+/** otel attribute keys → Prometheus label names, remembering the originals. */
+function toPrometheusKeys(labels: Labels): { labels: Labels; back: Map<string, string> } {
+  const out: Labels = {};
+  const back = new Map<string, string>();
+  for (const [k, v] of Object.entries(labels)) {
+    const p = prometheusLabelName(k);
+    out[p] = v;
+    back.set(p, k);
   }
+  return { labels: out, back };
+}
+
+function fromPrometheusKeys(labels: Labels, back: Map<string, string>): Labels {
+  const out: Labels = {};
+  for (const [k, v] of Object.entries(labels)) out[back.get(k) ?? k] = v;
+  return out;
+}
+
+/** Semantic-convention attributes that are numbers (server.port) go out as numbers. */
+function typed(labels: Labels): Attributes {
+  let out: Attributes | undefined;
+  for (const k of NUMERIC_ATTRIBUTES) {
+    const v = labels[k];
+    if (v !== undefined && /^\d+$/.test(v)) {
+      out ??= { ...labels };
+      out[k] = Number(v);
+    }
+  }
+  return out ?? labels;
 }

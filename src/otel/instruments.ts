@@ -125,8 +125,30 @@ export const REFLECTOR_METRICS: readonly MetricSpec[] = [
     description: 'TWAMP-Control connections currently open', valueType: ValueType.INT, extra: true },
 ];
 
+/** The agent's own identity (like Prometheus' *_build_info). */
+export const AGENT_METRICS: readonly MetricSpec[] = [
+  { key: 'build_info', kind: 'gauge', legacy: { name: 'twamp_agent_build_info', unit: '1' },
+    otel: { name: 'twamp.agent.build_info', unit: '1', scale: 1 },
+    description: 'Always 1; labels carry the otel-twamp and Node.js versions', valueType: ValueType.INT, extra: true },
+];
+
 export function metricName(spec: MetricSpec, profile: NamingProfile): string {
   return profile === 'legacy' ? spec.legacy.name : spec.otel.name;
+}
+
+/**
+ * The name a Prometheus scrape shows (what relabel rules match): dots become
+ * underscores and monotonic counters get `_total`, as the OTel Prometheus
+ * exporter writes them (it adds no unit suffix).
+ */
+export function prometheusName(spec: MetricSpec, profile: NamingProfile): string {
+  const base = metricName(spec, profile).replace(/[^a-zA-Z0-9_:]/g, '_');
+  return spec.kind === 'counter' ? `${base}_total` : base;
+}
+
+/** Inverse of the `_total` rule: the instrument/stream name that is scraped as `visible`. */
+export function streamNameForPrometheus(spec: MetricSpec, visible: string): string {
+  return spec.kind === 'counter' && visible.endsWith('_total') ? visible.slice(0, -'_total'.length) : visible;
 }
 
 /** The value as exported under a profile (otel: seconds instead of ns). */

@@ -3,23 +3,33 @@
  * set-up, Server-Start, then any number of Request-TW-Session / Start-Sessions
  * / Stop-Sessions per connection, any number of connections at once. Every
  * expected message has a bounded wait; a connection's sessions end with it.
+ *
+ * Security (RFC 4656 §3.1–3.2, RFC 5618): the greeting offers exactly the
+ * configured modes with a fresh Challenge and Salt and Count = kdf_count. A
+ * mode not allowed, an unknown KeyID or a Token whose Challenge does not
+ * match (wrong secret) is answered with a clear Server-Start Accept ≠ 0 and
+ * counted in `refused` ('mode', 'key_id', 'auth'); a command whose HMAC does
+ * not verify closes the connection ('auth'). Other connections and their
+ * sessions are untouched.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import {
   ServerGreeting, SetupResponse, ServerStart, RequestTwSession, AcceptSession, StartAck,
-  StopSessions, Mode, Accept, clientCommandLength, DecodeError, nsFromNtpInterval, writeTimestamp,
-  Command, dscpFromTypeP,
+  StopSessions, Accept, clientCommandLength, DecodeError, nsFromNtpInterval, writeTimestamp,
+  Command, dscpFromTypeP, ControlCipher, deriveKey, decryptToken, constantTimeEqual, testSessionKeys,
+  securityModeOf, SECURITY_MODE_MASK, type SecurityMode, type ControlSecurityMode,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import { StreamReader } from './streamReader.js';
-import { TwampSessionError, formatHostPort } from './errors.js';
+import { TwampSessionError, formatHostPort, type FailureReason } from './errors.js';
 import { unmapAddress, isZeroAddress, ipFamily } from './address.js';
 import { bindUdp } from './udp.js';
 import { setSocketDscp } from './socketOptions.js';
 import { ReflectorSession, type ReflectorCounters } from './reflectorSession.js';
 import type { Logger } from './log.js';
+import { MODE_BIT } from './controlClient.js';
 
 export interface ControlServerCounters extends ReflectorCounters {
   /** Request-TW-Session messages received. */
@@ -28,9 +38,20 @@ export interface ControlServerCounters extends ReflectorCounters {
   sessionsStarted: number;
   /** Control connections accepted. */
   controlConnections: number;
-  /** Requests or connections refused, by reason. */
+  /**
+   * Requests or connections refused, by reason (a closed set: 'mode' — no
+   * acceptable or an unallowed security mode; 'key_id' — unknown KeyID;
+   * 'auth' — wrong secret or a failed HMAC; 'abandoned' — the client hung up
+   * after the greeting, as twping does when no mode is common; 'request' —
+   * malformed or unsupported Request-TW-Session; 'resources' — session limit
+   * or no test port; and the FailureReasons of broken connections such as
+   * 'timeout' or 'protocol').
+   */
   refused: Map<string, number>;
 }
+
+/** Refusal reasons counted in ControlServerCounters.refused. */
+export type RefusalReason = 'mode' | 'key_id' | 'auth' | 'abandoned' | 'request' | 'resources' | 'internal' | FailureReason;
 
 export interface ControlServerOptions {
   host: string;
@@ -47,13 +68,31 @@ export interface ControlServerOptions {
   maxSessions?: number;
   /** UDP ports for test sessions when the requested one is unusable; default ephemeral. */
   testPortRange?: [number, number];
+  /** Security modes clients may choose; default ['open']. */
+  modes?: readonly SecurityMode[];
+  /** The shared secret of a KeyID, or undefined when unknown. Needed for any mode but open. */
+  lookupKey?: (keyId: string) => Buffer | undefined;
+  /** PBKDF2 Count announced in Server-Greeting (power of two ≥ 1024); default 2048 as twampd. */
+  kdfCount?: number;
+}
+
+/** Keys and ciphers of an authenticated/encrypted/mixed control connection. */
+interface ConnSecurity {
+  mode: ControlSecurityMode;
+  aesSessionKey: Buffer;
+  hmacKey: Buffer;
+  rx: ControlCipher;
+  tx: ControlCipher;
 }
 
 interface Conn {
   socket: Socket;
   peer: string;
   sessions: ReflectorSession[];
+  security?: ConnSecurity;
 }
+
+export const DEFAULT_KDF_COUNT = 2048;
 
 export function newControlServerCounters(): ControlServerCounters {
   return {
@@ -70,6 +109,9 @@ export class ControlServer {
   private readonly servwaitMs: number;
   private readonly refwaitMs: number;
   private readonly maxSessions: number;
+  private readonly modes: readonly SecurityMode[];
+  private readonly offeredModes: number;
+  private readonly kdfCount: number;
   private nextRangePort = 0;
 
   constructor(private readonly o: ControlServerOptions) {
@@ -78,6 +120,12 @@ export class ControlServer {
     this.servwaitMs = o.servwaitMs ?? 900_000;
     this.refwaitMs = o.refwaitMs ?? 900_000;
     this.maxSessions = o.maxSessions ?? 1000;
+    this.modes = o.modes && o.modes.length > 0 ? o.modes : ['open'];
+    this.offeredModes = this.modes.reduce((bits, m) => bits | MODE_BIT[m], 0);
+    this.kdfCount = o.kdfCount ?? DEFAULT_KDF_COUNT;
+    if (this.modes.some((m) => m !== 'open') && !o.lookupKey) {
+      throw new TypeError(`modes ${this.modes.join(', ')} need a key lookup (key_file)`);
+    }
   }
 
   get activeSessions(): number {
@@ -121,7 +169,7 @@ export class ControlServer {
     this.o.log.warn(msg);
   }
 
-  private refuse(reason: string): void {
+  private refuse(reason: RefusalReason): void {
     const m = this.o.counters.refused;
     m.set(reason, (m.get(reason) ?? 0) + 1);
   }
@@ -155,42 +203,106 @@ export class ControlServer {
     c.socket.destroy();
   }
 
+  /** Send a server message: in clear (open mode) or HMAC'd and encrypted. */
+  private sendControl(c: Conn, msg: Buffer): void {
+    c.socket.write(c.security ? c.security.tx.encrypt(msg) : msg);
+  }
+
+  /** Refuse the connection with a clear Server-Start, count and log it, close. */
+  private refuseSetup(c: Conn, reason: RefusalReason, accept: number, why: string): void {
+    this.refuse(reason);
+    this.o.log.warn(`${c.peer}: connection refused (Server-Start Accept ${accept}): ${why}`);
+    c.socket.write(ServerStart.encode({ accept, serverIv: Buffer.alloc(16), startTime: 0n }));
+    c.socket.end();
+  }
+
   private async serve(c: Conn): Promise<void> {
     const { socket, peer } = c;
     const reader = new StreamReader(socket, peer);
-    socket.write(ServerGreeting.encode({
-      modes: Mode.UNAUTHENTICATED, challenge: randomBytes(16), salt: randomBytes(16), count: 1024,
-    }));
-    const setup = SetupResponse.decode(await reader.read(SetupResponse.SIZE, this.messageTimeoutMs, 'Set-Up-Response'));
-    const security = setup.mode & (Mode.UNAUTHENTICATED | Mode.AUTHENTICATED | Mode.ENCRYPTED | Mode.MIXED);
+    const challenge = randomBytes(16);
+    const salt = randomBytes(16);
+    socket.write(ServerGreeting.encode({ modes: this.offeredModes, challenge, salt, count: this.kdfCount }));
+    const setupWire = await reader.read(SetupResponse.SIZE, this.messageTimeoutMs, 'Set-Up-Response').catch((e: unknown) => {
+      if (e instanceof TwampSessionError && e.reason === 'closed' && this.server !== undefined) {
+        // Hanging up after the greeting is how twping says "no common mode"
+        // (it never sends Mode 0); a bare TCP probe looks the same.
+        this.refuse('abandoned');
+        this.o.log.info(`${peer}: client closed the connection after the greeting without choosing a mode` +
+          ` (offered: ${this.modes.join(', ')})`);
+        return undefined;
+      }
+      throw e;
+    });
+    if (setupWire === undefined) return;
+    const setup = SetupResponse.decode(setupWire);
+    const security = setup.mode & SECURITY_MODE_MASK;
     if (security === 0) {
-      // RFC 4656 §3.1: a Mode with no security bit means the client gives up.
-      this.o.log.debug(`${peer}: client declined all offered modes`);
+      // RFC 4656 §3.1: a Mode with no security bit means the client gives up
+      // (it found none of its modes in our greeting).
+      this.refuse('mode');
+      this.o.log.info(`${peer}: client found no acceptable mode among those offered (${this.modes.join(', ')}) and gave up`);
       socket.end();
       return;
     }
-    if (security !== Mode.UNAUTHENTICATED) {
-      socket.write(ServerStart.encode({ accept: Accept.NOT_SUPPORTED, serverIv: Buffer.alloc(16), startTime: 0n }));
-      socket.end();
-      throw new TwampSessionError('refused', peer, `requested Mode 0x${setup.mode.toString(16)} was not offered (only unauthenticated)`);
+    const mode = securityModeOf(setup.mode);
+    if (mode === undefined || !this.modes.includes(mode)) {
+      this.refuseSetup(c, 'mode', Accept.NOT_SUPPORTED, `requested Mode 0x${setup.mode.toString(16)}` +
+        ` (${mode ?? 'several security bits'}) is not allowed; allowed: ${this.modes.join(', ')}`);
+      return;
     }
-    socket.write(ServerStart.encode({ accept: Accept.OK, serverIv: randomBytes(16), startTime: this.startTime }));
+    if (mode === 'open') {
+      socket.write(ServerStart.encode({ accept: Accept.OK, serverIv: randomBytes(16), startTime: this.startTime }));
+    } else {
+      // UTF-8 up to the first NUL; logged JSON-quoted (it comes from the network).
+      const keyId = SetupResponse.keyIdToString(setup.keyId);
+      const secret = this.o.lookupKey!(keyId);
+      // Derive even for an unknown KeyID so the answer takes as long either way.
+      const dk = deriveKey(secret ?? randomBytes(16), salt, this.kdfCount, this.kdfCount);
+      const token = decryptToken(setup.token, dk);
+      dk.fill(0);
+      if (secret === undefined) {
+        this.refuseSetup(c, 'key_id', Accept.FAILURE, `unknown key id ${JSON.stringify(keyId)} (${mode} mode)`);
+        return;
+      }
+      if (!constantTimeEqual(token.challenge, challenge)) {
+        this.refuseSetup(c, 'auth', Accept.FAILURE,
+          `authentication failed for key id ${JSON.stringify(keyId)} (${mode} mode): the Token does not carry our ` +
+          'Challenge, so the client uses another secret');
+        return;
+      }
+      const serverIv = randomBytes(16);
+      const aesSessionKey = Buffer.from(token.aesSessionKey);
+      const hmacKey = Buffer.from(token.hmacKey);
+      const tx = new ControlCipher(aesSessionKey, serverIv, hmacKey, mode);
+      const rx = new ControlCipher(aesSessionKey, setup.clientIv, hmacKey, mode);
+      c.security = { mode, aesSessionKey, hmacKey, rx, tx };
+      socket.write(tx.encryptServerStart(ServerStart.encode({ accept: Accept.OK, serverIv, startTime: this.startTime })));
+      this.o.log.debug(`${peer}: ${mode} mode, key id ${JSON.stringify(keyId)}`);
+    }
 
+    const sec = c.security;
     for (;;) {
       // SERVWAIT applies only while no session is running (RFC 5357 §3.1).
       const running = c.sessions.some((s) => s.isStarted);
-      const first = await reader.read(16, running ? 0 : this.servwaitMs, 'a TWAMP-Control command');
+      const wireFirst = await reader.read(16, running ? 0 : this.servwaitMs, 'a TWAMP-Control command');
+      const first = sec ? sec.rx.decrypt(wireFirst) : wireFirst;
       const cmd = first[0]!;
       const len = clientCommandLength(first);
       if (len === undefined || (cmd !== Command.REQUEST_TW_SESSION && cmd !== Command.START_SESSIONS && cmd !== Command.STOP_SESSIONS)) {
         // RFC 4656 §3.4/RFC 5357: unexpected command → Accept-Session with Accept 3; its length
         // is unknowable, so the connection cannot continue.
-        socket.write(AcceptSession.encode({ accept: Accept.NOT_SUPPORTED, port: 0, sid: Buffer.alloc(16) }));
+        this.sendControl(c, AcceptSession.encode({ accept: Accept.NOT_SUPPORTED, port: 0, sid: Buffer.alloc(16) }));
         socket.end();
         throw new TwampSessionError('protocol', peer, `unsupported command ${cmd}`);
       }
-      const rest = len > 16 ? await reader.read(len - 16, this.messageTimeoutMs, 'the rest of the command') : Buffer.alloc(0);
-      const msg = Buffer.concat([first, rest]);
+      const wireRest = len > 16 ? await reader.read(len - 16, this.messageTimeoutMs, 'the rest of the command') : Buffer.alloc(0);
+      const msg = Buffer.concat([first, sec ? sec.rx.decrypt(wireRest) : wireRest]);
+      if (sec && !sec.rx.verifyHmac(msg)) {
+        this.refuse('auth');
+        this.o.log.warn(`${peer}: command ${cmd} fails its HMAC (${sec.mode} mode): closing the connection`);
+        this.dropConnection(c, 'HMAC verification failed');
+        return;
+      }
       if (cmd === Command.REQUEST_TW_SESSION) await this.onRequest(c, msg);
       else if (cmd === Command.START_SESSIONS) this.onStart(c);
       else this.onStop(c, msg);
@@ -201,9 +313,9 @@ export class ControlServer {
     const counters = this.o.counters;
     counters.sessionAttempts++;
     const reject = (accept: number, why: string): void => {
-      this.refuse(why);
+      this.refuse(accept === Accept.TEMPORARY_RESOURCE_LIMITATION ? 'resources' : 'request');
       this.o.log.warn(`${c.peer}: Request-TW-Session refused (Accept ${accept}): ${why}`);
-      c.socket.write(AcceptSession.encode({ accept, port: 0, sid: Buffer.alloc(16) }));
+      this.sendControl(c, AcceptSession.encode({ accept, port: 0, sid: Buffer.alloc(16) }));
     };
     let req: RequestTwSession.RequestTwSession;
     try {
@@ -248,8 +360,11 @@ export class ControlServer {
     if (!marking.ok && dscp !== 0) this.warnOnce('dscp', `test replies not marked with DSCP ${dscp}: ${marking.reason}`);
     const sid = this.makeSid(receiverAddress);
     const graceMs = Math.min(Number(nsFromNtpInterval(req.timeout) / 1_000_000n), 60_000);
+    const sec = c.security;
     const session = new ReflectorSession({
       socket: sock, family, senderAddress, senderPort: req.senderPort, sid,
+      mode: sec?.mode ?? 'open',
+      ...(sec && sec.mode !== 'mixed' ? { keys: testSessionKeys(sec.aesSessionKey, sec.hmacKey, sid) } : {}),
       stopGraceMs: graceMs, refwaitMs: this.refwaitMs, clock: this.o.clock, counters,
       onEnd: (s, why) => {
         const i = c.sessions.indexOf(s);
@@ -258,18 +373,19 @@ export class ControlServer {
       },
     });
     c.sessions.push(session);
-    c.socket.write(AcceptSession.encode({ accept: Accept.OK, port: session.port, sid }));
+    this.sendControl(c, AcceptSession.encode({ accept: Accept.OK, port: session.port, sid }));
     this.o.log.debug(`${c.peer}: session accepted, reflector port ${session.port}` +
       (req.receiverPort && req.receiverPort !== session.port ? ` (requested ${req.receiverPort} was unusable)` : ''));
   }
 
   private onStart(c: Conn): void {
+    // Only sessions accepted since the last Start-Sessions: earlier ones run or were stopped.
     let n = 0;
     for (const s of c.sessions) {
-      if (!s.isStarted) { s.start(); n++; }
+      if (s.canStart) { s.start(); n++; }
     }
     this.o.counters.sessionsStarted += n;
-    c.socket.write(StartAck.encode({ accept: Accept.OK }));
+    this.sendControl(c, StartAck.encode({ accept: Accept.OK }));
   }
 
   private onStop(c: Conn, msg: Buffer): void {
@@ -279,7 +395,7 @@ export class ControlServer {
       // RFC 5357 §3.8 says such a message is invalid; twampy sends 0. Stop them all anyway.
       this.o.log.debug(`${c.peer}: Stop-Sessions counts ${stop.numberOfSessions} sessions, ${running.length} running`);
     }
-    for (const s of c.sessions) s.stop();
+    for (const s of running) s.stop();
   }
 
   /** The requested port when usable, else one from the configured range, else an ephemeral one. */

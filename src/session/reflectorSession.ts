@@ -3,11 +3,19 @@
  * that answers the negotiated Session-Sender only, with T2 taken on arrival
  * and T3 just before the reply is handed to the kernel, its own sequence
  * counter, the sender's fields copied and the reply padded to the request's
- * length (minimum 41 octets).
+ * length (minimum 41 octets; 112 in authenticated/encrypted mode).
+ *
+ * Authenticated/encrypted mode (RFC 4656 §4.1.2, RFC 5357 §4.2.1): requests
+ * are decrypted and their HMAC checked (failures are dropped and counted);
+ * replies use the 112-octet layout. Authenticated mode protects only octets
+ * 0–15, so T3 is patched after protection, as late as possible; encrypted
+ * mode covers T3, so T3 is final before the reply is protected. Mixed mode
+ * (RFC 5618) uses the open layout without crypto.
  */
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import {
   buildReflection, patchReflectorTimestamp, reflectorReplyLength, SENDER_HEADER_SIZE,
+  protectReflectorPacket, unprotectSenderPacket, type PacketLayout, type SecurityMode, type TestSessionKeys,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import { unmapAddress } from './address.js';
@@ -27,6 +35,10 @@ export interface ReflectorSessionOptions {
   senderAddress: string;
   senderPort: number;
   sid: Buffer;
+  /** Security mode of the control connection; default 'open'. */
+  mode?: SecurityMode;
+  /** Test-session keys (authenticated and encrypted mode). */
+  keys?: TestSessionKeys;
   /** Keep reflecting this long after Stop-Sessions (the request's Timeout, RFC 5357 §3.5). */
   stopGraceMs: number;
   /** End the session after this long without a packet (REFWAIT, RFC 5357 §4.2). */
@@ -46,12 +58,21 @@ export class ReflectorSession {
   private refwaitTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly overhead: number;
+  private readonly mode: SecurityMode;
+  private readonly layout: PacketLayout;
+  private readonly keys: TestSessionKeys | undefined;
   /** Packets this session reflected (for logs). */
   reflected = 0;
+  /** Packets dropped because their HMAC did not verify. */
+  badHmac = 0;
 
   constructor(private readonly o: ReflectorSessionOptions) {
     this.port = o.socket.address().port;
     this.overhead = o.family === 6 ? 48 : 28;
+    this.mode = o.mode ?? 'open';
+    this.layout = this.mode === 'authenticated' || this.mode === 'encrypted' ? 'authenticated' : 'open';
+    this.keys = o.keys;
+    if (this.layout === 'authenticated' && !this.keys) throw new TypeError(`${this.mode} session without test keys`);
     o.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     o.socket.on('error', () => { /* send errors (ICMP unreachable) must not kill the reflector */ });
   }
@@ -62,6 +83,11 @@ export class ReflectorSession {
 
   get isStarted(): boolean {
     return this.started && this.stoppedAt === undefined;
+  }
+
+  /** Accepted and not yet started (nor ended): the next Start-Sessions starts it. */
+  get canStart(): boolean {
+    return !this.started && !this.ended;
   }
 
   /** Start-Sessions received: begin reflecting, arm REFWAIT. */
@@ -101,20 +127,38 @@ export class ReflectorSession {
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     const t2 = this.o.clock.nowNtp();
     const c = this.o.counters;
+    const layout = this.layout;
     if (!this.started || this.ended || rinfo.port !== this.o.senderPort ||
-        unmapAddress(rinfo.address) !== this.o.senderAddress || msg.length < SENDER_HEADER_SIZE.open) {
+        unmapAddress(rinfo.address) !== this.o.senderAddress || msg.length < SENDER_HEADER_SIZE[layout]) {
+      c.droppedPackets++;
+      return;
+    }
+    const keys = this.keys;
+    // msg is ours (a fresh buffer per datagram): decrypt in place.
+    if (keys && !unprotectSenderPacket(msg, msg.length, keys, this.mode)) {
+      this.badHmac++;
       c.droppedPackets++;
       return;
     }
     this.lastPacketAt = Date.now();
-    const out = Buffer.allocUnsafe(reflectorReplyLength(msg.length));
+    const out = Buffer.allocUnsafe(reflectorReplyLength(msg.length, layout));
     const len = buildReflection(msg, msg.length, out, {
       seq: this.seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate,
       // Node's dgram cannot read the received TTL: RFC 5357 §4.2.1 says write 255 then.
       senderTtl: 255,
-    });
+    }, layout);
     this.seq = (this.seq + 1) >>> 0;
-    patchReflectorTimestamp(out, this.o.clock.nowNtp());
+    if (this.mode === 'encrypted') {
+      // T3 lies inside the encrypted range: final first, then HMAC and encryption.
+      patchReflectorTimestamp(out, this.o.clock.nowNtp(), layout);
+      protectReflectorPacket(out, len, keys!, this.mode);
+    } else if (this.mode === 'authenticated') {
+      // Only octets 0–15 are protected: T3 can still be taken after that.
+      protectReflectorPacket(out, len, keys!, this.mode);
+      patchReflectorTimestamp(out, this.o.clock.nowNtp(), layout);
+    } else {
+      patchReflectorTimestamp(out, this.o.clock.nowNtp(), layout);
+    }
     this.o.socket.send(out, 0, len, rinfo.port, rinfo.address);
     this.reflected++;
     c.reflectedPackets++;

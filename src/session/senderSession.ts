@@ -3,12 +3,21 @@
  * connect, request a session from the port we bound, start, send the traffic
  * model's packets on schedule, collect reflections, and always Stop-Sessions
  * on the way out.
+ *
+ * In authenticated and encrypted mode the packets use the 48-octet sender /
+ * 112-octet reflector layouts (RFC 4656 §4.1.2, RFC 5357 §4.2.1): sender
+ * packets are at least 48 octets, replies at least 112. Authenticated mode
+ * protects only octets 0–15, so T1 is written after protection, as late as
+ * possible; encrypted mode covers T1, so it is written first. Replies whose
+ * HMAC does not verify, or that answer a sequence number we never sent, are
+ * counted and never abort the session.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import {
   typePFromDscp, writeSenderPacket, decodeReflectorPacket, SENDER_HEADER_SIZE, ntpIntervalFromNs,
-  DecodeError, decodeErrorEstimate,
+  DecodeError, decodeErrorEstimate, protectSenderPacket, unprotectReflectorPacket, writeTimestamp,
+  type PacketLayout, type SecurityMode,
 } from '../protocol/index.js';
 import { SessionStats, type SessionResult } from '../measure/stats.js';
 import { checkModelForIpVersion, createTrafficModel, ipOverhead, type ModelConfig } from '../measure/models.js';
@@ -38,6 +47,11 @@ export interface SenderSessionOptions {
   onDscpUnavailable?: (reason: string) => void;
   /** Called for every reflection (probe progress). */
   onReply?: (received: number, sent: number) => void;
+  /** Acceptable security modes in order of preference; default ['open']. */
+  modes?: readonly SecurityMode[];
+  keyId?: string;
+  /** The shared secret of keyId, on demand (never stored in options dumps). */
+  secret?: () => Buffer;
 }
 
 export interface SenderSessionResult {
@@ -55,12 +69,23 @@ export interface SenderSessionResult {
   invalidReplies: number;
   /** Whether the test packets carried the DSCP in their IP header. */
   dscpMarked: boolean;
+  /** The security mode negotiated with the server. */
+  mode: SecurityMode;
+  /** Replies dropped because their HMAC did not verify (authenticated/encrypted mode). */
+  badHmacReplies: number;
 }
 
 export async function runSenderSession(o: SenderSessionOptions): Promise<SenderSessionResult> {
   const client = await ControlClient.connect({
     host: o.host, port: o.controlPort, timeoutMs: o.controlTimeoutMs, ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.modes ? { modes: o.modes } : {}),
+    ...(o.keyId !== undefined ? { keyId: o.keyId } : {}),
+    ...(o.secret ? { secret: o.secret } : {}),
   });
+  const mode = client.mode;
+  // Authenticated and encrypted mode use the longer packet layouts; mixed uses the open ones (RFC 5618).
+  const layout: PacketLayout = mode === 'authenticated' || mode === 'encrypted' ? 'authenticated' : 'open';
+  const header = SENDER_HEADER_SIZE[layout];
   const peer = client.peer;
   let udp: UdpSocket | undefined;
   let accepted = false;
@@ -79,9 +104,11 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     const marking = setSocketDscp(udp, o.dscp);
     if (!marking.ok && o.dscp !== 0) o.onDscpUnavailable?.(marking.reason);
     const senderPort = udp.address().port;
-    // twampd reads exactly 14 + Padding Length octets per packet: declare the
+    // twampd reads exactly header + Padding Length octets per packet: declare the
     // padding of the smallest packet so larger ones (imix) are only truncated.
-    const paddingLength = model.minSizeIp - overhead - SENDER_HEADER_SIZE.open;
+    // A model packet smaller than the header is sent as the bare header.
+    const payloadOf = (sizeIp: number): number => Math.max(sizeIp - overhead, header);
+    const paddingLength = payloadOf(model.minSizeIp) - header;
     const acc = await client.requestSession({
       ipvn: family,
       senderPort,
@@ -96,6 +123,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     accepted = true;
     const reflectorAddress = client.remoteAddress;
     const reflectorPort = acc.port;
+    const keys = layout === 'authenticated' ? client.testKeys(acc.sid) : undefined;
     await client.startSessions();
 
     const stats = new SessionStats();
@@ -103,18 +131,23 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     let received = 0;
     let sent = 0;
     let invalid = 0;
+    let badHmac = 0;
     let peerSynced = true;
     const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
       const t4 = o.clock.nowNtp();
       if (rinfo.port !== reflectorPort || unmapAddress(rinfo.address) !== reflectorAddress) { invalid++; return; }
       let r;
       try {
-        r = decodeReflectorPacket(msg, msg.length);
+        if (keys && !unprotectReflectorPacket(msg, msg.length, keys, mode)) { badHmac++; invalid++; return; }
+        r = decodeReflectorPacket(msg, msg.length, layout);
       } catch (e) {
         if (e instanceof DecodeError) { invalid++; return; }
         throw e;
       }
-      if (!decodeErrorEstimate(r.errorEstimate).synchronized) peerSynced = false;
+      // The reflector's Error Estimate covers T2/T3: S bit says whether its clock is synced;
+      // Multiplier 0 is invalid (RFC 4656 §4.1.2): keep the sample, but trust no sync claim.
+      const ee = decodeErrorEstimate(r.errorEstimate);
+      if (!ee.synchronized || ee.multiplier === 0) peerSynced = false;
       stats.recordReply({
         senderSeq: r.senderSeq, reflectorSeq: r.seq, t1: r.senderTimestamp, t2: r.receiveTimestamp,
         t3: r.timestamp, t4, sizeIp: msg.length + overhead,
@@ -125,18 +158,30 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     udp.on('message', onMessage);
     udp.on('error', () => { invalid++; });
 
-    const padding = randomBytes(Math.max(0, model.maxSizeIp - overhead - SENDER_HEADER_SIZE.open));
+    const padding = randomBytes(Math.max(0, payloadOf(model.maxSizeIp) - header));
     const sock = udp;
+    const errorEstimate = o.clock.errorEstimate;
     const sendOne = (seq: number): number => {
       const shape = model.packet(seq);
-      const payload = shape.sizeIp - overhead;
+      const payload = payloadOf(shape.sizeIp);
       const buf = Buffer.allocUnsafe(payload);
-      padding.copy(buf, SENDER_HEADER_SIZE.open, 0, payload - SENDER_HEADER_SIZE.open);
-      const t1 = o.clock.nowNtp();
-      writeSenderPacket(buf, { seq, timestamp: t1, errorEstimate: o.clock.errorEstimate });
+      padding.copy(buf, header, 0, payload - header);
+      let t1: bigint;
+      if (mode === 'authenticated') {
+        // Protect octets 0–15 first, then take T1 as late as possible (outside the protection).
+        writeSenderPacket(buf, { seq, timestamp: 0n, errorEstimate }, layout);
+        protectSenderPacket(buf, payload, keys!, mode);
+        t1 = o.clock.nowNtp();
+        writeTimestamp(buf, 16, t1);
+      } else {
+        t1 = o.clock.nowNtp();
+        writeSenderPacket(buf, { seq, timestamp: t1, errorEstimate }, layout);
+        // Encrypted: T1 is inside the CBC range, so it is final before protection.
+        if (keys) protectSenderPacket(buf, payload, keys, mode);
+      }
       sock.send(buf, reflectorPort, reflectorAddress);
       sentT1.set(seq, t1);
-      stats.recordSent({ seq, sizeIp: shape.sizeIp, t1 });
+      stats.recordSent({ seq, sizeIp: payload + overhead, t1 });
       sent++;
       return shape.gapNs;
     };
@@ -158,6 +203,8 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       clocksSynchronized: o.clock.synchronized && peerSynced && received > 0,
       invalidReplies: invalid,
       dscpMarked: marking.ok,
+      mode,
+      badHmacReplies: badHmac,
     };
     return result;
   } finally {

@@ -127,6 +127,8 @@ describe('twamp_reflector.md examples', () => {
       maxSessions: 1000,
       refwaitMs: 900_000,
       servwaitMs: 900_000,
+      modes: ['open'],
+      kdfCount: 2048,
     });
   });
 
@@ -184,6 +186,7 @@ describe('gufo-agent-notes.md §5.2 example', () => {
       model: { model: 'g711' },
       controlTimeoutMs: 5000,
       replyTimeoutMs: 3000,
+      modes: ['open'],
     });
   });
 });

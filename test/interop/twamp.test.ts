@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { TwampSender } from '../../src/sender.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { testMeter } from '../helpers/metrics.js';
-import { requirePeersOrSkip, startTwampd, runTwping, freePort, hostPort, type TwpingResult } from '../helpers/peers.js';
+import {
+  requirePeersOrSkip, startTwampd, runTwping, freePort, hostPort, TEST_USER, TEST_PASSPHRASE, type TwpingResult,
+} from '../helpers/peers.js';
 
 function explain(r: TwpingResult): string {
   return `twping exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
@@ -88,7 +90,7 @@ describe('our sender → perfSONAR twampd (open mode)', { timeout: 120_000, conc
     }
   });
 
-  it('twampd offering only authenticated mode: the run fails naming the refusal', async (t) => {
+  it('twampd offering only authenticated mode, sender allowing only open: refused, naming both sides\' modes', async (t) => {
     const p = requirePeersOrSkip(t);
     if (!p) return;
     const d = await startTwampd(p, { authmode: 'A' });
@@ -97,7 +99,16 @@ describe('our sender → perfSONAR twampd (open mode)', { timeout: 120_000, conc
       const out = await sender.runOnce();
       assert.equal(out.ok, false);
       assert.equal(out.ok ? '' : out.reason, 'refused');
-      assert.match(out.ok ? '' : out.error.message, /does not offer unauthenticated mode.*authenticated/);
+      assert.match(out.ok ? '' : out.error.message, /no common security mode: we allow open; the server offers authenticated \(Modes 0x2\)/);
+      // With the key configured, the same server is fine (more in security.test.ts).
+      const auth = new TwampSender({
+        id: 'auth-ok', reflector: d.host, port: d.port, n_packets: 5, model: 'g711',
+        mode: ['open', 'authenticated'], key_id: TEST_USER, secret: TEST_PASSPHRASE,
+      });
+      const ok = await auth.runOnce();
+      assert.ok(ok.ok, ok.ok ? '' : ok.error.message);
+      assert.equal(ok.result.session.mode, 'authenticated');
+      assert.equal(ok.result.session.stats.rxPackets, 5);
     } finally {
       await d.stop();
     }
@@ -164,7 +175,7 @@ describe('perfSONAR twping → our reflector (open mode)', { timeout: 120_000 },
     }
   });
 
-  it('twping asking for authenticated mode is refused cleanly and counted', async (t) => {
+  it('twping asking for authenticated mode from an open-only reflector is refused cleanly and counted', async (t) => {
     const p = requirePeersOrSkip(t);
     if (!p) return;
     const reflector = new TwampReflector({ id: 'open-only', listen: '127.0.0.1', port: 0 });
@@ -178,6 +189,8 @@ describe('perfSONAR twping → our reflector (open mode)', { timeout: 120_000 },
       } finally {
         await d.stop();
       }
+      // twping finds no common mode in our greeting (open only) and hangs up without a Set-Up-Response.
+      assert.equal(reflector.counters.refused.get('abandoned'), 1, [...reflector.counters.refused].join());
       // The reflector keeps serving open-mode clients afterwards.
       const ok = await runTwping(p, hostPort('127.0.0.1', port), ['-c', '5', '-i', '0.01f']);
       assert.equal(ok.lost, 0, explain(ok));

@@ -90,16 +90,10 @@ describe('SessionStats: delays', () => {
 
   it('no loss, constant delay: exact delays, jitter 0', () => {
     const x = session(10, Array.from({ length: 10 }, (_, i) => [i, i] as [number, number]));
-    assert.deepEqual(x.out, {
-      samples: 10,
-      minDelayNs: 10 * MS,
-      maxDelayNs: 10 * MS,
-      avgDelayNs: 10 * MS,
-      jitterNs: 0,
-      loss: 0,
-    });
-    assert.deepEqual(x.in, { samples: 10, minDelayNs: 15 * MS, maxDelayNs: 15 * MS, avgDelayNs: 15 * MS, jitterNs: 0, loss: 0 });
-    assert.deepEqual(x.rt, { samples: 10, minDelayNs: 25 * MS, maxDelayNs: 25 * MS, avgDelayNs: 25 * MS, jitterNs: 0, loss: 0 });
+    const constant = (d: number) => ({ samples: 10, minDelayNs: d, maxDelayNs: d, p50DelayNs: d, p90DelayNs: d, p99DelayNs: d, avgDelayNs: d, jitterNs: 0, loss: 0 });
+    assert.deepEqual(x.out, constant(10 * MS));
+    assert.deepEqual(x.in, constant(15 * MS));
+    assert.deepEqual(x.rt, constant(25 * MS));
     assert.deepEqual(x.residence, { minNs: 50_000, maxNs: 50_000, avgNs: 50_000 });
     assert.deepEqual(counts(x), { duplicates: 0, reordered: 0, unexpected: 0 });
     assert.equal(x.rxPackets, 10);
@@ -420,5 +414,25 @@ describe('SessionStats: scale', () => {
     assert.equal(x.duplicates, 100);
     assert.ok(x.reordered > 0);
     assert.ok(elapsed < 10_000, `${elapsed} ms`);
+  });
+});
+
+describe('SessionStats: percentiles', () => {
+  it('nearest-rank p50/p90/p99 per direction, and the samples in arrival order', () => {
+    const st = new SessionStats();
+    const s = (ms: number) => BigInt(Math.round(ms * 1e6)) * (1n << 32n) / 1_000_000_000n;
+    // round-trip delays 1..100 ms, arriving in reverse order
+    for (let i = 0; i < 100; i++) st.recordSent({ seq: i, sizeIp: 100, t1: s(i * 1000) });
+    for (let i = 99; i >= 0; i--) {
+      const t1 = s(i * 1000);
+      st.recordReply({ senderSeq: i, reflectorSeq: 99 - i, t1, t2: t1, t3: t1, t4: t1 + s(i + 1), sizeIp: 100 });
+    }
+    const x = st.result();
+    assert.equal(x.rt.p50DelayNs, 50 * MS);
+    assert.equal(x.rt.p90DelayNs, 90 * MS);
+    assert.equal(x.rt.p99DelayNs, 99 * MS);
+    const rt = st.delaySamples('rt');
+    assert.equal(rt.length, 100);
+    assert.equal(rt[0], 100 * MS, 'arrival order');
   });
 });

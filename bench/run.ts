@@ -1,0 +1,477 @@
+/**
+ * `npm run bench` (issue 6): performance figures of otel-twamp, each with a
+ * baseline measured in the same run on the same machine, because machines
+ * are shared and noisy and only same-run ratios mean anything. No pass/fail:
+ * it reports.
+ *
+ *  1. Reflector capacity: highest rate reflected with < 0.1 % loss, ours vs
+ *     perfSONAR twampd, same load generator (bench/blaster.ts), whose own
+ *     ceiling is measured first.
+ *  2. Sender: departure error percentiles of PacedSender at 50 / 1,000 /
+ *     10,000 pps; CPU per 1,000 packets of a real session, ours vs twping.
+ *  3. Memory of one reflector holding 1,000 started sessions.
+ *
+ * Every part has a time bound; the whole run stays under 5 minutes. Results
+ * are printed as tables and written to dist/bench-results.json.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, loadavg, totalmem, release, hostname } from 'node:os';
+import { join, dirname } from 'node:path';
+import { ControlClient } from '../src/session/controlClient.js';
+import { ntpIntervalFromNs } from '../src/protocol/index.js';
+import { findPeers, startTwampd, parseTwpingOutput, repoRoot, type Peers, type Twampd } from '../test/helpers/peers.js';
+import { forkChild, withDeadline, sleep, fmt, fmtInt, table, MB, type BenchChild } from './lib.js';
+import type { BlastConfig, BlastResult } from './blaster.js';
+import type { DepartureResult, CpuResult } from './senderChild.js';
+
+const RESULTS_FILE = join(repoRoot(), 'dist', 'bench-results.json');
+
+// ----------------------------------------------------------------- settings
+const CAPACITY = {
+  rates: [5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000],
+  stepMs: 2000,
+  drainMs: 400,
+  maxLoss: 0.001,
+  refineSteps: 3,
+  payload: 41,
+  budgetPerTargetMs: 40_000,
+};
+const DEPARTURE = [
+  { rate: 50, packets: 250 },
+  { rate: 1_000, packets: 5_000 },
+  { rate: 10_000, packets: 50_000 },
+];
+const CPU_RUN = { rate: 1_000, packets: 5_000 };
+const MEMORY = { sessions: 1_000, maxSessions: 2_000, concurrency: 50, targetRssMb: 100 };
+const BOUND_MS = { capacity: 150_000, sender: 70_000, memory: 60_000 };
+
+// ------------------------------------------------------------------ helpers
+const log = (s: string): void => { process.stderr.write(`bench: ${s}\n`); };
+
+function banner(lines: string[]): string {
+  const w = Math.max(...lines.map((l) => l.length)) + 4;
+  const bar = '!'.repeat(w);
+  return [bar, ...lines.map((l) => `! ${l.padEnd(w - 4)} !`), bar].join('\n');
+}
+
+interface PartError { error: string }
+const isErr = (x: unknown): x is PartError => typeof x === 'object' && x !== null && 'error' in x;
+
+async function part<T>(name: string, boundMs: number, fn: (cleanup: Array<() => Promise<void>>) => Promise<T>): Promise<T | PartError> {
+  const cleanup: Array<() => Promise<void>> = [];
+  const t0 = Date.now();
+  log(`${name}: started (time bound ${boundMs / 1000} s)`);
+  try {
+    const r = await withDeadline(fn(cleanup), boundMs, name);
+    log(`${name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return r;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    log(`${name}: FAILED: ${msg}`);
+    return { error: msg };
+  } finally {
+    for (const c of cleanup.reverse()) await c().catch(() => undefined);
+  }
+}
+
+async function startOurReflector(maxSessions: number, cleanup: Array<() => Promise<void>>): Promise<{ child: BenchChild; port: number }> {
+  const child = forkChild('reflectorChild.js', [String(maxSessions)]);
+  cleanup.push(() => child.stop());
+  const { port } = await child.next<{ port: number }>('ready', 10_000);
+  return { child, port };
+}
+
+async function blast(cfg: Omit<BlastConfig, 'rates' | 'stepMs' | 'drainMs' | 'maxLoss' | 'refineSteps' | 'payload' | 'budgetMs'>,
+  cleanup: Array<() => Promise<void>>): Promise<BlastResult> {
+  const child = forkChild('blaster.js');
+  cleanup.push(() => child.stop());
+  const config: BlastConfig = {
+    ...cfg, rates: CAPACITY.rates, stepMs: CAPACITY.stepMs, drainMs: CAPACITY.drainMs, maxLoss: CAPACITY.maxLoss,
+    refineSteps: CAPACITY.refineSteps, payload: CAPACITY.payload, budgetMs: CAPACITY.budgetPerTargetMs,
+  };
+  const r = await child.request<BlastResult>({ type: 'run', config }, 'result', CAPACITY.budgetPerTargetMs + 15_000);
+  await child.stop();
+  return r;
+}
+
+// ------------------------------------------------------------ 1. capacity
+interface CapacityPart {
+  generator: BlastResult;
+  ours: BlastResult | PartError;
+  twampd: BlastResult | PartError | { skipped: string };
+  /** ours / twampd highest loss-free rate. */
+  ratio: number | undefined;
+  /** How to read the ratio: exact, or a bound because a side was capped by the generator or the rate list. */
+  ratioQualifier: string;
+  oursMeetsTwampd: boolean | undefined;
+}
+
+/** The capacity as a printable figure with its qualifier. */
+function capacityText(r: BlastResult, generatorCeiling: number | undefined): string {
+  if (r.capacityPps === undefined) return `< ${fmtInt(r.steps[0]?.targetPps)}`;
+  let s = fmtInt(r.capacityPps);
+  if (r.failedAtPps === undefined || r.generatorLimited) s = `≥ ${s}`;
+  if (r.generatorLimited || (generatorCeiling !== undefined && r.capacityPps >= generatorCeiling)) s += ' (generator-limited)';
+  else if (r.failedAtPps !== undefined) s += ` (fails at ${fmtInt(r.failedAtPps)})`;
+  return s;
+}
+
+/** The target's capacity is only a lower bound when the generator (or the top rate) stopped the search. */
+const isLowerBound = (r: BlastResult, ceiling: number | undefined): boolean =>
+  r.failedAtPps === undefined || r.generatorLimited || (ceiling !== undefined && (r.capacityPps ?? 0) >= ceiling);
+
+async function capacity(peers: Peers | undefined, twampdMissing: string | undefined): Promise<CapacityPart> {
+  const c: Array<() => Promise<void>> = [];
+  try {
+    log('capacity: generator self-test (its socket sends to itself: one send + one receive per packet)');
+    const generator = await blast({ mode: 'self', host: '127.0.0.1', port: 0 }, c);
+    const ceiling = generator.capacityPps;
+    log(`capacity: generator ceiling ${capacityText(generator, undefined)} pps`);
+
+    let ours: BlastResult | PartError;
+    try {
+      log('capacity: our reflector (own process)');
+      const { port } = await startOurReflector(10, c);
+      ours = await blast({ mode: 'twamp', host: '127.0.0.1', port }, c);
+      log(`capacity: ours ${capacityText(ours, ceiling)} pps`);
+    } catch (e) {
+      ours = { error: (e as Error).message };
+    }
+    for (const f of c.splice(0).reverse()) await f().catch(() => undefined);
+
+    let twampd: CapacityPart['twampd'];
+    if (!peers) {
+      twampd = { skipped: twampdMissing ?? 'twampd not built' };
+    } else {
+      let d: Twampd | undefined;
+      try {
+        log('capacity: perfSONAR twampd (authmode O)');
+        d = await startTwampd(peers, { authmode: 'O' });
+        twampd = await blast({ mode: 'twamp', host: '127.0.0.1', port: d.port }, c);
+        log(`capacity: twampd ${capacityText(twampd, ceiling)} pps`);
+      } catch (e) {
+        twampd = { error: (e as Error).message };
+      } finally {
+        await d?.stop();
+      }
+    }
+
+    let ratio: number | undefined;
+    let ratioQualifier = 'n/a (no baseline)';
+    let oursMeetsTwampd: boolean | undefined;
+    if (!isErr(ours) && twampd && !isErr(twampd) && !('skipped' in twampd) &&
+        ours.capacityPps !== undefined && twampd.capacityPps !== undefined) {
+      ratio = ours.capacityPps / twampd.capacityPps;
+      const oursLow = isLowerBound(ours, ceiling);
+      const theirsLow = isLowerBound(twampd, ceiling);
+      if (oursLow && theirsLow) ratioQualifier = 'both generator-limited: ratio not meaningful';
+      else if (theirsLow) ratioQualifier = 'upper bound (twampd generator-limited): ours/twampd ≤ this';
+      else if (oursLow) ratioQualifier = 'lower bound (ours generator-limited): ours/twampd ≥ this';
+      else ratioQualifier = 'ours ÷ twampd, same generator, same run';
+      if (ratio >= 1) oursMeetsTwampd = true;
+      else if (!oursLow) oursMeetsTwampd = false;
+    }
+    return { generator, ours, twampd, ratio, ratioQualifier, oursMeetsTwampd };
+  } finally {
+    for (const f of c.reverse()) await f().catch(() => undefined);
+  }
+}
+
+// ------------------------------------------------------------- 2. sender
+interface TwpingCpu {
+  ok: boolean;
+  error?: string;
+  sent?: number;
+  lost?: number;
+  userMs: number;
+  systemMs: number;
+  wallMs: number;
+}
+
+interface SenderPart {
+  departure: Array<DepartureResult | PartError>;
+  cpu: {
+    ours: CpuResult | PartError;
+    twping: TwpingCpu | { skipped: string };
+    /** CPU ms per 1,000 packets. */
+    oursMsPer1000: number | undefined;
+    twpingMsPer1000: number | undefined;
+    /** ours ÷ twping CPU per packet (> 1: we use more). */
+    ratio: number | undefined;
+  };
+}
+
+/** twping under bash's `time` keyword: user and system CPU of the twping process itself. */
+function runTwpingTimed(twping: string, args: string[], timeoutMs: number): Promise<TwpingCpu> {
+  return new Promise((resolve) => {
+    const script = 'TIMEFORMAT="@@CPU %3U %3S %3R"; time "$@"';
+    const cp = spawn('bash', ['-c', script, 'bench-twping', twping, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    cp.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    cp.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    const t = setTimeout(() => cp.kill('SIGKILL'), timeoutMs);
+    cp.once('close', (code) => {
+      clearTimeout(t);
+      const m = /@@CPU ([\d.]+) ([\d.]+) ([\d.]+)/.exec(err);
+      const parsed = parseTwpingOutput(out, err);
+      if (!m || code !== 0) {
+        resolve({ ok: false, error: `twping exit ${code}: ${err.trim().slice(-400)}`, userMs: NaN, systemMs: NaN, wallMs: NaN });
+        return;
+      }
+      resolve({
+        ok: true, sent: parsed.sent, lost: parsed.lost,
+        userMs: Number(m[1]) * 1000, systemMs: Number(m[2]) * 1000, wallMs: Number(m[3]) * 1000,
+      });
+    });
+  });
+}
+
+async function sender(peers: Peers | undefined, twampdMissing: string | undefined, c: Array<() => Promise<void>>): Promise<SenderPart> {
+  const departure: SenderPart['departure'] = [];
+  for (const d of DEPARTURE) {
+    log(`sender: departure error at ${d.rate} pps (${d.packets} packets)`);
+    const child = forkChild('senderChild.js');
+    c.push(() => child.stop());
+    try {
+      const r = await child.request<{ result: DepartureResult }>({ type: 'departure', ...d }, 'result', 20_000);
+      departure.push(r.result);
+    } catch (e) {
+      departure.push({ error: (e as Error).message });
+    }
+    await child.stop();
+  }
+
+  log(`sender: CPU of a real session, ${CPU_RUN.packets} packets at ${CPU_RUN.rate} pps, ours then twping, same reflector (ours, own process)`);
+  const { port } = await startOurReflector(10, c);
+  let ours: CpuResult | PartError;
+  const child = forkChild('senderChild.js');
+  c.push(() => child.stop());
+  try {
+    ours = (await child.request<{ result: CpuResult }>({ type: 'cpu', port, ...CPU_RUN }, 'result', 25_000)).result;
+    if (!ours.ok) ours = { error: ours.error ?? 'session failed' };
+  } catch (e) {
+    ours = { error: (e as Error).message };
+  }
+  await child.stop();
+  let twping: TwpingCpu | { skipped: string };
+  if (!peers) {
+    twping = { skipped: twampdMissing ?? 'twping not built' };
+  } else {
+    const interval = `${1 / CPU_RUN.rate}f`;
+    twping = await runTwpingTimed(peers.twping,
+      ['-c', String(CPU_RUN.packets), '-i', interval, '-s', String(CAPACITY.payload - 14), `127.0.0.1:${port}`], 25_000);
+  }
+  const oursMsPer1000 = isErr(ours) ? undefined : ((ours.userMs + ours.systemMs) / ours.txPackets) * 1000;
+  const twpingMsPer1000 = 'skipped' in twping || !twping.ok || !twping.sent
+    ? undefined : ((twping.userMs + twping.systemMs) / twping.sent) * 1000;
+  const ratio = oursMsPer1000 !== undefined && twpingMsPer1000 !== undefined && twpingMsPer1000 > 0
+    ? oursMsPer1000 / twpingMsPer1000 : undefined;
+  return { departure, cpu: { ours, twping, oursMsPer1000, twpingMsPer1000, ratio } };
+}
+
+// ------------------------------------------------------------- 3. memory
+interface MemSample { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; activeSessions: number }
+interface MemoryPart {
+  sessions: number;
+  before: MemSample;
+  after: MemSample;
+  rssAfterMb: number;
+  rssDeltaMb: number;
+  heapDeltaMb: number;
+  rssPerSessionKb: number;
+  heapPerSessionKb: number;
+  underTarget: boolean;
+  setupMs: number;
+}
+
+async function memory(c: Array<() => Promise<void>>): Promise<MemoryPart> {
+  const { child, port } = await startOurReflector(MEMORY.maxSessions, c);
+  await sleep(300);
+  const before = await child.request<MemSample>({ type: 'mem' }, 'mem', 10_000);
+  const clients: ControlClient[] = [];
+  c.push(async () => { for (const k of clients) k.close(); });
+  const t0 = Date.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < MEMORY.sessions) {
+      const i = next++;
+      const k = await ControlClient.connect({ host: '127.0.0.1', port, timeoutMs: 10_000 });
+      clients.push(k);
+      // Sender Port is never used: no test packet is sent, the sessions only exist.
+      await k.requestSession({
+        ipvn: 4, senderPort: 20_000 + i, receiverPort: 0, senderAddress: '127.0.0.1', receiverAddress: '127.0.0.1',
+        paddingLength: 27, startTime: 0n, timeout: ntpIntervalFromNs(1_000_000_000n), typeP: 0,
+      });
+      await k.startSessions();
+    }
+  };
+  await Promise.all(Array.from({ length: MEMORY.concurrency }, worker));
+  const setupMs = Date.now() - t0;
+  await sleep(500);
+  const after = await child.request<MemSample>({ type: 'mem' }, 'mem', 10_000);
+  if (after.activeSessions !== MEMORY.sessions) {
+    throw new Error(`expected ${MEMORY.sessions} sessions on the reflector, it has ${after.activeSessions}`);
+  }
+  for (const k of clients) k.close();
+  const rssDelta = after.rss - before.rss;
+  const heapDelta = after.heapUsed - before.heapUsed;
+  return {
+    sessions: MEMORY.sessions, before, after, setupMs,
+    rssAfterMb: after.rss / MB, rssDeltaMb: rssDelta / MB, heapDeltaMb: heapDelta / MB,
+    rssPerSessionKb: rssDelta / 1024 / MEMORY.sessions, heapPerSessionKb: heapDelta / 1024 / MEMORY.sessions,
+    underTarget: after.rss / MB < MEMORY.targetRssMb,
+  };
+}
+
+// ------------------------------------------------------------ reporting
+function gitCommit(): string | null {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'ignore'] });
+    const dirty = execFileSync('git', ['status', '--porcelain'], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'ignore'] });
+    return `${head.toString().trim()}${dirty.length > 0 ? ' (with uncommitted changes)' : ''}`;
+  } catch {
+    return null;
+  }
+}
+
+function report(meta: Record<string, unknown>, cap: CapacityPart | PartError, snd: SenderPart | PartError, mem: MemoryPart | PartError, twampdMissing: string | undefined): string {
+  const out: string[] = [];
+  out.push('');
+  out.push(`otel-twamp benchmark — ${String(meta.date)} — ${String(meta.cpuModel)} ×${String(meta.cpus)}, Node ${String(meta.node)}, load ${String(meta.loadavgBefore)}`);
+  out.push('All ratios are against a baseline measured in this same run on this machine.');
+  if (twampdMissing) {
+    out.push('');
+    out.push(banner(['perfSONAR twampd/twping NOT BUILT: baselines and ratios are n/a.', twampdMissing,
+      'Build them with `bash scripts/peers.sh` and run `npm run bench` again.']));
+  }
+
+  out.push('');
+  out.push(`1. Reflector capacity — highest rate reflected with < ${CAPACITY.maxLoss * 100} % loss ` +
+    `(${CAPACITY.payload}-octet TWAMP-Test packets, open mode, ${CAPACITY.stepMs / 1000} s per step, IPv4 loopback)`);
+  if (isErr(cap)) {
+    out.push(`   FAILED: ${cap.error}`);
+  } else {
+    const ceiling = cap.generator.capacityPps;
+    const rows = [['', 'highest loss-free rate (pps)', 'steps (target pps: loss %)']];
+    const steps = (r: BlastResult): string => r.steps.map((s) =>
+      `${fmtInt(s.targetPps / 1000)}k:${s.generatorLimited ? `gen@${fmtInt(s.achievedPps / 1000)}k` : fmt(s.lossPercent, 2)}`).join(' ');
+    rows.push(['load generator ceiling (sends to itself)', capacityText(cap.generator, undefined), steps(cap.generator)]);
+    rows.push(['our reflector (TwampReflector)', isErr(cap.ours) ? `FAILED: ${cap.ours.error}` : capacityText(cap.ours, ceiling),
+      isErr(cap.ours) ? '' : steps(cap.ours)]);
+    const t = cap.twampd;
+    rows.push(['perfSONAR twampd (baseline)', 'skipped' in t ? `n/a: NOT BUILT` : isErr(t) ? `FAILED: ${t.error}` : capacityText(t, ceiling),
+      'skipped' in t || isErr(t) ? '' : steps(t)]);
+    out.push(table(rows));
+    out.push(`   ratio ours / twampd capacity: ${cap.ratio === undefined ? 'n/a' : fmt(cap.ratio, 2)} — ${cap.ratioQualifier}`);
+  }
+
+  out.push('');
+  out.push('2a. Sender departure error — |actual − scheduled| departure of PacedSender with the process clock ' +
+    '(each departure a real UDP send over loopback)');
+  if (isErr(snd)) {
+    out.push(`   FAILED: ${snd.error}`);
+  } else {
+    const rows = [['rate (pps)', 'packets', 'p50 (µs)', 'p90 (µs)', 'p99 (µs)', 'max (µs)', '>1 ms (%)', 'mean rate (pps)', 'mean-rate error (%)', 'CPU ms/1000 pkts']];
+    DEPARTURE.forEach((d, i) => {
+      const r = snd.departure[i];
+      if (!r || isErr(r)) { rows.push([fmtInt(d.rate), fmtInt(d.packets), `FAILED: ${r?.error ?? '?'}`]); return; }
+      rows.push([fmtInt(r.ratePps), fmtInt(r.packets), fmt(r.p50Us), fmt(r.p90Us), fmt(r.p99Us), fmt(r.maxUs),
+        fmt(r.over1msPercent, 2), fmt(r.achievedPps, 1), fmt(r.meanRateErrorPercent, 3), fmt(r.cpuMsPer1000, 1)]);
+    });
+    out.push(table(rows));
+    out.push('');
+    out.push(`2b. Sender CPU per 1,000 packets — one session of ${fmtInt(CPU_RUN.packets)} packets at ${fmtInt(CPU_RUN.rate)} pps, ` +
+      `${CAPACITY.payload}-octet packets, both senders against our reflector in its own process`);
+    const k = snd.cpu;
+    const rows2 = [['sender', 'CPU ms / 1,000 packets (user+sys)', 'user ms', 'sys ms', 'wall s', 'sent', 'received/lost']];
+    const o = k.ours;
+    rows2.push(['ours (TwampSender.runOnce, cbr)', isErr(o) ? `FAILED: ${o.error}` : fmt(k.oursMsPer1000, 1),
+      isErr(o) ? '' : fmt(o.userMs, 0), isErr(o) ? '' : fmt(o.systemMs, 0), isErr(o) ? '' : fmt(o.wallMs / 1000, 2),
+      isErr(o) ? '' : fmtInt(o.txPackets), isErr(o) ? '' : `${fmtInt(o.rxPackets)} received`]);
+    const tw = k.twping;
+    if ('skipped' in tw) rows2.push(['perfSONAR twping (baseline)', 'n/a: NOT BUILT']);
+    else if (!tw.ok) rows2.push(['perfSONAR twping (baseline)', `FAILED: ${tw.error ?? '?'}`]);
+    else rows2.push(['perfSONAR twping (baseline)', fmt(k.twpingMsPer1000, 1), fmt(tw.userMs, 0), fmt(tw.systemMs, 0),
+      fmt(tw.wallMs / 1000, 2), fmtInt(tw.sent), `${fmtInt(tw.lost)} lost`]);
+    out.push(table(rows2));
+    out.push(`   ratio ours / twping CPU per packet: ${k.ratio === undefined ? 'n/a' : fmt(k.ratio, 2)} (> 1: we use more CPU; ` +
+      'ours counted around runOnce only, twping for its whole process)');
+  }
+
+  out.push('');
+  out.push(`3. Memory — one TwampReflector (own process, max_sessions ${MEMORY.maxSessions}) holding ${fmtInt(MEMORY.sessions)} ` +
+    'started sessions, each on its own control connection (after GC)');
+  if (isErr(mem)) {
+    out.push(`   FAILED: ${mem.error}`);
+  } else {
+    const rows = [['', 'RSS (MB)', 'heap used (MB)', 'external (MB)']];
+    rows.push(['before (idle reflector)', fmt(mem.before.rss / MB), fmt(mem.before.heapUsed / MB), fmt(mem.before.external / MB)]);
+    rows.push([`with ${fmtInt(mem.sessions)} sessions`, fmt(mem.after.rss / MB), fmt(mem.after.heapUsed / MB), fmt(mem.after.external / MB)]);
+    rows.push(['increase', fmt(mem.rssDeltaMb), fmt(mem.heapDeltaMb), fmt((mem.after.external - mem.before.external) / MB)]);
+    out.push(table(rows));
+    out.push(`   per session: ${fmt(mem.rssPerSessionKb)} KB RSS, ${fmt(mem.heapPerSessionKb)} KB heap; ` +
+      `set-up of ${fmtInt(mem.sessions)} sessions took ${fmt(mem.setupMs / 1000, 1)} s; ` +
+      `target < ${MEMORY.targetRssMb} MB RSS: ${mem.underTarget ? 'MET' : 'NOT MET'}`);
+  }
+
+  out.push('');
+  out.push('Verdicts');
+  const capVerdict = isErr(cap) ? 'unknown (part failed)'
+    : cap.oursMeetsTwampd === undefined ? `unknown (${cap.ratioQualifier})`
+      : cap.oursMeetsTwampd ? `MET (ours/twampd = ${fmt(cap.ratio, 2)}, ${cap.ratioQualifier})`
+        : `NOT MET (ours/twampd = ${fmt(cap.ratio, 2)}, ${cap.ratioQualifier})`;
+  out.push(`  reflector capacity at least that of twampd: ${capVerdict}`);
+  out.push(`  1,000 concurrent sessions under ${MEMORY.targetRssMb} MB RSS: ${isErr(mem) ? 'unknown (part failed)'
+    : `${mem.underTarget ? 'MET' : 'NOT MET'} (${fmt(mem.rssAfterMb)} MB)`}`);
+  out.push(`  results written to ${RESULTS_FILE}`);
+  return out.join('\n');
+}
+
+// ----------------------------------------------------------------- main
+async function main(): Promise<void> {
+  const started = Date.now();
+  const found = findPeers();
+  const peers = 'missing' in found ? undefined : found;
+  const twampdMissing = 'missing' in found ? found.missing : undefined;
+  if (twampdMissing) {
+    process.stderr.write(`\n${banner(['perfSONAR twampd/twping NOT BUILT: the baselines cannot run; ratios will be n/a.', twampdMissing])}\n\n`);
+  }
+  const cpu0 = cpus()[0];
+  const meta = {
+    date: new Date().toISOString(), node: process.version, platform: `${process.platform} ${release()}`, host: hostname(),
+    cpus: cpus().length, cpuModel: cpu0?.model.trim() ?? '?', memTotalMb: Math.round(totalmem() / MB),
+    loadavgBefore: loadavg().map((x) => x.toFixed(2)).join(' '), twampd: peers?.twampd ?? null, commit: gitCommit(),
+  };
+
+  const cap = await part('1 capacity', BOUND_MS.capacity, () => capacity(peers, twampdMissing));
+  const snd = await part('2 sender', BOUND_MS.sender, (c) => sender(peers, twampdMissing, c));
+  const mem = await part('3 memory', BOUND_MS.memory, (c) => memory(c));
+
+  const text = report(meta, cap, snd, mem, twampdMissing);
+  const json = {
+    meta: { ...meta, totalSeconds: (Date.now() - started) / 1000, loadavgAfter: loadavg().map((x) => x.toFixed(2)).join(' ') },
+    settings: { capacity: CAPACITY, departure: DEPARTURE, cpu: CPU_RUN, memory: MEMORY, timeBoundsMs: BOUND_MS },
+    units: {
+      capacityPps: 'highest packet rate (packets/s) reflected with loss below settings.capacity.maxLoss',
+      ratio: 'ours ÷ baseline (twampd for capacity, twping for CPU), same run',
+      departureUs: '|actual − scheduled| departure time, microseconds',
+      cpuMsPer1000: 'user+system CPU milliseconds per 1,000 packets sent',
+      memory: 'bytes (rss, heapUsed, …) from process.memoryUsage() after GC; *Mb fields in MiB, *Kb in KiB',
+    },
+    capacity: cap, sender: snd, memory: mem,
+    verdicts: {
+      capacityAtLeastTwampd: isErr(cap) ? null : cap.oursMeetsTwampd ?? null,
+      memoryUnderTarget: isErr(mem) ? null : mem.underTarget,
+    },
+  };
+  mkdirSync(dirname(RESULTS_FILE), { recursive: true });
+  writeFileSync(RESULTS_FILE, `${JSON.stringify(json, null, 2)}\n`);
+  process.stdout.write(`${text}\n  total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+}
+
+main().then(() => process.exit(0), (e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

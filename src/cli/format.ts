@@ -1,0 +1,442 @@
+/**
+ * Rendering of `otel-twamp probe` results: one {@link ProbeReport} document
+ * (the `--json` output, schema below) built from a sender session, and a
+ * human-readable text view of the same document.
+ *
+ * JSON schema, version 1 (`schemaVersion: 1`). Stability rules:
+ * - every key below is always present; a value that cannot be computed is
+ *   `null` (never omitted, never NaN);
+ * - keys are only ever added within a schema version, never renamed or
+ *   removed; a breaking change bumps `schemaVersion`;
+ * - units are in the key name: `…Ns` integer nanoseconds, `…Ms` milliseconds
+ *   (floating point), `…Octets`, `…Percent` (0–100), `…PerSecond`.
+ */
+import type { SenderSessionResult } from '../session/senderSession.js';
+import type { FailureReason } from '../session/errors.js';
+import { formatHostPort } from '../session/errors.js';
+import type { SenderConfig } from '../config/types.js';
+import type { ModelName } from '../measure/models.js';
+import { dscpName } from '../protocol/dscp.js';
+import { summarize, histogram, type Summary } from '../measure/percentiles.js';
+
+export const PROBE_SCHEMA_VERSION = 1 as const;
+
+/** Delay statistics of one direction, all in the same unit (see the containing key). */
+export interface ProbeDelayStats {
+  min: number | null;
+  /** Percentiles need per-packet samples: null when the session layer did not provide them. */
+  median: number | null;
+  p90: number | null;
+  p99: number | null;
+  max: number | null;
+  /** Arithmetic mean over all answered packets. */
+  avg: number | null;
+}
+
+export interface ProbeDirection {
+  /** Delay samples: one per answered sender packet (the first reply). */
+  samples: number;
+  /** Lost packets in this direction (see README "Loss" for the attribution rules). */
+  lossPackets: number;
+  /** lossPackets in percent of the packets sent. */
+  lossPercent: number;
+  /**
+   * Outbound T2 − T1, inbound T4 − T3, round trip (T4 − T1) − (T3 − T2).
+   * One-way values are signed and include the clock offset between the hosts
+   * unless `session.clocksSynchronized` is true.
+   */
+  delayNs: ProbeDelayStats;
+  /** delayNs / 1e6. */
+  delayMs: ProbeDelayStats;
+  /** RFC 3550 jitter of the delay, ns. */
+  jitterNs: number | null;
+  jitterMs: number | null;
+}
+
+export interface ProbeSession {
+  ipVersion: 4 | 6;
+  /** Our end of the test session. */
+  senderAddress: string;
+  senderTestPort: number;
+  /** The reflector's end, as returned in Accept-Session. */
+  reflectorAddress: string;
+  reflectorTestPort: number;
+  /** Session identifier (RFC 4656 §3.5), 32 hex digits. */
+  sid: string;
+  paddingLengthOctets: number;
+  /** Negotiated TWAMP-Control security mode: open, authenticated, encrypted, mixed (null if unknown). */
+  securityMode: string | null;
+  /** Both ends claim UTC synchronisation: one-way delays are meaningful. */
+  clocksSynchronized: boolean;
+  /** The test packets carried the requested DSCP in their IP header. */
+  dscpMarked: boolean;
+  /** Why they were not marked (requested DSCP ≠ 0 only), else null. */
+  dscpNote: string | null;
+  /** Datagrams on the test socket that were not a valid reflection. */
+  invalidReplies: number;
+}
+
+export interface ProbeTraffic {
+  sentPackets: number;
+  receivedPackets: number;
+  duplicates: number;
+  reordered: number;
+  /** Replies to sequence numbers never sent. */
+  unexpected: number;
+  sentOctets: number;
+  receivedOctets: number;
+  /** First to last departure. */
+  sendDurationNs: number;
+  sentPacketsPerSecond: number;
+  receivedPacketsPerSecond: number;
+  sentBitsPerSecond: number;
+  receivedBitsPerSecond: number;
+  /** Reflector residence time T3 − T2 (reflector clock only, so always meaningful). */
+  residenceNs: { min: number; avg: number; max: number } | null;
+}
+
+export interface ProbeHistogramBucket {
+  /** Inclusive. */
+  loNs: number;
+  /** Exclusive (the last bucket includes the maximum). */
+  hiNs: number;
+  count: number;
+}
+
+/** The `otel-twamp probe --json` document. */
+export interface ProbeReport {
+  schemaVersion: typeof PROBE_SCHEMA_VERSION;
+  tool: { name: 'otel-twamp'; version: string };
+  /** As given on the command line. */
+  target: { host: string; controlPort: number; display: string };
+  /** ISO 8601, when the control connection was opened. */
+  startedAt: string;
+  /** Wall time of the whole run, control exchange included. */
+  runDurationMs: number;
+  ok: boolean;
+  error: { reason: FailureReason; message: string } | null;
+  /** What was asked for (after validation and defaults). */
+  request: {
+    model: ModelName;
+    packets: number;
+    bandwidthBitsPerSecond: number | null;
+    sizeOctets: number | null;
+    dscp: number;
+    dscpName: string;
+    /** 0: the reflector chose. */
+    reflectorPortRequested: number;
+    controlTimeoutMs: number;
+    replyTimeoutMs: number;
+  };
+  session: ProbeSession | null;
+  traffic: ProbeTraffic | null;
+  roundTrip: ProbeDirection | null;
+  outbound: ProbeDirection | null;
+  inbound: ProbeDirection | null;
+  /** Voice models (g711, g729) only; null otherwise or when nothing came back. */
+  mos: {
+    /** Quality heard at the reflector's end. */
+    outbound: number | null;
+    /** Quality heard at our end. */
+    inbound: number | null;
+    /** Which delay went into the E-model. */
+    delayBasis: 'one-way' | 'half-round-trip';
+  } | null;
+  /** Round-trip delay distribution; null without per-packet samples. */
+  rttHistogram: { bucketWidthNs: number; buckets: ProbeHistogramBucket[] } | null;
+  /** --max-loss: round-trip loss threshold and whether it was exceeded; null when not given. */
+  maxLoss: { thresholdPercent: number; exceeded: boolean } | null;
+  /** The process exit code: 0 ok, 1 session failed, 3 loss above --max-loss. */
+  exitCode: 0 | 1 | 3;
+}
+
+/** Per-packet delays (ns) of first replies, when the session layer provides them. */
+export interface ProbeSamples {
+  outNs: number[];
+  inNs: number[];
+  rtNs: number[];
+}
+
+export type ProbeOutcome =
+  | { ok: true; session: SenderSessionResult; values: Record<string, number | undefined>; dscpNote?: string }
+  | { ok: false; reason: FailureReason; message: string };
+
+export interface ProbeReportInput {
+  version: string;
+  target: { host: string; controlPort: number };
+  config: SenderConfig;
+  startedAt: Date;
+  runDurationMs: number;
+  outcome: ProbeOutcome;
+  samples?: ProbeSamples | undefined;
+  maxLossPercent?: number | undefined;
+}
+
+const HISTOGRAM_BUCKETS = 10;
+
+export function buildProbeReport(i: ProbeReportInput): ProbeReport {
+  const c = i.config;
+  const report: ProbeReport = {
+    schemaVersion: PROBE_SCHEMA_VERSION,
+    tool: { name: 'otel-twamp', version: i.version },
+    target: { host: i.target.host, controlPort: i.target.controlPort, display: formatHostPort(i.target.host, i.target.controlPort) },
+    startedAt: i.startedAt.toISOString(),
+    runDurationMs: round3(i.runDurationMs),
+    ok: i.outcome.ok,
+    error: i.outcome.ok ? null : { reason: i.outcome.reason, message: i.outcome.message },
+    request: {
+      model: c.model.model,
+      packets: c.nPackets,
+      bandwidthBitsPerSecond: c.model.bandwidth ?? null,
+      sizeOctets: c.model.size ?? null,
+      dscp: c.dscp,
+      dscpName: dscpName(c.dscp),
+      reflectorPortRequested: c.reflectorPort,
+      controlTimeoutMs: c.controlTimeoutMs,
+      replyTimeoutMs: c.replyTimeoutMs,
+    },
+    session: null,
+    traffic: null,
+    roundTrip: null,
+    outbound: null,
+    inbound: null,
+    mos: null,
+    rttHistogram: null,
+    maxLoss: null,
+    exitCode: i.outcome.ok ? 0 : 1,
+  };
+  if (!i.outcome.ok) {
+    if (i.maxLossPercent !== undefined) report.maxLoss = { thresholdPercent: i.maxLossPercent, exceeded: false };
+    return report;
+  }
+  const s = i.outcome.session;
+  const r = s.stats;
+  report.session = {
+    ipVersion: s.ipVersion,
+    senderAddress: s.senderAddress,
+    senderTestPort: s.senderTestPort,
+    reflectorAddress: s.reflectorAddress,
+    reflectorTestPort: s.reflectorTestPort,
+    sid: s.sid.toString('hex'),
+    paddingLengthOctets: s.paddingLength,
+    securityMode: typeof (s as { mode?: unknown }).mode === 'string' ? (s as { mode: string }).mode : null,
+    clocksSynchronized: s.clocksSynchronized,
+    dscpMarked: s.dscpMarked,
+    dscpNote: i.outcome.dscpNote ?? null,
+    invalidReplies: s.invalidReplies,
+  };
+  report.traffic = {
+    sentPackets: r.txPackets,
+    receivedPackets: r.rxPackets,
+    duplicates: r.duplicates,
+    reordered: r.reordered,
+    unexpected: r.unexpected,
+    sentOctets: r.txBytes,
+    receivedOctets: r.rxBytes,
+    sendDurationNs: r.durationNs,
+    sentPacketsPerSecond: round3(r.txPps),
+    receivedPacketsPerSecond: round3(r.rxPps),
+    sentBitsPerSecond: Math.round(r.txBitrate),
+    receivedBitsPerSecond: Math.round(r.rxBitrate),
+    residenceNs: r.residence.minNs !== undefined && r.residence.avgNs !== undefined && r.residence.maxNs !== undefined
+      ? { min: r.residence.minNs, avg: r.residence.avgNs, max: r.residence.maxNs } : null,
+  };
+  const sorted = i.samples ? {
+    rt: sortNs(i.samples.rtNs), out: sortNs(i.samples.outNs), in: sortNs(i.samples.inNs),
+  } : undefined;
+  report.roundTrip = direction(r.rt, r.txPackets, sorted && summarize(sorted.rt));
+  report.outbound = direction(r.out, r.txPackets, sorted && summarize(sorted.out));
+  report.inbound = direction(r.in, r.txPackets, sorted && summarize(sorted.in));
+  const v = i.outcome.values;
+  if (v.in_mos !== undefined || v.out_mos !== undefined) {
+    report.mos = {
+      outbound: v.out_mos === undefined ? null : round3(v.out_mos),
+      inbound: v.in_mos === undefined ? null : round3(v.in_mos),
+      delayBasis: s.clocksSynchronized ? 'one-way' : 'half-round-trip',
+    };
+  }
+  if (sorted && sorted.rt.length > 0) {
+    const buckets = histogram(sorted.rt, HISTOGRAM_BUCKETS, 1000);
+    report.rttHistogram = {
+      bucketWidthNs: buckets.length ? buckets[0]!.hi - buckets[0]!.lo : 0,
+      buckets: buckets.map((b) => ({ loNs: b.lo, hiNs: b.hi, count: b.count })),
+    };
+  }
+  if (i.maxLossPercent !== undefined) {
+    const exceeded = report.roundTrip.lossPercent > i.maxLossPercent;
+    report.maxLoss = { thresholdPercent: i.maxLossPercent, exceeded };
+    if (exceeded) report.exitCode = 3;
+  }
+  return report;
+}
+
+function sortNs(a: number[]): Float64Array {
+  return Float64Array.from(a).sort();
+}
+
+function direction(
+  d: { samples: number; minDelayNs?: number; maxDelayNs?: number; avgDelayNs?: number; jitterNs?: number; loss: number },
+  sent: number,
+  pct: Summary | undefined,
+): ProbeDirection {
+  const ns: ProbeDelayStats = {
+    min: d.minDelayNs ?? null,
+    median: pct?.median ?? null,
+    p90: pct?.p90 ?? null,
+    p99: pct?.p99 ?? null,
+    max: d.maxDelayNs ?? null,
+    avg: d.avgDelayNs ?? null,
+  };
+  const toMs = (x: number | null): number | null => (x === null ? null : x / 1e6);
+  return {
+    samples: d.samples,
+    lossPackets: d.loss,
+    lossPercent: sent > 0 ? round3((d.loss / sent) * 100) : 0,
+    delayNs: ns,
+    delayMs: {
+      min: toMs(ns.min), median: toMs(ns.median), p90: toMs(ns.p90), p99: toMs(ns.p99), max: toMs(ns.max), avg: toMs(ns.avg),
+    },
+    jitterNs: d.jitterNs ?? null,
+    jitterMs: toMs(d.jitterNs ?? null),
+  };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+// ---------------------------------------------------------------------------
+// Text
+
+export function renderProbeJson(r: ProbeReport): string {
+  return `${JSON.stringify(r, null, 2)}\n`;
+}
+
+/** Milliseconds with µs resolution: 0.123, 12.345. */
+export function fmtMs(ns: number | null): string {
+  return ns === null ? '—' : (ns / 1e6).toFixed(3);
+}
+
+function fmtRate(bitsPerSecond: number): string {
+  if (bitsPerSecond >= 1e9) return `${(bitsPerSecond / 1e9).toFixed(2)} Gbit/s`;
+  if (bitsPerSecond >= 1e6) return `${(bitsPerSecond / 1e6).toFixed(2)} Mbit/s`;
+  if (bitsPerSecond >= 1e3) return `${(bitsPerSecond / 1e3).toFixed(1)} kbit/s`;
+  return `${Math.round(bitsPerSecond)} bit/s`;
+}
+
+function fmtPct(p: number): string {
+  return `${p.toFixed(p !== 0 && p < 0.1 ? 3 : 1)} %`;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+function lpad(s: string, n: number): string {
+  return s.length >= n ? s : ' '.repeat(n - s.length) + s;
+}
+
+/** Heading line: what is being measured. */
+function title(r: ProbeReport): string {
+  const q = r.request;
+  const shape = q.model === 'cbr'
+    ? `cbr ${fmtRate(q.bandwidthBitsPerSecond ?? 0)}, ${q.sizeOctets ?? 0}-octet packets`
+    : q.model === 'imix' ? `imix ${fmtRate(q.bandwidthBitsPerSecond ?? 0)}` : q.model;
+  return `TWAMP probe to ${r.target.display}: ${shape}, ${q.packets} packet${q.packets === 1 ? '' : 's'}, DSCP ${q.dscpName}`;
+}
+
+/**
+ * The text view of a successful probe (a failed one is a single error line
+ * printed by the caller). Lines whose values could not be computed are left
+ * out rather than shown empty.
+ */
+export function renderProbeText(r: ProbeReport): string {
+  const out: string[] = [title(r)];
+  const s = r.session;
+  const t = r.traffic;
+  if (!s || !t || !r.roundTrip || !r.outbound || !r.inbound) {
+    if (r.error) out.push(`  failed (${r.error.reason}): ${r.error.message}`);
+    return `${out.join('\n')}\n`;
+  }
+  const L = 13;
+  out.push(`  ${pad('reflector', L)}${formatHostPort(s.reflectorAddress, s.reflectorTestPort)} (test port${r.request.reflectorPortRequested ? `, requested ${r.request.reflectorPortRequested}` : ''}), control port ${r.target.controlPort}, IPv${s.ipVersion}`);
+  out.push(`  ${pad('sender', L)}${formatHostPort(s.senderAddress, s.senderTestPort)} (test port)`);
+  out.push(`  ${pad('SID', L)}${s.sid}, padding ${s.paddingLengthOctets} octets` +
+    `${s.securityMode ? `, ${s.securityMode} mode` : ''}`);
+  const dscp = `${r.request.dscpName} (${r.request.dscp})`;
+  out.push(`  ${pad('DSCP', L)}${s.dscpMarked
+    ? `${dscp}, marked on the test packets`
+    : r.request.dscp === 0 ? `${dscp}` : `${dscp} requested in Type-P, but the test packets were NOT marked${s.dscpNote ? `: ${s.dscpNote}` : ''}`}`);
+  out.push(`  ${pad('clocks', L)}${s.clocksSynchronized
+    ? 'synchronized at both ends: one-way delays are meaningful'
+    : 'NOT synchronized: one-way delays include the clock offset between the hosts (may be negative); trust the round trip'}`);
+  out.push('');
+
+  const dirs: [string, ProbeDirection][] = [['round trip', r.roundTrip], ['outbound', r.outbound], ['inbound', r.inbound]];
+  if (r.roundTrip.samples === 0) {
+    out.push('  no reflections came back: no delay measurements');
+  } else {
+    const havePct = r.roundTrip.delayNs.median !== null;
+    const cols: [string, (d: ProbeDirection) => number | null][] = [
+      ['min', (d) => d.delayNs.min],
+      ...(havePct ? [
+        ['median', (d: ProbeDirection) => d.delayNs.median],
+        ['p90', (d: ProbeDirection) => d.delayNs.p90],
+        ['p99', (d: ProbeDirection) => d.delayNs.p99],
+      ] as [string, (d: ProbeDirection) => number | null][] : []),
+      ['max', (d) => d.delayNs.max],
+      ['avg', (d) => d.delayNs.avg],
+      ['jitter', (d) => d.jitterNs],
+    ];
+    const W = 10;
+    out.push(`  ${pad('delay, ms', L)}${cols.map(([h]) => lpad(h, W)).join('')}`);
+    for (const [name, d] of dirs) {
+      const label = name === 'round trip' || s.clocksSynchronized ? name : `${name} *`;
+      out.push(`  ${pad(label, L)}${cols.map(([, f]) => lpad(fmtMs(f(d)), W)).join('')}`);
+    }
+    if (!s.clocksSynchronized) out.push('  * one-way: clocks not synchronized, includes the clock offset');
+  }
+  out.push('');
+  out.push(`  ${pad('loss', L)}round trip ${r.roundTrip.lossPackets}/${t.sentPackets} (${fmtPct(r.roundTrip.lossPercent)}), ` +
+    `outbound ${r.outbound.lossPackets} (${fmtPct(r.outbound.lossPercent)}), inbound ${r.inbound.lossPackets} (${fmtPct(r.inbound.lossPercent)})`);
+  out.push(`  ${pad('', L)}duplicates ${t.duplicates}, reordered ${t.reordered}` +
+    `${t.unexpected ? `, unexpected ${t.unexpected}` : ''}${s.invalidReplies ? `, invalid datagrams ${s.invalidReplies}` : ''}`);
+  out.push(`  ${pad('sent', L)}${t.sentPackets} packets, ${t.sentOctets} octets in ${(t.sendDurationNs / 1e9).toFixed(3)} s` +
+    `${t.sentPackets > 1 ? ` (${t.sentPacketsPerSecond.toFixed(1)} pps, ${fmtRate(t.sentBitsPerSecond)})` : ''}`);
+  out.push(`  ${pad('received', L)}${t.receivedPackets} packets, ${t.receivedOctets} octets` +
+    `${t.receivedPackets > 1 ? ` (${t.receivedPacketsPerSecond.toFixed(1)} pps, ${fmtRate(t.receivedBitsPerSecond)})` : ''}`);
+  if (t.residenceNs) {
+    out.push(`  ${pad('residence', L)}reflector turnaround min/avg/max ${fmtMs(t.residenceNs.min)}/${fmtMs(t.residenceNs.avg)}/${fmtMs(t.residenceNs.max)} ms`);
+  }
+  if (r.mos) {
+    const m = (x: number | null): string => (x === null ? '—' : x.toFixed(2));
+    out.push(`  ${pad(`MOS (${r.request.model})`, L)}outbound ${m(r.mos.outbound)} (heard at the reflector), inbound ${m(r.mos.inbound)} (heard here)` +
+      `${r.mos.delayBasis === 'half-round-trip' ? '; E-model fed half the round trip' : ''}`);
+  }
+  if (r.rttHistogram && r.rttHistogram.buckets.length > 0) {
+    out.push('');
+    out.push(`  round-trip delay histogram, ms (${r.roundTrip.samples} samples)`);
+    out.push(...textHistogram(r.rttHistogram.buckets));
+  }
+  if (r.maxLoss) {
+    out.push('');
+    out.push(`  max loss     ${fmtPct(r.maxLoss.thresholdPercent)}: ${r.maxLoss.exceeded ? 'EXCEEDED' : 'ok'}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Bars scaled to the largest bucket, at most `width` cells. */
+export function textHistogram(buckets: ProbeHistogramBucket[], width = 40): string[] {
+  const maxCount = Math.max(1, ...buckets.map((b) => b.count));
+  const step = buckets.length ? buckets[0]!.hiNs - buckets[0]!.loNs : 1;
+  // Enough decimals to tell the edges apart (µs resolution at most).
+  const decimals = Math.min(3, Math.max(0, Math.ceil(-Math.log10(step / 1e6) + 1e-9)));
+  const edge = (ns: number): string => (ns / 1e6).toFixed(decimals);
+  const labels = buckets.map((b) => `${edge(b.loNs)}–${edge(b.hiNs)}`);
+  const lw = Math.max(...labels.map((l) => l.length));
+  const cw = Math.max(...buckets.map((b) => String(b.count).length));
+  return buckets.map((b, k) => {
+    const cells = b.count === 0 ? 0 : Math.max(1, Math.round((b.count / maxCount) * width));
+    return `    ${lpad(labels[k]!, lw)}  ${lpad(String(b.count), cw)} ${'█'.repeat(cells)}`.trimEnd();
+  });
+}

@@ -1,0 +1,182 @@
+/**
+ * `otel-twamp reflect`: a standalone TWAMP reflector (server + session
+ * reflector) with limits from flags, logging sessions as they come and go,
+ * optionally exporting its counters for Prometheus. SIGINT/SIGTERM stop it
+ * cleanly (exit 0).
+ */
+import { parseArgs } from 'node:util';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { parseReflectorConfig } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
+import { parseListen } from '../config/schema.js';
+import type { ReflectorConfig } from '../config/types.js';
+import { TwampReflector } from '../reflector.js';
+import { consoleLogger, type Logger, type LogLevel } from '../session/log.js';
+import { PrometheusEndpoint } from './exporters.js';
+
+export const REFLECT_USAGE = `Usage: otel-twamp reflect [options]
+
+Run a TWAMP reflector (RFC 5357 server and session-reflector) that serves any
+compliant client (twping, routers, otel-twamp probe/agent). Sessions are
+logged as they start and end; Ctrl-C or SIGTERM stops it.
+
+Options:
+      --listen ADDR           address for TWAMP-Control (default 0.0.0.0; :: for IPv6)
+      --port N                TWAMP-Control port (default 862; 0 = ephemeral)
+      --max-sessions N        test sessions at once (default 1000)
+      --refwait S             end a started session after S seconds without packets (default 900)
+      --servwait S            close an idle control connection after S seconds (default 900)
+      --test-port-range LO-HI UDP ports for test sessions (default: the requested one, else ephemeral)
+      --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics
+      --log-level L           debug | info | warn | error (default info)
+  -h, --help                  this help
+
+Ports below 1024 (TWAMP's 862) need root or CAP_NET_BIND_SERVICE.
+`;
+
+const FLAG_OF: Readonly<Record<string, string>> = {
+  listen: '--listen',
+  port: '--port',
+  max_sessions: '--max-sessions',
+  refwait: '--refwait',
+  servwait: '--servwait',
+  test_port_range: '--test-port-range',
+};
+
+class UsageError extends Error {}
+
+function numeric(v: string): number | string {
+  return /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(v.trim()) ? Number(v) : v;
+}
+
+/**
+ * The control server reports session starts and ends at debug level; for an
+ * interactive reflector they are the point, so they are shown at info.
+ * (Matched on the message text: see the report for the event hook that would
+ * replace this.)
+ */
+const SESSION_EVENT = /: session accepted, |: session on port \d+ ended /;
+
+export function sessionEventsLogger(level: LogLevel, base: Logger = consoleLogger(level)): Logger {
+  return {
+    debug: (m) => (SESSION_EVENT.test(m) ? base.info(m) : base.debug(m)),
+    info: (m) => base.info(m),
+    warn: (m) => base.warn(m),
+    error: (m) => base.error(m),
+  };
+}
+
+interface ReflectArgs {
+  config: ReflectorConfig;
+  metrics: { host: string; port: number } | undefined;
+  level: LogLevel;
+}
+
+function parseReflectArgs(argv: string[]): ReflectArgs | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        listen: { type: 'string' },
+        port: { type: 'string' },
+        'max-sessions': { type: 'string' },
+        refwait: { type: 'string' },
+        servwait: { type: 'string' },
+        'test-port-range': { type: 'string' },
+        metrics: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const level = (v['log-level'] ?? 'info') as LogLevel;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) {
+    throw new UsageError(`--log-level: expected debug, info, warn or error, got ${JSON.stringify(v['log-level'])}`);
+  }
+  const raw: Record<string, unknown> = { id: 'reflect' };
+  if (v.listen !== undefined) raw.listen = v.listen;
+  if (v.port !== undefined) raw.port = numeric(v.port);
+  if (v['max-sessions'] !== undefined) raw.max_sessions = numeric(v['max-sessions']);
+  if (v.refwait !== undefined) raw.refwait = numeric(v.refwait);
+  if (v.servwait !== undefined) raw.servwait = numeric(v.servwait);
+  if (v['test-port-range'] !== undefined) raw.test_port_range = v['test-port-range'];
+  let config: ReflectorConfig;
+  try {
+    config = parseReflectorConfig(raw);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    throw new UsageError(e.issues.map((i) => {
+      const key = typeof i.path[0] === 'string' ? i.path[0] : '';
+      return `${FLAG_OF[key] ?? (key || 'arguments')}: ${i.message}`;
+    }).join('\n'));
+  }
+  let metrics: { host: string; port: number } | undefined;
+  if (v.metrics !== undefined) {
+    metrics = parseListen(v.metrics);
+    if (!metrics) {
+      throw new UsageError(`--metrics: expected HOST:PORT ([::1]:9464 for IPv6, :9464 for all interfaces), got ${JSON.stringify(v.metrics)}`);
+    }
+  }
+  return { config, metrics, level };
+}
+
+export async function reflectMain(argv: string[]): Promise<number> {
+  let args: ReflectArgs | 'help';
+  try {
+    args = parseReflectArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    const lines = e.message.split('\n').map((l) => `otel-twamp reflect: ${l}`).join('\n');
+    process.stderr.write(`${lines}\nTry 'otel-twamp reflect --help'.\n`);
+    return 2;
+  }
+  if (args === 'help') { process.stdout.write(REFLECT_USAGE); return 0; }
+
+  const log = sessionEventsLogger(args.level);
+  const endpoint = args.metrics ? new PrometheusEndpoint({ ...args.metrics, path: '/metrics' }, 'legacy') : undefined;
+  const meterProvider = new MeterProvider({ readers: endpoint ? [endpoint.reader] : [] });
+  const reflector = new TwampReflector(args.config, { meterProvider, logger: log });
+  try {
+    await reflector.start();
+    if (endpoint) {
+      const { url } = await endpoint.start();
+      log.info(`Prometheus metrics at ${url}`);
+    }
+  } catch (e) {
+    log.error((e as Error).message);
+    await reflector.stop().catch(() => undefined);
+    await endpoint?.stop().catch(() => undefined);
+    await meterProvider.shutdown().catch(() => undefined);
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (sig: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`${sig}: stopping`);
+      const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); resolve(0); }, 10_000);
+      force.unref();
+      const c = reflector.counters;
+      void reflector.stop()
+        .then(() => endpoint?.stop())
+        .then(() => meterProvider.shutdown())
+        .catch((e: unknown) => log.warn(`shutdown: ${(e as Error).message}`))
+        .finally(() => {
+          log.info(`stopped: ${c.sessionAttempts} session request(s), ${c.sessionsStarted} started, ` +
+            `${c.reflectedPackets} packet(s) reflected, ${c.droppedPackets} dropped`);
+          clearTimeout(force);
+          resolve(0);
+        });
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  });
+}

@@ -439,6 +439,16 @@ function str(i: number, field: string, v: unknown): string | undefined {
   throw new RelabelConfigError(i, field, `must be a string, got ${typeof v}`);
 }
 
+/** A config value for an error message; never throws (JSON.stringify does on bigint and cycles). */
+function describeValue(v: unknown): string {
+  if (typeof v === 'bigint') return `${v}n`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
 function normalize(raw: RelabelRule, i: number, dialect: RegexDialect): NormalizedRule {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new RelabelConfigError(i, 'action', 'rule must be a mapping');
@@ -474,7 +484,7 @@ function normalize(raw: RelabelRule, i: number, dialect: RegexDialect): Normaliz
   if (raw.modulus !== undefined && raw.modulus !== null) {
     const m = raw.modulus as unknown;
     if (typeof m !== 'number' || !Number.isSafeInteger(m) || m <= 0) {
-      throw new RelabelConfigError(i, 'modulus', `must be a positive integer, got ${JSON.stringify(m)}`);
+      throw new RelabelConfigError(i, 'modulus', `must be a positive integer, got ${describeValue(m)}`);
     }
     modulus = m;
   }

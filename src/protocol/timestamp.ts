@@ -60,7 +60,9 @@ export function unixNsFromNtp(ts: bigint, pivotUnixNs: bigint = DEFAULT_PIVOT_UN
  * Signed `a − b` in ns, rounded to the nearest ns. The 64-bit difference is
  * taken mod 2^64 and read as two's complement, so it stays right across the
  * era wrap and when `b` is later than `a` (reordering, clock offset).
- * Symmetric: ntpDiffNs(a, b) === -ntpDiffNs(b, a).
+ * Antisymmetric, ntpDiffNs(a, b) === -ntpDiffNs(b, a), for timestamps less
+ * than half the 64-bit range (~68 years) apart; exactly half the range apart
+ * the sign is ambiguous and both orders read as the negative extreme.
  */
 export function ntpDiffNs(a: bigint, b: bigint): bigint {
   return divRound(BigInt.asIntN(64, a - b) * NS_PER_S, FRACTION_UNITS);

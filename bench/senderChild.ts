@@ -32,6 +32,8 @@ export interface DepartureResult {
   achievedPps: number;
   meanRateErrorPercent: number;
   cpuMsPer1000: number;
+  /** CPU time over wall time of the run, percent of one core. */
+  cpuPercent: number;
 }
 
 export interface CpuResult {
@@ -64,6 +66,7 @@ async function departure(rate: number, packets: number): Promise<DepartureResult
   const buf = Buffer.alloc(41);
   const errorEstimate = clock.errorEstimate;
   const cpu0 = process.cpuUsage();
+  const w0 = performance.now();
   const base = clock.monoNs();
   await new PacedSender(clock).run(packets, (seq) => {
     actual[seq] = Number(clock.monoNs() - base);
@@ -72,6 +75,7 @@ async function departure(rate: number, packets: number): Promise<DepartureResult
     return gapNs;
   });
   const cpu = process.cpuUsage(cpu0);
+  const wallMs = performance.now() - w0;
   await new Promise((r) => setTimeout(r, 100));
   sock.close();
   sink.close();
@@ -87,6 +91,7 @@ async function departure(rate: number, packets: number): Promise<DepartureResult
     over1msPercent: (100 * over) / packets,
     achievedPps, meanRateErrorPercent: (100 * (achievedPps - rate)) / rate,
     cpuMsPer1000: ((cpu.user + cpu.system) / 1000) * (1000 / packets),
+    cpuPercent: (100 * (cpu.user + cpu.system)) / 1000 / wallMs,
   };
 }
 

@@ -5,7 +5,7 @@
  * sessions, reflected packets and octets, and gauges of its current load.
  */
 import { metrics } from '@opentelemetry/api';
-import { ControlServer, newControlServerCounters, type ControlServerCounters } from './session/controlServer.js';
+import { ControlServer, newControlServerCounters, type ControlServerCounters, type SessionEvent } from './session/controlServer.js';
 import { systemClock } from './session/clock.js';
 import { formatHostPort } from './session/errors.js';
 import { silentLogger, childLogger, type Logger } from './session/log.js';
@@ -17,6 +17,11 @@ import { parseReflectorConfig } from './config/load.js';
 import type { ReflectorConfig } from './config/types.js';
 import type { ProducerOptions } from './sender.js';
 import { METER_NAME, VERSION } from './version.js';
+
+export interface ReflectorOptions extends ProducerOptions {
+  /** Test sessions as they are accepted and end. */
+  onSessionEvent?: (e: SessionEvent) => void;
+}
 
 export class TwampReflector {
   readonly config: ReflectorConfig;
@@ -34,7 +39,7 @@ export class TwampReflector {
    * @param config a Gufo-style `twamp_reflector` collector object (snake_case)
    *   or an already normalized ReflectorConfig.
    */
-  constructor(config: ReflectorConfig | Record<string, unknown>, opts: ProducerOptions = {}) {
+  constructor(config: ReflectorConfig | Record<string, unknown>, opts: ReflectorOptions = {}) {
     this.config = isNormalized(config) ? config : parseReflectorConfig(config);
     this.log = childLogger(opts.logger ?? silentLogger, `[${this.config.id}] `);
     const relabel = this.config.relabel.length
@@ -53,6 +58,7 @@ export class TwampReflector {
       ...(this.config.kdfCount !== undefined ? { kdfCount: this.config.kdfCount } : {}),
       ...(this.config.keys ? { lookupKey: (id: string) => this.config.keys!.get(id)?.reveal() } : {}),
       ...(this.config.testPortRange ? { testPortRange: this.config.testPortRange } : {}),
+      ...(opts.onSessionEvent ? { onSessionEvent: opts.onSessionEvent } : {}),
     });
   }
 

@@ -9,7 +9,7 @@
 import { metrics, type MeterProvider } from '@opentelemetry/api';
 import { createTrafficModel, type TrafficModel } from './measure/models.js';
 import { estimateVoiceQuality } from './measure/emodel.js';
-import type { SessionResult } from './measure/stats.js';
+import type { SessionResult, ReplySample } from './measure/stats.js';
 import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
 import { TwampSessionError, type FailureReason } from './session/errors.js';
@@ -32,6 +32,14 @@ export interface ProducerOptions {
   /** Naming profile: 'legacy' (reference names, default) or 'otel'. */
   naming?: NamingProfile;
   clock?: Clock;
+}
+
+/** Per-session hooks of a sender (e.g. the probe's progress line and percentiles). */
+export interface SenderOptions extends ProducerOptions {
+  /** Each reflection: packets answered so far and sent so far. */
+  onReply?: (received: number, sent: number) => void;
+  /** Each decoded reflection, in arrival order. */
+  onSample?: (sample: ReplySample) => void;
 }
 
 /** The measurements of one successful run, keyed like SENDER_MEASUREMENTS. */
@@ -69,7 +77,7 @@ export class TwampSender {
    * @param config a Gufo-style `twamp_sender` collector object (snake_case, as
    *   in the YAML file) or an already normalized SenderConfig.
    */
-  constructor(config: SenderConfig | Record<string, unknown>, opts: ProducerOptions = {}) {
+  constructor(config: SenderConfig | Record<string, unknown>, private readonly opts: SenderOptions = {}) {
     this.config = isNormalized(config) ? config : parseSenderConfig(config);
     this.model = createTrafficModel(this.config.model);
     this.log = childLogger(opts.logger ?? silentLogger, `[${this.config.id}] `);
@@ -149,6 +157,8 @@ export class TwampSender {
         ...(this.config.keyId !== undefined ? { keyId: this.config.keyId } : {}),
         ...(this.config.secret ? { secret: () => this.config.secret!.reveal() } : {}),
         onDscpUnavailable: (reason) => this.warnOnce('dscp', `test packets not marked with DSCP ${this.config.dscp}: ${reason}`),
+        ...(this.opts.onReply ? { onReply: this.opts.onReply } : {}),
+        ...(this.opts.onSample ? { onSample: this.opts.onSample } : {}),
       });
       const result: SenderRunResult = { session, values: measurementValues(session, this.model), finishedAt: new Date() };
       outcome = { ok: true, result, durationMs: performance.now() - t0 };

@@ -15,7 +15,7 @@ import { formatHostPort } from '../session/errors.js';
 import type { Logger } from '../session/log.js';
 import { createTrafficModel } from '../measure/models.js';
 import { ntpDiffNs, type ReplySample } from '../measure/stats.js';
-import { TwampSender, type ProducerOptions } from '../sender.js';
+import { TwampSender, type SenderOptions } from '../sender.js';
 import { buildProbeReport, renderProbeJson, renderProbeText, type ProbeOutcome, type ProbeSamples } from './format.js';
 import { VERSION } from '../version.js';
 
@@ -176,18 +176,6 @@ function parseProbeArgs(argv: string[]): ProbeArgs | 'help' {
   return { config, host: config.reflector, port: config.port, json: v.json ?? false, quiet: v.quiet ?? false, maxLoss };
 }
 
-/**
- * Hooks the probe asks of the sender (see the report to the lead): per
- * reflection, the running count (progress) and the decoded sample (for
- * percentiles and the histogram). Until TwampSender forwards them to the
- * session, the progress line shows elapsed time only and the output has no
- * percentiles or histogram.
- */
-interface SessionHooks {
-  onReply?: (received: number, sent: number) => void;
-  onSample?: (sample: ReplySample) => void;
-}
-
 class SampleCollector {
   private readonly seen = new Set<number>();
   readonly samples: ProbeSamples = { outNs: [], inNs: [], rtNs: [] };
@@ -261,7 +249,7 @@ export async function probeMain(argv: string[]): Promise<number> {
     config.nPackets / model.meanPps + config.replyTimeoutMs / 1000);
   const collector = new SampleCollector();
   const log = recordingLogger();
-  const senderOpts: ProducerOptions & SessionHooks = {
+  const senderOpts: SenderOptions = {
     logger: log,
     onReply: (received) => progress.update(received),
     onSample: (sample) => collector.add(sample),

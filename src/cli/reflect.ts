@@ -10,8 +10,9 @@ import { parseReflectorConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { parseListen } from '../config/schema.js';
 import type { ReflectorConfig } from '../config/types.js';
+import type { SessionEvent } from '../session/controlServer.js';
 import { TwampReflector } from '../reflector.js';
-import { consoleLogger, type Logger, type LogLevel } from '../session/log.js';
+import { childLogger, consoleLogger, type Logger, type LogLevel } from '../session/log.js';
 import { PrometheusEndpoint } from './exporters.js';
 
 export const REFLECT_USAGE = `Usage: otel-twamp reflect [options]
@@ -49,21 +50,14 @@ function numeric(v: string): number | string {
   return /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(v.trim()) ? Number(v) : v;
 }
 
-/**
- * The control server reports session starts and ends at debug level; for an
- * interactive reflector they are the point, so they are shown at info.
- * (Matched on the message text: see the report for the event hook that would
- * replace this.)
- */
-const SESSION_EVENT = /: session accepted, |: session on port \d+ ended /;
-
-export function sessionEventsLogger(level: LogLevel, base: Logger = consoleLogger(level)): Logger {
-  return {
-    debug: (m) => (SESSION_EVENT.test(m) ? base.info(m) : base.debug(m)),
-    info: (m) => base.info(m),
-    warn: (m) => base.warn(m),
-    error: (m) => base.error(m),
-  };
+/** One log line per test session as it is accepted and as it ends. */
+export function logSessionEvent(log: Logger, e: SessionEvent): void {
+  if (e.type === 'accepted') {
+    log.info(`${e.peer}: session accepted, reflector port ${e.port}` +
+      (e.requestedPort && e.requestedPort !== e.port ? ` (requested ${e.requestedPort} was unusable)` : ''));
+  } else {
+    log.info(`${e.peer}: session on port ${e.port} ended (${e.why}), ${e.reflected} packets reflected`);
+  }
 }
 
 interface ReflectArgs {
@@ -138,10 +132,10 @@ export async function reflectMain(argv: string[]): Promise<number> {
   }
   if (args === 'help') { process.stdout.write(REFLECT_USAGE); return 0; }
 
-  const log = sessionEventsLogger(args.level);
+  const log = consoleLogger(args.level);
   const endpoint = args.metrics ? new PrometheusEndpoint({ ...args.metrics, path: '/metrics' }, 'legacy') : undefined;
   const meterProvider = new MeterProvider({ readers: endpoint ? [endpoint.reader] : [] });
-  const reflector = new TwampReflector(args.config, { meterProvider, logger: log });
+  const reflector = new TwampReflector(args.config, { meterProvider, logger: log, onSessionEvent: (e) => logSessionEvent(childLogger(log, `[${args.config.id}] `), e) });
   try {
     await reflector.start();
     if (endpoint) {

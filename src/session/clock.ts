@@ -7,6 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ntpFromUnixNs, errorEstimateFromSeconds } from '../protocol/index.js';
+import { kernelClockStatus, type KernelClockStatus } from './socketOptions.js';
 
 export interface Clock {
   /** Current time as an NTP 64-bit timestamp. */
@@ -22,27 +23,55 @@ export interface Clock {
 }
 
 export interface SystemClockOptions {
-  /** Whether the host clock is synchronised (S bit). Unknown → false. */
+  /** Whether the host clock is synchronised (S bit); default: ask the kernel (adjtimex). */
   synchronized?: boolean;
-  /** Claimed timestamp error in seconds (default: 1 ms synced, 1 s unsynced). */
+  /** Claimed timestamp error in seconds; default: the kernel's estimate, else 1 s. */
   errorSeconds?: number;
+  /** Source of the kernel state (tests); default the native helper's adjtimex. */
+  kernelStatus?: () => KernelClockStatus | undefined;
 }
+
+/** How often the kernel's sync state is read again (it changes when NTP locks or loses sync). */
+const STATUS_REFRESH_MS = 10_000;
 
 export class SystemClock implements Clock {
   private readonly anchorUnixNs: bigint;
   private readonly anchorMonoNs: bigint;
-  readonly errorEstimate: number;
-  readonly synchronized: boolean;
+  private state: { synchronized: boolean; errorEstimate: number; at: number } | undefined;
 
-  constructor(opts: SystemClockOptions = {}) {
+  constructor(private readonly opts: SystemClockOptions = {}) {
     // timeOrigin + now() carries µs precision, better than Date.now()'s ms.
     const mono = process.hrtime.bigint();
     const wallMs = performance.timeOrigin + performance.now();
     this.anchorMonoNs = mono;
     this.anchorUnixNs = BigInt(Math.round(wallMs * 1e6));
-    this.synchronized = opts.synchronized ?? false;
-    const err = opts.errorSeconds ?? (this.synchronized ? 0.001 : 1);
-    this.errorEstimate = errorEstimateFromSeconds(err, this.synchronized);
+  }
+
+  /**
+   * The S bit and error of the Error Estimate (RFC 4656 §4.1.2): synchronised
+   * when the kernel says an NTP/PTP discipline holds the clock (adjtimex
+   * STA_UNSYNC clear), with its estimated error; otherwise unsynchronised with
+   * the kernel's maximum error (or 1 s when the kernel cannot be asked).
+   * Never multiplier 0. Options override both.
+   */
+  private current(): { synchronized: boolean; errorEstimate: number } {
+    const now = Date.now();
+    if (this.state && now - this.state.at < STATUS_REFRESH_MS) return this.state;
+    const k = this.opts.synchronized === undefined || this.opts.errorSeconds === undefined
+      ? (this.opts.kernelStatus ?? kernelClockStatus)() : undefined;
+    const synchronized = this.opts.synchronized ?? k?.synchronized ?? false;
+    const kernelErrorS = k ? (synchronized ? k.estErrorUs : k.maxErrorUs) / 1e6 : undefined;
+    const err = this.opts.errorSeconds ?? (kernelErrorS && kernelErrorS > 0 ? kernelErrorS : synchronized ? 0.001 : 1);
+    this.state = { synchronized, errorEstimate: errorEstimateFromSeconds(err, synchronized), at: now };
+    return this.state;
+  }
+
+  get synchronized(): boolean {
+    return this.current().synchronized;
+  }
+
+  get errorEstimate(): number {
+    return this.current().errorEstimate;
   }
 
   monoNs(): bigint {

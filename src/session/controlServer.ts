@@ -74,7 +74,13 @@ export interface ControlServerOptions {
   lookupKey?: (keyId: string) => Buffer | undefined;
   /** PBKDF2 Count announced in Server-Greeting (power of two ≥ 1024); default 2048 as twampd. */
   kdfCount?: number;
+  /** Test sessions as they are accepted and end (e.g. for an interactive reflector's log). */
+  onSessionEvent?: (e: SessionEvent) => void;
 }
+
+export type SessionEvent =
+  | { type: 'accepted'; peer: string; port: number; requestedPort: number }
+  | { type: 'ended'; peer: string; port: number; why: string; reflected: number };
 
 /** Keys and ciphers of an authenticated/encrypted/mixed control connection. */
 interface ConnSecurity {
@@ -194,7 +200,7 @@ export class ControlServer {
         this.o.log.warn(err instanceof TwampSessionError ? err.message : `${peer}: ${err.message}`);
         this.refuse(err instanceof TwampSessionError ? err.reason : 'internal');
       }
-      this.dropConnection(conn, err.message);
+      this.dropConnection(conn, err instanceof TwampSessionError && err.reason === 'closed' ? 'control connection closed' : err.message);
     });
   }
 
@@ -370,12 +376,14 @@ export class ControlServer {
         const i = c.sessions.indexOf(s);
         if (i >= 0) c.sessions.splice(i, 1);
         this.o.log.debug(`${c.peer}: session on port ${s.port} ended (${why}), ${s.reflected} packets reflected`);
+        this.o.onSessionEvent?.({ type: 'ended', peer: c.peer, port: s.port, why, reflected: s.reflected });
       },
     });
     c.sessions.push(session);
     this.sendControl(c, AcceptSession.encode({ accept: Accept.OK, port: session.port, sid }));
     this.o.log.debug(`${c.peer}: session accepted, reflector port ${session.port}` +
       (req.receiverPort && req.receiverPort !== session.port ? ` (requested ${req.receiverPort} was unusable)` : ''));
+    this.o.onSessionEvent?.({ type: 'accepted', peer: c.peer, port: session.port, requestedPort: req.receiverPort });
   }
 
   private onStart(c: Conn): void {

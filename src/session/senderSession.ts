@@ -19,7 +19,7 @@ import {
   DecodeError, decodeErrorEstimate, protectSenderPacket, unprotectReflectorPacket, writeTimestamp,
   type PacketLayout, type SecurityMode,
 } from '../protocol/index.js';
-import { SessionStats, type SessionResult } from '../measure/stats.js';
+import { SessionStats, type SessionResult, type ReplySample } from '../measure/stats.js';
 import { checkModelForIpVersion, createTrafficModel, ipOverhead, type ModelConfig } from '../measure/models.js';
 import { ControlClient } from './controlClient.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
@@ -47,6 +47,8 @@ export interface SenderSessionOptions {
   onDscpUnavailable?: (reason: string) => void;
   /** Called for every reflection (probe progress). */
   onReply?: (received: number, sent: number) => void;
+  /** Called with every decoded reflection, in arrival order (duplicates included). */
+  onSample?: (sample: ReplySample) => void;
   /** Acceptable security modes in order of preference; default ['open']. */
   modes?: readonly SecurityMode[];
   keyId?: string;
@@ -148,11 +150,13 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       // Multiplier 0 is invalid (RFC 4656 §4.1.2): keep the sample, but trust no sync claim.
       const ee = decodeErrorEstimate(r.errorEstimate);
       if (!ee.synchronized || ee.multiplier === 0) peerSynced = false;
-      stats.recordReply({
+      const sample: ReplySample = {
         senderSeq: r.senderSeq, reflectorSeq: r.seq, t1: r.senderTimestamp, t2: r.receiveTimestamp,
         t3: r.timestamp, t4, sizeIp: msg.length + overhead,
-      });
+      };
+      stats.recordReply(sample);
       if (sentT1.has(r.senderSeq)) received++;
+      o.onSample?.(sample);
       o.onReply?.(received, sent);
     };
     udp.on('message', onMessage);

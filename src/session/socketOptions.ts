@@ -30,6 +30,17 @@ export type SetDscpResult = { ok: true } | { ok: false; reason: string };
 interface SockoptAddon {
   setTos(fd: number, family: 4 | 6, tos: number): void;
   getTos(fd: number, family: 4 | 6): number;
+  /** Linux adjtimex(2) query; undefined elsewhere (absent in older builds). */
+  clockStatus?(): KernelClockStatus | undefined;
+}
+
+/** The kernel's clock discipline state (NTP/PTP daemons keep it). */
+export interface KernelClockStatus {
+  synchronized: boolean;
+  /** Estimated error, µs. */
+  estErrorUs: number;
+  /** Maximum error, µs. */
+  maxErrorUs: number;
 }
 
 const ADDON_NAME = 'twamp_sockopt.node';
@@ -84,6 +95,21 @@ function load(): { addon: SockoptAddon } | { reason: string } {
     loaded = { reason: `native DSCP helper ${path} failed to load (${(e as Error).message}); rebuild it: ${ENABLE_HINT}` };
   }
   return loaded;
+}
+
+/**
+ * Whether the host clock is synchronised, from the kernel (adjtimex: STA_UNSYNC
+ * clear), with its error estimate; undefined when it cannot be read (no native
+ * helper, not Linux).
+ */
+export function kernelClockStatus(): KernelClockStatus | undefined {
+  const l = load();
+  if (!('addon' in l) || typeof l.addon.clockStatus !== 'function') return undefined;
+  try {
+    return l.addon.clockStatus() ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether setSocketDscp can work here; loads the native helper on first call. */

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { repoRoot, freePort, requirePeersOrSkip, runTwping } from '../helpers/peers.js';
 import { TwampSender } from '../../src/sender.js';
-import { sessionEventsLogger } from '../../src/cli/reflect.js';
+import { logSessionEvent } from '../../src/cli/reflect.js';
 import type { Logger } from '../../src/session/log.js';
 
 const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
@@ -175,21 +175,20 @@ describe('otel-twamp reflect', { timeout: 120_000 }, () => {
   });
 });
 
-describe('sessionEventsLogger', () => {
-  it('shows session start/end debug events at info, other debug lines only at debug level', () => {
+describe('logSessionEvent', () => {
+  it('one info line per accepted and ended session', () => {
     const lines: string[] = [];
     const base: Logger = {
       debug: (m) => lines.push(`debug ${m}`), info: (m) => lines.push(`info ${m}`),
       warn: (m) => lines.push(`warn ${m}`), error: (m) => lines.push(`error ${m}`),
     };
-    const log = sessionEventsLogger('info', base);
-    log.debug('[r] client 192.0.2.1:5000: session accepted, reflector port 40000');
-    log.debug('[r] client 192.0.2.1:5000: session on port 40000 ended (stop), 10 packets reflected');
-    log.debug('[r] client 192.0.2.1:5000: Stop-Sessions counts 0 sessions, 1 running');
+    logSessionEvent(base, { type: 'accepted', peer: 'client 192.0.2.1:5000', port: 40000, requestedPort: 0 });
+    logSessionEvent(base, { type: 'accepted', peer: 'client 192.0.2.1:5000', port: 40001, requestedPort: 862 });
+    logSessionEvent(base, { type: 'ended', peer: 'client 192.0.2.1:5000', port: 40000, why: 'stopped', reflected: 10 });
     assert.deepEqual(lines, [
-      'info [r] client 192.0.2.1:5000: session accepted, reflector port 40000',
-      'info [r] client 192.0.2.1:5000: session on port 40000 ended (stop), 10 packets reflected',
-      'debug [r] client 192.0.2.1:5000: Stop-Sessions counts 0 sessions, 1 running',
+      'info client 192.0.2.1:5000: session accepted, reflector port 40000',
+      'info client 192.0.2.1:5000: session accepted, reflector port 40001 (requested 862 was unusable)',
+      'info client 192.0.2.1:5000: session on port 40000 ended (stopped), 10 packets reflected',
     ]);
   });
 });

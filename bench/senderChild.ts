@@ -5,7 +5,8 @@
  *    clock, each departure a real 41-octet UDP send over loopback to a socket
  *    this process reads (standing in for the replies a sender receives).
  *    Records |actual − scheduled| departure time per packet, where scheduled
- *    = start + seq · gap, and the mean-rate error over the run.
+ *    = first departure + seq · gap (the pacer's own schedule: packet 0 leaves
+ *    at its t0), and the mean-rate error over the run.
  *  - 'cpu': one real session, TwampSender.runOnce (cbr model) against a
  *    reflector in another process; process.cpuUsage() around runOnce only
  *    (so Node's own start-up is not counted).
@@ -80,7 +81,8 @@ async function departure(rate: number, packets: number): Promise<DepartureResult
   sock.close();
   sink.close();
   const err = new Float64Array(packets);
-  for (let i = 0; i < packets; i++) err[i] = Math.abs(actual[i]! - i * gapNs) / 1000;
+  // Schedule origin: the first departure (the pacer sends packet 0 at once, at its own t0).
+  for (let i = 0; i < packets; i++) err[i] = Math.abs(actual[i]! - actual[0]! - i * gapNs) / 1000;
   err.sort();
   let over = 0;
   for (const e of err) if (e > 1000) over++;

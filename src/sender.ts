@@ -14,7 +14,7 @@ import { runSenderSession, type SenderSessionResult } from './session/senderSess
 import { systemClock, type Clock } from './session/clock.js';
 import { TwampSessionError, type FailureReason } from './session/errors.js';
 import { silentLogger, childLogger, type Logger } from './session/log.js';
-import { SENDER_MEASUREMENTS, SENDER_HEALTH, type NamingProfile } from './otel/instruments.js';
+import { SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH, type NamingProfile } from './otel/instruments.js';
 import { senderAttributes, attributeKey } from './otel/attributes.js';
 import { dscpName } from './protocol/index.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
@@ -85,7 +85,7 @@ export class TwampSender {
     const relabel: CompiledRelabel | undefined = this.config.relabel.length
       ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;
     const meter = (opts.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME, VERSION);
-    this.instruments = new InstrumentSet(meter, [...SENDER_MEASUREMENTS, ...SENDER_HEALTH], {
+    this.instruments = new InstrumentSet(meter, [...SENDER_MEASUREMENTS, ...SENDER_EXTRA, ...SENDER_HEALTH], {
       profile: opts.naming ?? 'legacy', relabel,
     });
     // Identify the collector and the reflector on every series so two senders never collide.
@@ -161,6 +161,7 @@ export class TwampSender {
         ...(this.opts.onSample ? { onSample: this.opts.onSample } : {}),
       });
       const result: SenderRunResult = { session, values: measurementValues(session, this.model), finishedAt: new Date() };
+      this.instruments.record('rt_delay', session.rtSamplesNs, this.measuredLabels(session));
       outcome = { ok: true, result, durationMs: performance.now() - t0 };
       const s = session.stats;
       this.log.debug(`session done: ${s.txPackets} sent, ${s.rxPackets} received, rt loss ${s.rt.loss}`);
@@ -183,6 +184,12 @@ export class TwampSender {
     this.log.warn(msg);
   }
 
+  /** Labels of measurement series: the base ones plus, in the otel profile, network.type. */
+  private measuredLabels(session: SenderSessionResult): Labels {
+    return this.networkTypeKey
+      ? { ...this.baseLabels, [this.networkTypeKey]: session.ipVersion === 6 ? 'ipv6' : 'ipv4' } : this.baseLabels;
+  }
+
   private snapshot(emit: Emit): void {
     const labels = this.baseLabels;
     emit('runs', this.runs, labels);
@@ -192,9 +199,9 @@ export class TwampSender {
     emit('success', last.ok ? 1 : 0, labels);
     emit('run_duration', last.durationMs / 1000, labels);
     if (!last.ok) return; // a failed run withdraws the measurements
-    const measured = this.networkTypeKey
-      ? { ...labels, [this.networkTypeKey]: last.result.session.ipVersion === 6 ? 'ipv6' : 'ipv4' } : labels;
+    const measured = this.measuredLabels(last.result.session);
     for (const spec of SENDER_MEASUREMENTS) emit(spec.key, last.result.values[spec.key], measured);
+    for (const spec of SENDER_EXTRA) emit(spec.key, last.result.values[spec.key], measured);
   }
 }
 
@@ -216,7 +223,14 @@ export function measurementValues(s: SenderSessionResult, model: TrafficModel): 
     v[`${dir}_avg_delay`] = d.avgDelayNs;
     v[`${dir}_jitter`] = d.jitterNs;
     v[`${dir}_loss`] = d.loss;
+    v[`${dir}_p50_delay`] = d.p50DelayNs;
+    v[`${dir}_p90_delay`] = d.p90DelayNs;
+    v[`${dir}_p99_delay`] = d.p99DelayNs;
   }
+  v.duplicates = r.duplicates;
+  v.reordered = r.reordered;
+  v.residence_avg = r.residence.avgNs;
+  v.residence_max = r.residence.maxNs;
   if (model.codec && r.txPackets > 0 && r.rt.avgDelayNs !== undefined) {
     for (const dir of ['in', 'out'] as const) {
       const d = r[dir];

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { repoRoot } from './helpers/peers.js';
-import { SENDER_MEASUREMENTS, SENDER_HEALTH, REFLECTOR_METRICS, AGENT_METRICS, type MetricSpec } from '../src/otel/instruments.js';
+import { SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH, REFLECTOR_METRICS, AGENT_METRICS, type MetricSpec } from '../src/otel/instruments.js';
 import { ATTRIBUTES } from '../src/otel/attributes.js';
 
 function table(specs: readonly MetricSpec[]): string {
@@ -25,7 +25,7 @@ describe('README', () => {
   const readme = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
 
   it('sender metric table matches the code', () => {
-    assert.equal(section(readme, 'sender'), table([...SENDER_MEASUREMENTS, ...SENDER_HEALTH]));
+    assert.equal(section(readme, 'sender'), table([...SENDER_MEASUREMENTS, ...SENDER_EXTRA, ...SENDER_HEALTH]));
   });
 
   it('reflector metric table matches the code', () => {

@@ -6,13 +6,14 @@
  */
 import { ValueType } from '@opentelemetry/api';
 import type {
-  Meter, ObservableGauge, ObservableCounter, ObservableUpDownCounter, BatchObservableResult, Attributes,
+  Meter, ObservableGauge, ObservableCounter, ObservableUpDownCounter, BatchObservableResult, Attributes, Histogram,
 } from '@opentelemetry/api';
 import { type MetricSpec, type NamingProfile, metricName, prometheusName, exportedValue } from './instruments.js';
 import { NUMERIC_ATTRIBUTES, prometheusLabelName } from './attributes.js';
 import type { CompiledRelabel, Labels } from './relabel.js';
 
 type Observable = ObservableGauge | ObservableCounter | ObservableUpDownCounter;
+type Instrument = Observable | Histogram;
 
 export type Emit = (key: string, value: number | undefined, labels: Labels) => void;
 
@@ -22,7 +23,7 @@ export interface InstrumentSetOptions {
 }
 
 export class InstrumentSet {
-  private readonly byKey = new Map<string, { spec: MetricSpec; name: string; visibleName: string; instrument: Observable }>();
+  private readonly byKey = new Map<string, { spec: MetricSpec; name: string; visibleName: string; instrument: Instrument }>();
   private readonly profile: NamingProfile;
   private callback: ((r: BatchObservableResult) => void) | undefined;
 
@@ -35,9 +36,12 @@ export class InstrumentSet {
       const valueType = o.profile === 'otel' && spec.otel.scale !== 1 ? ValueType.DOUBLE : spec.valueType;
       const description = o.profile === 'otel' ? spec.description.replace(/ in nanoseconds$/, '') : spec.description;
       const opts = { description, unit, valueType };
+      const scale = o.profile === 'otel' ? spec.otel.scale : 1;
       const instrument = spec.kind === 'counter' ? meter.createObservableCounter(name, opts)
         : spec.kind === 'updowncounter' ? meter.createObservableUpDownCounter(name, opts)
-          : meter.createObservableGauge(name, opts);
+          : spec.kind === 'histogram' ? meter.createHistogram(name, {
+            ...opts, advice: { explicitBucketBoundaries: (spec.buckets ?? []).map((b) => b * scale) } })
+            : meter.createObservableGauge(name, opts);
       this.byKey.set(spec.key, { spec, name, visibleName: prometheusName(spec, o.profile), instrument });
     }
   }
@@ -49,12 +53,26 @@ export class InstrumentSet {
       snapshot((key, value, labels) => this.observe(r, key, value, labels));
     };
     this.callback = cb;
-    this.meter.addBatchObservableCallback(cb, [...this.byKey.values()].map((e) => e.instrument));
+    this.meter.addBatchObservableCallback(cb, this.observables());
+  }
+
+  private observables(): Observable[] {
+    return [...this.byKey.values()].filter((e) => e.spec.kind !== 'histogram').map((e) => e.instrument as Observable);
+  }
+
+  /** Record samples into a histogram instrument (relabel applied once for the label set). */
+  record(key: string, values: ArrayLike<number>, labels: Labels): void {
+    const e = this.byKey.get(key);
+    if (!e || e.spec.kind !== 'histogram' || values.length === 0) return;
+    const attrs = this.relabelled(e.visibleName, labels);
+    if (!attrs) return;
+    const h = e.instrument as Histogram;
+    for (let i = 0; i < values.length; i++) h.record(exportedValue(e.spec, this.profile, values[i]!), attrs);
   }
 
   stop(): void {
     if (!this.callback) return;
-    this.meter.removeBatchObservableCallback(this.callback, [...this.byKey.values()].map((e) => e.instrument));
+    this.meter.removeBatchObservableCallback(this.callback, this.observables());
     this.callback = undefined;
   }
 
@@ -62,18 +80,28 @@ export class InstrumentSet {
     if (value === undefined || !Number.isFinite(value)) return;
     const e = this.byKey.get(key);
     if (!e) return;
+    const out = this.relabelled(e.visibleName, labels);
+    if (!out) return;
+    r.observe(e.instrument as Observable, exportedValue(e.spec, this.profile, value), out);
+  }
+
+  /**
+   * The collector's relabel rules on one series. Rules see what a Prometheus
+   * scrape shows: the visible metric name and label names. Renames and
+   * whole-metric drops are static per instrument and carried by the generated
+   * Views (createTwampViews); per series, only labels and keep/drop apply here.
+   * Undefined: dropped.
+   */
+  private relabelled(visibleName: string, labels: Labels): Attributes | undefined {
     let out: Labels = labels;
     const relabel = this.o.relabel;
     if (relabel && !relabel.isEmpty) {
-      // Rules see what a Prometheus scrape shows: the visible metric name and label names.
-      // Renames and whole-metric drops are static per instrument and carried by the
-      // generated Views (createTwampViews); per series, only labels and keep/drop apply here.
       const visible = this.profile === 'otel' ? toPrometheusKeys(labels) : { labels, back: undefined };
-      const res = relabel.apply(e.visibleName, visible.labels);
-      if (!res) return;
+      const res = relabel.apply(visibleName, visible.labels);
+      if (!res) return undefined;
       out = visible.back ? fromPrometheusKeys(res.labels, visible.back) : res.labels;
     }
-    r.observe(e.instrument, exportedValue(e.spec, this.profile, value), this.profile === 'otel' ? typed(out) : out);
+    return this.profile === 'otel' ? typed(out) : out;
   }
 }
 

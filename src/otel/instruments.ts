@@ -9,7 +9,7 @@ import { ValueType } from '@opentelemetry/api';
 
 export type NamingProfile = 'legacy' | 'otel';
 
-export type InstrumentKind = 'gauge' | 'counter' | 'updowncounter';
+export type InstrumentKind = 'gauge' | 'counter' | 'updowncounter' | 'histogram';
 
 export interface MetricSpec<K extends string = string> {
   /** Key of the value in the producer's snapshot. */
@@ -21,6 +21,8 @@ export interface MetricSpec<K extends string = string> {
   readonly valueType: ValueType;
   /** Not in the reference docs: our addition. */
   readonly extra?: boolean;
+  /** Histograms: bucket boundaries in the legacy unit (scaled for otel). */
+  readonly buckets?: readonly number[];
 }
 
 const NS_TO_S = 1e-9;
@@ -81,6 +83,34 @@ export const SENDER_MEASUREMENTS: readonly MetricSpec[] = [
   plain('out_mos', 'twamp_out_mos', 'twamp.sender.outbound.mos', '1', 'eMOS for remote end', ValueType.DOUBLE),
   delay('rt', 'min', 'round-trip'), delay('rt', 'max', 'round-trip'), delay('rt', 'avg', 'round-trip'),
   jitter('rt', 'round-trip'), loss('rt', 'both directions'),
+];
+
+function percentile(dir: 'in' | 'out' | 'rt', p: 50 | 90 | 99, words: string): MetricSpec {
+  const otelDir = dir === 'rt' ? 'round_trip' : dir === 'in' ? 'inbound' : 'outbound';
+  return {
+    key: `${dir}_p${p}_delay`, kind: 'gauge',
+    legacy: { name: `twamp_${dir}_p${p}_delay_ns`, unit: 'ns' },
+    otel: { name: `twamp.sender.${otelDir}.delay.p${p}`, unit: 's', scale: NS_TO_S },
+    description: `${p}th percentile of the ${words} delay in nanoseconds`, valueType: ValueType.INT, extra: true,
+  };
+}
+
+/** Beyond the reference: percentiles, duplicates, reordering, reflector residence, a delay histogram. */
+export const SENDER_EXTRA: readonly MetricSpec[] = [
+  ...(['rt', 'out', 'in'] as const).flatMap((dir) => ([50, 90, 99] as const).map((p) =>
+    percentile(dir, p, dir === 'rt' ? 'round-trip' : dir === 'in' ? 'inbound' : 'outbound'))),
+  { ...plain('duplicates', 'twamp_duplicates', 'twamp.sender.duplicates', '{packet}',
+    'Duplicate reflections received (either path)'), extra: true },
+  { ...plain('reordered', 'twamp_reordered', 'twamp.sender.reordered', '{packet}',
+    'Reflections received out of order (RFC 4737)'), extra: true },
+  { ...plain('residence_avg', 'twamp_residence_avg_ns', 'twamp.sender.reflector_residence.avg', 'ns',
+    'Average reflector residence time (T3 - T2) in nanoseconds', ValueType.INT, 's', NS_TO_S), extra: true },
+  { ...plain('residence_max', 'twamp_residence_max_ns', 'twamp.sender.reflector_residence.max', 'ns',
+    'Maximum reflector residence time (T3 - T2) in nanoseconds', ValueType.INT, 's', NS_TO_S), extra: true },
+  { key: 'rt_delay', kind: 'histogram', legacy: { name: 'twamp_rt_delay_ns', unit: 'ns' },
+    otel: { name: 'twamp.sender.round_trip.delay', unit: 's', scale: NS_TO_S },
+    description: 'Round-trip delay of every answered packet, in nanoseconds', valueType: ValueType.DOUBLE, extra: true,
+    buckets: [50e3, 100e3, 250e3, 500e3, 1e6, 2.5e6, 5e6, 10e6, 25e6, 50e6, 100e6, 250e6, 500e6, 1e9] },
 ];
 
 /** Health of the sender's runs (blackbox_exporter's probe_success idea): a failed run is data, not silence. */

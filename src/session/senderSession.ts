@@ -58,6 +58,8 @@ export interface SenderSessionOptions {
 
 export interface SenderSessionResult {
   stats: SessionResult;
+  /** Round-trip delay of each answered packet, ns, arrival order. */
+  rtSamplesNs: Float64Array;
   ipVersion: 4 | 6;
   reflectorAddress: string;
   reflectorTestPort: number;
@@ -197,6 +199,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     if (o.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
     const result: SenderSessionResult = {
       stats: stats.result(),
+      rtSamplesNs: stats.delaySamples('rt'),
       ipVersion: family,
       reflectorAddress,
       reflectorTestPort: reflectorPort,

@@ -91,11 +91,38 @@ describe('sender ↔ reflector on loopback', { timeout: 120_000 }, () => {
     assert.equal(s.rt.loss, 0);
   });
 
+  it('beyond the reference: percentiles, duplicates, reordering, residence, a round-trip histogram', async () => {
+    const sender = new TwampSender({
+      id: 's-extra', type: 'twamp_sender', reflector: '127.0.0.1', port, n_packets: 30, model: 'g711',
+    }, { meterProvider: meter.provider });
+    const out = await sender.runOnce();
+    assert.ok(out.ok, out.ok ? '' : out.error.message);
+    await sender.start();
+    const snap = await meter.collect();
+    await sender.stop();
+    const l = { collector_id: 's-extra' };
+    for (const dir of ['rt', 'out', 'in']) {
+      const min = snap.value(`twamp_${dir}_min_delay_ns`, l)!;
+      const p50 = snap.value(`twamp_${dir}_p50_delay_ns`, l)!;
+      const p90 = snap.value(`twamp_${dir}_p90_delay_ns`, l)!;
+      const p99 = snap.value(`twamp_${dir}_p99_delay_ns`, l)!;
+      const max = snap.value(`twamp_${dir}_max_delay_ns`, l)!;
+      assert.ok(min <= p50 && p50 <= p90 && p90 <= p99 && p99 <= max, `${dir}: ${min} ${p50} ${p90} ${p99} ${max}`);
+    }
+    assert.equal(snap.value('twamp_duplicates', l), 0);
+    assert.equal(snap.value('twamp_reordered', l), 0);
+    assert.ok(snap.value('twamp_residence_avg_ns', l)! >= 0);
+    const hist = snap.metric('twamp_rt_delay_ns')!;
+    const point = (hist.dataPoints as { attributes: Record<string, unknown>; value: { count: number; sum?: number } }[])
+      .find((p) => p.attributes.collector_id === 's-extra')!;
+    assert.equal(point.value.count, 30, 'one histogram sample per answered packet');
+  });
+
   it('reflector counts attempts, started sessions and octets', async () => {
     const snap = await meter.collect();
     const attempts = snap.value('twamp_reflector_session_attempts')!;
     const started = snap.value('twamp_reflector_session_started')!;
-    assert.ok(attempts >= 4 && started === attempts, `${attempts} / ${started}`);
+    assert.ok(attempts >= 5 && started === attempts, `${attempts} / ${started}`);
     assert.ok(snap.value('twamp_reflector_reflected_octets')! > 0);
   });
 });

@@ -5,6 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Directory of the compiled bench scripts (dist/bench). */
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -143,4 +144,38 @@ export function table(rows: string[][]): string {
   const out = [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  ')];
   for (const r of rows.slice(1)) out.push(line(r));
   return out.join('\n');
+}
+
+/**
+ * User+system CPU milliseconds of a process and all its descendants (Linux
+ * /proc; twampd serves each control connection in a forked child), or
+ * undefined where /proc is not available. Resolution: one clock tick (10 ms).
+ */
+export function cpuMsOfTree(root: number): number | undefined {
+  const ticksPerSecond = 100; // USER_HZ, fixed at 100 on Linux
+  const info = new Map<number, { ppid: number; ms: number }>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  for (const d of entries) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      info.set(Number(d), { ppid: Number(f[1]), ms: ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (!info.has(root)) return undefined;
+  let total = 0;
+  for (const [pid, v] of info) {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = info.get(p)?.ppid ?? 0, hops++) {
+      if (p === root) { total += v.ms; break; }
+    }
+  }
+  return total;
 }

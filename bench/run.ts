@@ -21,13 +21,15 @@ import { join, dirname } from 'node:path';
 import { ControlClient } from '../src/session/controlClient.js';
 import { ntpIntervalFromNs } from '../src/protocol/index.js';
 import { findPeers, startTwampd, parseTwpingOutput, repoRoot, type Peers, type Twampd } from '../test/helpers/peers.js';
-import { forkChild, withDeadline, sleep, fmt, fmtInt, table, MB, type BenchChild } from './lib.js';
+import { forkChild, withDeadline, sleep, fmt, fmtInt, table, cpuMsOfTree, MB, type BenchChild } from './lib.js';
 import type { BlastConfig, BlastResult } from './blaster.js';
 import type { DepartureResult, CpuResult } from './senderChild.js';
 
 const RESULTS_FILE = join(repoRoot(), 'dist', 'bench-results.json');
 
 // ----------------------------------------------------------------- settings
+/** Reflector CPU per packet at one fixed rate both reflectors sustain (steadier than capacity on a busy machine). */
+const CPU_PER_PACKET = { ratePps: 20_000, stepMs: 4_000 };
 const CAPACITY = {
   rates: [5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000],
   stepMs: 2000,
@@ -35,7 +37,7 @@ const CAPACITY = {
   maxLoss: 0.001,
   refineSteps: 3,
   payload: 41,
-  budgetPerTargetMs: 38_000,
+  budgetPerTargetMs: 34_000,
 };
 const DEPARTURE = [
   { rate: 50, packets: 250 },
@@ -48,7 +50,7 @@ const DEPARTURE = [
 const CPU_RUNS = [{ rate: 50, packets: 250 }, { rate: 500, packets: 2_500 }];
 const MEMORY = { sessions: 1_000, maxSessions: 2_000, concurrency: 50, targetRssMb: 100 };
 // Worst case 140 + 70 + 45 s plus start-up: under 5 minutes.
-const BOUND_MS = { capacity: 140_000, sender: 70_000, memory: 45_000 };
+const BOUND_MS = { capacity: 150_000, sender: 65_000, memory: 45_000 };
 
 // ------------------------------------------------------------------ helpers
 const log = (s: string): void => { process.stderr.write(`bench: ${s}\n`); };
@@ -86,17 +88,43 @@ async function startOurReflector(maxSessions: number, cleanup: Array<() => Promi
   return { child, port };
 }
 
-async function blast(cfg: Omit<BlastConfig, 'rates' | 'stepMs' | 'drainMs' | 'maxLoss' | 'refineSteps' | 'payload' | 'budgetMs'>,
+async function blast(cfg: Pick<BlastConfig, 'mode' | 'host' | 'port'> & Partial<BlastConfig>,
   cleanup: Array<() => Promise<void>>): Promise<BlastResult> {
   const child = forkChild('blaster.js');
   cleanup.push(() => child.stop());
   const config: BlastConfig = {
-    ...cfg, rates: CAPACITY.rates, stepMs: CAPACITY.stepMs, drainMs: CAPACITY.drainMs, maxLoss: CAPACITY.maxLoss,
-    refineSteps: CAPACITY.refineSteps, payload: CAPACITY.payload, budgetMs: CAPACITY.budgetPerTargetMs,
+    rates: CAPACITY.rates, stepMs: CAPACITY.stepMs, drainMs: CAPACITY.drainMs, maxLoss: CAPACITY.maxLoss,
+    refineSteps: CAPACITY.refineSteps, payload: CAPACITY.payload, budgetMs: CAPACITY.budgetPerTargetMs, ...cfg,
   };
-  const r = await child.request<BlastResult>({ type: 'run', config }, 'result', CAPACITY.budgetPerTargetMs + 15_000);
+  const r = await child.request<BlastResult>({ type: 'run', config }, 'result', config.budgetMs + 15_000);
   await child.stop();
   return r;
+}
+
+interface ReflectorCpu {
+  ratePps: number;
+  /** Replies counted by the generator (warm-up included). */
+  packets: number;
+  lossPercent: number;
+  cpuMs: number;
+  /** User+system CPU of the reflector (all its processes) per reflected packet, microseconds. */
+  usPerPacket: number;
+}
+
+/** One fixed-rate blast; the reflector's CPU (from /proc, its whole process tree) over the packets it reflected. */
+async function reflectorCpu(port: number, pid: number, cleanup: Array<() => Promise<void>>): Promise<ReflectorCpu | PartError> {
+  const before = cpuMsOfTree(pid);
+  if (before === undefined) return { error: 'no /proc: CPU of the reflector process unavailable' };
+  const r = await blast({ mode: 'twamp', host: '127.0.0.1', port, rates: [CPU_PER_PACKET.ratePps], stepMs: CPU_PER_PACKET.stepMs,
+    refineSteps: 0, budgetMs: 20_000 }, cleanup);
+  const after = cpuMsOfTree(pid);
+  if (after === undefined) return { error: 'reflector process gone' };
+  const step = r.steps[0]!;
+  const packets = r.warmup.received + r.steps.reduce((a, s) => a + s.received, 0);
+  return {
+    ratePps: CPU_PER_PACKET.ratePps, packets, lossPercent: step.lossPercent, cpuMs: after - before,
+    usPerPacket: ((after - before) * 1000) / Math.max(packets, 1),
+  };
 }
 
 // ------------------------------------------------------------ 1. capacity
@@ -109,6 +137,8 @@ interface CapacityPart {
   /** How to read the ratio: exact, or a bound because a side was capped by the generator or the rate list. */
   ratioQualifier: string;
   oursMeetsTwampd: boolean | undefined;
+  /** Reflector CPU per packet at CPU_PER_PACKET.ratePps, ours and twampd, and ours ÷ twampd. */
+  cpuPerPacket: { ours: ReflectorCpu | PartError | undefined; twampd: ReflectorCpu | PartError | undefined; ratio: number | undefined };
 }
 
 /** The capacity as a printable figure with its qualifier. */
@@ -134,11 +164,15 @@ async function capacity(peers: Peers | undefined, twampdMissing: string | undefi
     log(`capacity: generator ceiling ${capacityText(generator, undefined)} pps`);
 
     let ours: BlastResult | PartError;
+    let oursCpu: ReflectorCpu | PartError | undefined;
+    let twampdCpu: ReflectorCpu | PartError | undefined;
     try {
       log('capacity: our reflector (own process)');
-      const { port } = await startOurReflector(10, c);
+      const { port, child } = await startOurReflector(10, c);
       ours = await blast({ mode: 'twamp', host: '127.0.0.1', port }, c);
       log(`capacity: ours ${capacityText(ours, ceiling)} pps`);
+      log(`capacity: our reflector's CPU per packet at ${CPU_PER_PACKET.ratePps} pps`);
+      oursCpu = await reflectorCpu(port, child.proc.pid!, c).catch((e: Error) => ({ error: e.message }));
     } catch (e) {
       ours = { error: (e as Error).message };
     }
@@ -154,6 +188,8 @@ async function capacity(peers: Peers | undefined, twampdMissing: string | undefi
         d = await startTwampd(peers, { authmode: 'O' });
         twampd = await blast({ mode: 'twamp', host: '127.0.0.1', port: d.port }, c);
         log(`capacity: twampd ${capacityText(twampd, ceiling)} pps`);
+        log(`capacity: twampd's CPU per packet at ${CPU_PER_PACKET.ratePps} pps`);
+        twampdCpu = await reflectorCpu(d.port, d.pid, c).catch((e: Error) => ({ error: e.message }));
       } catch (e) {
         twampd = { error: (e as Error).message };
       } finally {
@@ -176,7 +212,9 @@ async function capacity(peers: Peers | undefined, twampdMissing: string | undefi
       if (ratio >= 1) oursMeetsTwampd = true;
       else if (!oursLow) oursMeetsTwampd = false;
     }
-    return { generator, ours, twampd, ratio, ratioQualifier, oursMeetsTwampd };
+    const cpuRatio = oursCpu && !isErr(oursCpu) && twampdCpu && !isErr(twampdCpu) && twampdCpu.usPerPacket > 0
+      ? oursCpu.usPerPacket / twampdCpu.usPerPacket : undefined;
+    return { generator, ours, twampd, ratio, ratioQualifier, oursMeetsTwampd, cpuPerPacket: { ours: oursCpu, twampd: twampdCpu, ratio: cpuRatio } };
   } finally {
     for (const f of c.reverse()) await f().catch(() => undefined);
   }
@@ -384,6 +422,11 @@ function report(meta: Record<string, unknown>, cap: CapacityPart | PartError, sn
     out.push('   steps: target rate (k pps): loss % of the step [/ loss % of its repeat; a failure counts only if it repeats]; ' +
       'gen@Nk = the generator reached only N k pps');
     out.push(`   ratio ours / twampd capacity: ${cap.ratio === undefined ? 'n/a' : fmt(cap.ratio, 2)} — ${cap.ratioQualifier}`);
+    const cp = cap.cpuPerPacket;
+    const cpuText = (x: ReflectorCpu | PartError | undefined, what: string): string => x === undefined ? `${what}: n/a`
+      : isErr(x) ? `${what}: FAILED (${x.error})` : `${what} ${fmt(x.usPerPacket)} µs (loss ${fmt(x.lossPercent, 2)} %)`;
+    out.push(`   reflector CPU (user+sys, whole process tree) per reflected packet at ${fmtInt(CPU_PER_PACKET.ratePps)} pps: ` +
+      `${cpuText(cp.ours, 'ours')}, ${cpuText(cp.twampd, 'twampd')}; ours ÷ twampd ${cp.ratio === undefined ? 'n/a' : fmt(cp.ratio, 2)} (> 1: we use more)`);
   }
 
   out.push('');
@@ -474,7 +517,7 @@ async function main(): Promise<void> {
   const text = report(meta, cap, snd, mem, twampdMissing);
   const json = {
     meta: { ...meta, totalSeconds: (Date.now() - started) / 1000, loadavgAfter: loadavg().map((x) => x.toFixed(2)).join(' ') },
-    settings: { capacity: CAPACITY, departure: DEPARTURE, cpu: CPU_RUNS, memory: MEMORY, timeBoundsMs: BOUND_MS },
+    settings: { capacity: CAPACITY, reflectorCpu: CPU_PER_PACKET, departure: DEPARTURE, cpu: CPU_RUNS, memory: MEMORY, timeBoundsMs: BOUND_MS },
     units: {
       capacityPps: 'highest packet rate (packets/s) reflected with loss below settings.capacity.maxLoss',
       ratio: 'ours ÷ baseline (twampd for capacity, twping for CPU), same run',

@@ -8,7 +8,7 @@
  */
 import { metrics, type MeterProvider } from '@opentelemetry/api';
 import { createTrafficModel, type TrafficModel } from './measure/models.js';
-import { estimateVoiceQuality } from './measure/emodel.js';
+import { estimateVoiceQuality, gufoMos } from './measure/emodel.js';
 import type { SessionResult, ReplySample } from './measure/stats.js';
 import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
@@ -160,7 +160,7 @@ export class TwampSender {
         ...(this.opts.onReply ? { onReply: this.opts.onReply } : {}),
         ...(this.opts.onSample ? { onSample: this.opts.onSample } : {}),
       });
-      const result: SenderRunResult = { session, values: measurementValues(session, this.model), finishedAt: new Date() };
+      const result: SenderRunResult = { session, values: measurementValues(session, this.model, this.config.mos), finishedAt: new Date() };
       this.instruments.record('rt_delay', session.rtSamplesNs, this.measuredLabels(session));
       outcome = { ok: true, result, durationMs: performance.now() - t0 };
       const s = session.stats;
@@ -210,7 +210,7 @@ function isNormalized(c: SenderConfig | Record<string, unknown>): c is SenderCon
 }
 
 /** Map a session's statistics onto the reference metric keys. */
-export function measurementValues(s: SenderSessionResult, model: TrafficModel): Record<string, number | undefined> {
+export function measurementValues(s: SenderSessionResult, model: TrafficModel, mos: 'g107' | 'gufo' = 'g107'): Record<string, number | undefined> {
   const r: SessionResult = s.stats;
   const v: Record<string, number | undefined> = {
     tx_packets: r.txPackets, rx_packets: r.rxPackets, tx_bytes: r.txBytes, rx_bytes: r.rxBytes,
@@ -236,11 +236,12 @@ export function measurementValues(s: SenderSessionResult, model: TrafficModel): 
       const d = r[dir];
       // One-way delay only means something with synchronised clocks; otherwise RTT/2.
       const oneWayNs = s.clocksSynchronized && d.avgDelayNs !== undefined ? d.avgDelayNs : r.rt.avgDelayNs / 2;
-      v[`${dir}_mos`] = estimateVoiceQuality(model.codec, {
-        oneWayDelayMs: oneWayNs / 1e6,
-        jitterMs: (d.jitterNs ?? 0) / 1e6,
-        lossPercent: (d.loss / r.txPackets) * 100,
-      }).mos;
+      const lossPercent = (d.loss / r.txPackets) * 100;
+      const jitterNs = d.jitterNs ?? 0;
+      // gufo: the reference agent's inputs too — |one-way average| whatever the clocks.
+      v[`${dir}_mos`] = mos === 'gufo'
+        ? gufoMos(model.name === 'g729' ? 'g729' : 'g711', lossPercent, Math.abs(d.avgDelayNs ?? oneWayNs) / 1e6, jitterNs / 1e6)
+        : estimateVoiceQuality(model.codec, { oneWayDelayMs: oneWayNs / 1e6, jitterMs: jitterNs / 1e6, lossPercent }).mos;
     }
   }
   return v;

@@ -281,6 +281,7 @@ function toSender(p: ParsedSender, defaultInterval: number, files: FileContext):
     model: modelConfigOf(p),
     controlTimeoutMs: ms(p.control_timeout),
     replyTimeoutMs: ms(p.reply_timeout),
+    mos: p.mos,
     modes: p.mode,
   };
   if (p.key_id !== undefined) cfg.keyId = p.key_id;

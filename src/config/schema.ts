@@ -378,6 +378,7 @@ function senderShape(typeRequired: boolean) {
     size: opt(int(1).optional()),
     control_timeout: opt(seconds().default(5)),
     reply_timeout: opt(seconds().default(3)),
+    mos: opt(oneOf(['g107', 'gufo']).default('g107')),
     mode: opt(modeList(`${MODE_FORMS}, or a list of them in order of preference`).prefault('open')),
     key_id: opt(keyId().optional()),
     secret: opt(secretString().optional()),

@@ -79,6 +79,8 @@ export interface SenderConfig extends CommonCollectorConfig {
   controlTimeoutMs: number;
   /** How long a reflection may take before the packet counts as lost. */
   replyTimeoutMs: number;
+  /** MOS computation: ITU-T G.107 (default) or Gufo Agent's formula, for comparable dashboards. */
+  mos: 'g107' | 'gufo';
   /**
    * Security modes the sender accepts, in order of preference (`mode`); the
    * first one the server offers is used. Absent = ['open'].

@@ -172,6 +172,7 @@ describe('collector defaults', () => {
       model: { model: 'g711' },
       controlTimeoutMs: 5000,
       replyTimeoutMs: 3000,
+      mos: 'g107',
       modes: ['open'],
     });
   });
@@ -216,6 +217,7 @@ describe('collector defaults', () => {
       model: { model: 'imix', bandwidth: 12_252_000 },
       controlTimeoutMs: 1500,
       replyTimeoutMs: 250,
+      mos: 'g107',
       modes: ['open'],
     });
   });

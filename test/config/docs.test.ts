@@ -186,6 +186,7 @@ describe('gufo-agent-notes.md §5.2 example', () => {
       model: { model: 'g711' },
       controlTimeoutMs: 5000,
       replyTimeoutMs: 3000,
+      mos: 'g107',
       modes: ['open'],
     });
   });

@@ -49,7 +49,7 @@ const DEPARTURE = [
 // the CPU comparison runs at rates twping handles: a voice-like 50 pps and 500 pps.
 const CPU_RUNS = [{ rate: 50, packets: 250 }, { rate: 500, packets: 2_500 }];
 const MEMORY = { sessions: 1_000, maxSessions: 2_000, concurrency: 50, targetRssMb: 100 };
-// Worst case 140 + 70 + 45 s plus start-up: under 5 minutes.
+// Worst case 150 + 65 + 45 s plus start-up: under 5 minutes.
 const BOUND_MS = { capacity: 150_000, sender: 65_000, memory: 45_000 };
 
 // ------------------------------------------------------------------ helpers

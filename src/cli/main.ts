@@ -8,6 +8,7 @@ import { loadAgentConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { consoleLogger, type LogLevel } from '../session/log.js';
 import { Agent } from './agent.js';
+import { untilStopped } from './common.js';
 import { createTwampViews, ViewConfigError } from '../otel/views.js';
 import { VERSION } from '../version.js';
 
@@ -140,53 +141,46 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const configPath = values.config;
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    let reloading: Promise<void> = Promise.resolve();
-    const shutdown = (sig: string): void => {
-      if (stopping) return;
-      stopping = true;
-      log.info(`${sig}: stopping`);
-      const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); resolve(0); }, 10_000);
-      force.unref();
-      void reloading.finally(() => agent.stop()).finally(() => { clearTimeout(force); resolve(0); });
-    };
-    // SIGHUP: reload the file; restart only collectors whose configuration changed.
-    // An invalid file keeps the running configuration and says why.
-    const reload = async (): Promise<void> => {
-      let next;
-      try {
-        next = await loadAgentConfig(configPath);
-        createTwampViews(next.collectors, { naming: next.naming });
-      } catch (e) {
-        log.error(`SIGHUP: configuration not reloaded, keeping the running one: ${(e as Error).message}`);
-        return;
-      }
-      const why = agent.needsFullRestart(next);
-      if (why === undefined) {
-        await agent.reload(next);
-        return;
-      }
-      log.info(`SIGHUP: ${why}: restarting the agent`);
-      await agent.stop();
-      const fresh = new Agent(next, { logger: log });
-      try {
-        await fresh.start();
-        agent = fresh;
-      } catch (e) {
-        log.error(`SIGHUP: new configuration failed to start (${(e as Error).message}); restoring the previous one`);
-        await fresh.stop().catch(() => undefined);
-        agent = new Agent(agent.config, { logger: log });
-        await agent.start();
-      }
-    };
-    process.on('SIGHUP', () => {
-      if (stopping) return;
-      log.info('SIGHUP: reloading configuration');
-      reloading = reloading.then(reload).catch((e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`));
-    });
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  let stopping = false;
+  let reloading: Promise<void> = Promise.resolve();
+  // SIGHUP: reload the file; restart only collectors whose configuration changed.
+  // An invalid file keeps the running configuration and says why.
+  const reload = async (): Promise<void> => {
+    let next;
+    try {
+      next = await loadAgentConfig(configPath);
+      createTwampViews(next.collectors, { naming: next.naming });
+    } catch (e) {
+      log.error(`SIGHUP: configuration not reloaded, keeping the running one: ${(e as Error).message}`);
+      return;
+    }
+    const why = agent.needsFullRestart(next);
+    if (why === undefined) {
+      await agent.reload(next);
+      return;
+    }
+    log.info(`SIGHUP: ${why}: restarting the agent`);
+    await agent.stop();
+    const fresh = new Agent(next, { logger: log });
+    try {
+      await fresh.start();
+      agent = fresh;
+    } catch (e) {
+      log.error(`SIGHUP: new configuration failed to start (${(e as Error).message}); restoring the previous one`);
+      await fresh.stop().catch(() => undefined);
+      agent = new Agent(agent.config, { logger: log });
+      await agent.start();
+    }
+  };
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info('SIGHUP: reloading configuration');
+    reloading = reloading.then(reload).catch((e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`));
+  });
+  return untilStopped(log, async () => {
+    stopping = true;
+    await reloading;
+    await agent.stop();
   });
 }
 

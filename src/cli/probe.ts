@@ -7,6 +7,7 @@
  * reason); 2 usage error (the message names the flag); 3 round-trip loss
  * above `--max-loss`.
  */
+import { UsageError, parseOrExit } from './common.js';
 import { parseArgs } from 'node:util';
 import { parseSenderConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
@@ -68,7 +69,6 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   secret: '--secret-file',
 };
 
-class UsageError extends Error {}
 
 /** `host`, `host:port`, `[v6]`, `[v6]:port`, or a bare IPv6 literal (no port). */
 export function parseTarget(s: string): { host: string; port: string | undefined } {
@@ -231,15 +231,8 @@ function recordingLogger(): Logger & { warnings: string[] } {
 }
 
 export async function probeMain(argv: string[]): Promise<number> {
-  let args: ProbeArgs | 'help';
-  try {
-    args = parseProbeArgs(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    const lines = e.message.split('\n').map((l) => `otel-twamp probe: ${l}`).join('\n');
-    process.stderr.write(`${lines}\nTry 'otel-twamp probe --help'.\n`);
-    return 2;
-  }
+  const args = parseOrExit('probe', () => parseProbeArgs(argv));
+  if (typeof args === 'number') return args;
   if (args === 'help') { process.stdout.write(PROBE_USAGE); return 0; }
 
   const { config, json } = args;

@@ -12,6 +12,7 @@ import { parseListen } from '../config/schema.js';
 import type { ReflectorConfig } from '../config/types.js';
 import type { SessionEvent } from '../session/controlServer.js';
 import { TwampReflector } from '../reflector.js';
+import { UsageError, parseOrExit, untilStopped } from './common.js';
 import { childLogger, consoleLogger, type Logger, type LogLevel } from '../session/log.js';
 import { PrometheusEndpoint } from './exporters.js';
 
@@ -44,7 +45,6 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   test_port_range: '--test-port-range',
 };
 
-class UsageError extends Error {}
 
 function numeric(v: string): number | string {
   return /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(v.trim()) ? Number(v) : v;
@@ -121,15 +121,8 @@ function parseReflectArgs(argv: string[]): ReflectArgs | 'help' {
 }
 
 export async function reflectMain(argv: string[]): Promise<number> {
-  let args: ReflectArgs | 'help';
-  try {
-    args = parseReflectArgs(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    const lines = e.message.split('\n').map((l) => `otel-twamp reflect: ${l}`).join('\n');
-    process.stderr.write(`${lines}\nTry 'otel-twamp reflect --help'.\n`);
-    return 2;
-  }
+  const args = parseOrExit('reflect', () => parseReflectArgs(argv));
+  if (typeof args === 'number') return args;
   if (args === 'help') { process.stdout.write(REFLECT_USAGE); return 0; }
 
   const log = consoleLogger(args.level);
@@ -150,27 +143,12 @@ export async function reflectMain(argv: string[]): Promise<number> {
     return 1;
   }
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = (sig: string): void => {
-      if (stopping) return;
-      stopping = true;
-      log.info(`${sig}: stopping`);
-      const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); resolve(0); }, 10_000);
-      force.unref();
-      const c = reflector.counters;
-      void reflector.stop()
-        .then(() => endpoint?.stop())
-        .then(() => meterProvider.shutdown())
-        .catch((e: unknown) => log.warn(`shutdown: ${(e as Error).message}`))
-        .finally(() => {
-          log.info(`stopped: ${c.sessionAttempts} session request(s), ${c.sessionsStarted} started, ` +
-            `${c.reflectedPackets} packet(s) reflected, ${c.droppedPackets} dropped`);
-          clearTimeout(force);
-          resolve(0);
-        });
-    };
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  const c = reflector.counters;
+  return untilStopped(log, async () => {
+    await reflector.stop();
+    await endpoint?.stop();
+    await meterProvider.shutdown();
+    log.info(`stopped: ${c.sessionAttempts} session request(s), ${c.sessionsStarted} started, ` +
+      `${c.reflectedPackets} packet(s) reflected, ${c.droppedPackets} dropped`);
   });
 }

@@ -147,8 +147,8 @@ export function table(rows: string[][]): string {
 }
 
 /**
- * User+system CPU milliseconds of a process and all its descendants (Linux
- * /proc; twampd serves each control connection in a forked child), or
+ * User+system CPU milliseconds of a process and all its descendants, live or
+ * reaped (Linux /proc; twampd serves each control connection in a forked child), or
  * undefined where /proc is not available. Resolution: one clock tick (10 ms).
  */
 export function cpuMsOfTree(root: number): number | undefined {
@@ -165,7 +165,10 @@ export function cpuMsOfTree(root: number): number | undefined {
     try {
       const st = readFileSync(`/proc/${d}/stat`, 'utf8');
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      info.set(Number(d), { ppid: Number(f[1]), ms: ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond });
+      // utime + stime + cutime + cstime: a reaped child's CPU moves into its parent's c*time
+      // (twampd's per-session child exits at Stop-Sessions, before the second reading).
+      const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      info.set(Number(d), { ppid: Number(f[1]), ms: (ticks * 1000) / ticksPerSecond });
     } catch {
       // gone meanwhile
     }

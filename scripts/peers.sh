@@ -46,6 +46,8 @@ HASH=$(source_hash)
 have_build() {
   local b
   for b in twampd twping pfstore; do [ -x "$DEST/bin/$b" ] || return 1; done
+  # twampy is part of the build too (test/interop/twampy.test.ts): a cache without it is incomplete.
+  [ -f "$DEST/twampy/src/twampy/__main__.py" ] || return 1
 }
 
 if [ "${PEERS_FORCE:-0}" != 1 ] && [ -f "$DEST/.source-hash" ] \

@@ -61,7 +61,7 @@ const MODELS = [
   'model: imix\n    bandwidth: 500000',
 ];
 
-function agentYaml(senders: number, refusedPort: number): string {
+function agentYaml(senders: number, refusedPort: number, promPort: number): string {
   const lines = [
     '$version: "1.0"',
     'agent:',
@@ -71,7 +71,7 @@ function agentYaml(senders: number, refusedPort: number): string {
     'sender:',
     '  type: openmetrics',
     '  mode: pull',
-    '  listen: "127.0.0.1:0"',
+    `  listen: "127.0.0.1:${promPort}"`,
     '  path: /metrics',
     'collectors:',
     '  - id: soak-reflector',
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const gc = gcFunction();
   const refusedPort = await closedPort();
-  const yaml0 = agentYaml(args.senders, refusedPort);
+  const yaml0 = agentYaml(args.senders, refusedPort, await closedPort());
   const warnings = new Map<string, number>();
   const logger: Logger = {
     ...silentLogger,
@@ -282,8 +282,9 @@ async function main(): Promise<void> {
     '',
   ];
   process.stdout.write(out.join('\n'));
-  const leftover = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
-  if (leftover.length > 2) process.stdout.write(`note: resources still active after stop: ${leftover.join(', ')}\n`);
+  await new Promise((r) => setTimeout(r, 2000)); // let the sockets' closes complete
+  const leftover = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap' && r !== 'Timeout');
+  if (leftover.length > 0) process.stdout.write(`note: resources still active after stop: ${leftover.join(', ')}\n`);
   process.exit(pass ? 0 : 1);
 }
 

@@ -7,6 +7,8 @@
 import { metrics } from '@opentelemetry/api';
 import { ControlServer, newControlServerCounters, type ControlServerCounters, type SessionEvent } from './session/controlServer.js';
 import { systemClock } from './session/clock.js';
+import { LightReflector } from './session/lightReflector.js';
+import { ClientAcl, parseCidr, type Cidr } from './session/limits.js';
 import { formatHostPort } from './session/errors.js';
 import { silentLogger, childLogger, type Logger } from './session/log.js';
 import { REFLECTOR_METRICS, type NamingProfile } from './otel/instruments.js';
@@ -34,6 +36,9 @@ export class TwampReflector {
   private readonly agentLabels: Labels;
   private readonly reasonKey: string;
   private bound: { address: string; port: number } | undefined;
+  /** TWAMP-Light / STAMP reflector (`light_port`), if configured. */
+  private readonly light: LightReflector | undefined;
+  private lightBound: { address: string; port: number } | undefined;
 
   /**
    * @param config a Gufo-style `twamp_reflector` collector object (snake_case)
@@ -54,12 +59,31 @@ export class TwampReflector {
       host: this.config.listen, port: this.config.port, clock: opts.clock ?? systemClock(), log: this.log,
       counters: this.counters, refwaitMs: this.config.refwaitMs, servwaitMs: this.config.servwaitMs,
       maxSessions: this.config.maxSessions,
+      messageTimeoutMs: this.config.controlTimeoutMs, maxConnections: this.config.maxConnections,
+      maxSessionsPerConnection: this.config.maxSessionsPerConnection, maxSessionDurationMs: this.config.maxSessionDurationMs,
+      maxPpsPerSession: this.config.maxPpsPerSession, maxPps: this.config.maxPps, maxPadding: this.config.maxPadding,
+      allow: this.config.allow, deny: this.config.deny,
       modes: this.config.modes ?? ['open'],
       ...(this.config.kdfCount !== undefined ? { kdfCount: this.config.kdfCount } : {}),
       ...(this.config.keys ? { lookupKey: (id: string) => this.config.keys!.get(id)?.reveal() } : {}),
       ...(this.config.testPortRange ? { testPortRange: this.config.testPortRange } : {}),
       ...(opts.onSessionEvent ? { onSessionEvent: opts.onSessionEvent } : {}),
     });
+    if (this.config.lightPort !== undefined) {
+      const cidrs = (list: readonly string[] | undefined): Cidr[] =>
+        (list ?? []).flatMap((c) => { const p = parseCidr(c); return p ? [p] : []; });
+      const acl = new ClientAcl(cidrs(this.config.allow), cidrs(this.config.deny));
+      this.light = new LightReflector({
+        host: this.config.listen, port: this.config.lightPort, clock: opts.clock ?? systemClock(), counters: this.counters,
+        stateful: this.config.lightStateful ?? false, ratePps: this.config.lightRateLimit ?? 1000,
+        idleMs: this.config.refwaitMs, ...(acl.active ? { acl } : {}),
+      });
+    }
+  }
+
+  /** Where the TWAMP-Light / STAMP UDP socket is bound (after start()), if `light_port` is set. */
+  get lightAddress(): { address: string; port: number } | undefined {
+    return this.lightBound;
   }
 
   /** Where the control listener is bound (after start()). */
@@ -74,16 +98,30 @@ export class TwampReflector {
   /** Listen for TWAMP-Control and register the instruments. Rejects if the port cannot be bound. */
   async start(): Promise<{ address: string; port: number }> {
     if (this.bound) return this.bound;
-    this.bound = await this.server.listen();
-    if (this.config.port === 0) this.baseLabels = this.identity(this.bound.port); // ephemeral (tests): the real port
+    const control = this.config.control !== false;
+    // With `control: false` only the Light socket listens: the address returned (and labelled) is its.
+    if (this.light) {
+      this.lightBound = await this.light.listen();
+      this.log.info(`TWAMP-Light/STAMP reflector (${this.light.stateful ? 'stateful' : 'stateless'}) on UDP ${formatHostPort(this.lightBound.address, this.lightBound.port)}`);
+    }
+    try {
+      this.bound = control ? await this.server.listen() : this.lightBound!;
+    } catch (e) {
+      await this.light?.close();
+      this.lightBound = undefined;
+      throw e;
+    }
+    if (this.config.port === 0 || !control) this.baseLabels = this.identity(this.bound.port); // ephemeral (tests): the real port
     this.instruments.start((emit) => this.snapshot(emit));
-    this.log.info(`TWAMP reflector listening on ${formatHostPort(this.bound.address, this.bound.port)}`);
+    if (control) this.log.info(`TWAMP reflector listening on ${formatHostPort(this.bound.address, this.bound.port)}`);
     return this.bound;
   }
 
   /** Close the listener, every control connection and every session; unregister. */
   async stop(): Promise<void> {
     await this.server.close();
+    await this.light?.close();
+    this.lightBound = undefined;
     this.instruments.stop();
     this.bound = undefined;
   }
@@ -102,6 +140,7 @@ export class TwampReflector {
     emit('reflected_pkt', c.reflectedPackets, l);
     emit('reflected_octets', c.reflectedOctets, l);
     emit('dropped_pkt', c.droppedPackets, l);
+    if (this.light) emit('light_rate_limited', this.light.rateLimited, l);
     for (const [reason, n] of c.refused) emit('refused', n, { ...l, [this.reasonKey]: reason });
     emit('active_sessions', this.server.activeSessions, l);
     emit('control_connections', this.server.activeConnections, l);

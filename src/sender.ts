@@ -11,6 +11,7 @@ import { createTrafficModel, type TrafficModel } from './measure/models.js';
 import { estimateVoiceQuality, gufoMos } from './measure/emodel.js';
 import type { SessionResult, ReplySample } from './measure/stats.js';
 import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
+import { runLightSenderSession } from './session/lightSenderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
 import { TwampSessionError, type FailureReason } from './session/errors.js';
 import { silentLogger, childLogger, type Logger } from './session/log.js';
@@ -148,7 +149,14 @@ export class TwampSender {
     this.runs++;
     let outcome: SenderRunOutcome;
     try {
-      const session = await runSenderSession({
+      const session = this.config.control === false ? await runLightSenderSession({
+        host: this.config.reflector, port: this.config.port, format: this.config.format ?? 'twamp',
+        dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.config.model,
+        replyTimeoutMs: this.config.replyTimeoutMs, clock: this.clock, signal: this.abort.signal,
+        onDscpUnavailable: (reason) => this.warnOnce('dscp', `test packets not marked with DSCP ${this.config.dscp}: ${reason}`),
+        ...(this.opts.onReply ? { onReply: this.opts.onReply } : {}),
+        ...(this.opts.onSample ? { onSample: this.opts.onSample } : {}),
+      }) : await runSenderSession({
         host: this.config.reflector, controlPort: this.config.port, reflectorPort: this.config.reflectorPort,
         dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.config.model,
         controlTimeoutMs: this.config.controlTimeoutMs, replyTimeoutMs: this.config.replyTimeoutMs,

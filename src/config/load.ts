@@ -285,6 +285,9 @@ function toSender(p: ParsedSender, defaultInterval: number, files: FileContext):
     modes: p.mode,
   };
   if (p.key_id !== undefined) cfg.keyId = p.key_id;
+  // Light keys only when not the default, so a plain TWAMP config normalizes as before.
+  if (!p.control) cfg.control = false;
+  if (p.format !== 'twamp') cfg.format = p.format;
   if (p.secret !== undefined) cfg.secret = new Secret(p.secret);
   else if (p.secret_file !== undefined) {
     const secret = readSecretFile(files, p.secret_file);
@@ -309,8 +312,23 @@ function toReflector(p: ParsedReflector, defaultInterval: number, files: FileCon
     servwaitMs: ms(p.servwait),
     modes: p.modes,
     kdfCount: p.kdf_count,
+    maxConnections: p.max_connections,
+    maxSessionsPerConnection: p.max_sessions_per_connection,
+    maxSessionDurationMs: ms(p.max_session_duration),
+    maxPpsPerSession: p.max_pps_per_session,
+    maxPps: p.max_pps,
+    maxPadding: p.max_padding,
+    allow: p.allow,
+    deny: p.deny,
+    controlTimeoutMs: ms(p.control_timeout),
   };
   if (p.test_port_range !== undefined) cfg.testPortRange = p.test_port_range;
+  if (p.light_port !== undefined) {
+    cfg.lightPort = p.light_port;
+    cfg.lightStateful = p.light_stateful ?? false;
+    cfg.lightRateLimit = p.light_rate_limit ?? 1000;
+  }
+  if (!p.control) cfg.control = false;
   if (p.key_file !== undefined) {
     cfg.keyFile = resolvePath(files.baseDir, p.key_file);
     const keys = readKeyFile(files, p.key_file);

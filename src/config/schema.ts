@@ -10,6 +10,7 @@ import net from 'node:net';
 import * as z from 'zod';
 import { parseDscp } from '../protocol/dscp.js';
 import { checkKdfCount } from '../protocol/crypto.js';
+import { parseCidr, formatCidr } from '../session/limits.js';
 import type { SecurityMode } from '../protocol/crypto.js';
 import { checkModelForIpVersion, createTrafficModel, ModelConfigError } from '../measure/models.js';
 import type { ModelConfig, ModelName } from '../measure/models.js';
@@ -383,8 +384,43 @@ function senderShape(typeRequired: boolean) {
     key_id: opt(keyId().optional()),
     secret: opt(secretString().optional()),
     secret_file: opt(nonEmptyString('a file path').optional()),
+    // TWAMP Light / STAMP (issue 5): `control: false` = no TWAMP-Control, `port` is the reflector's UDP port.
+    control: opt(z.boolean({ error: expecting('true or false') }).default(true)),
+    format: opt(oneOf(['twamp', 'stamp']).default('twamp')),
   };
 }
+
+interface SenderLightFields {
+  control: boolean;
+  format: 'twamp' | 'stamp';
+  mode: SecurityMode[];
+  reflector_port: number;
+}
+
+/** `format: stamp` and `reflector_port` need `control: false` / true respectively; Light is open mode only. */
+const senderLightCheck = z.superRefine<SenderLightFields>(
+  (v, ctx) => {
+    if (v.control) {
+      if (v.format !== 'twamp') {
+        ctx.addIssue({ code: 'custom', message: `format ${JSON.stringify(v.format)} needs control: false (STAMP has no TWAMP-Control)`, path: ['format'], input: v.format });
+      }
+      return;
+    }
+    if (v.reflector_port !== 0) {
+      ctx.addIssue({ code: 'custom', message: 'not used with control: false (set port to the reflector\'s UDP test port)', path: ['reflector_port'], input: v.reflector_port });
+    }
+    const secured = v.mode.filter((m) => m !== 'open');
+    if (secured.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `control: false (TWAMP Light / STAMP) is unauthenticated only; got mode ${secured.map((m) => JSON.stringify(m)).join(', ')}`,
+        path: ['mode'],
+        input: v.mode,
+      });
+    }
+  },
+  { when: whenClean(['control', 'format', 'mode', 'reflector_port']) },
+);
 
 interface ModelFields {
   model: ModelName;
@@ -422,7 +458,7 @@ const modelCheck = z.superRefine<ModelFields>(
 );
 
 export function senderSchema(typeRequired = true) {
-  return strictMap(senderShape(typeRequired), 'a twamp_sender collector (map)').check(modelCheck, relabelCheck, senderSecurityCheck);
+  return strictMap(senderShape(typeRequired), 'a twamp_sender collector (map)').check(modelCheck, relabelCheck, senderSecurityCheck, senderLightCheck);
 }
 
 const listenIp = () => {
@@ -449,6 +485,47 @@ const portRange = () =>
       return [lo, hi];
     });
 
+// Reflector limits (issue 7): every one has a safe default.
+
+const CIDR_FORM = 'a list of IPv4/IPv6 networks in CIDR notation ("192.0.2.0/24", "2001:db8::/32", or a single address)';
+
+/** A list of client networks; each normalized to "address/prefix". */
+const cidrList = () =>
+  z
+    .union([z.string(), z.array(z.unknown())], { error: expecting(CIDR_FORM) })
+    .transform((v, ctx): string[] => {
+      const list = Array.isArray(v) ? v : [v];
+      const out: string[] = [];
+      for (const [i, item] of list.entries()) {
+        const c = typeof item === 'string' ? parseCidr(item) : undefined;
+        if (c === undefined) {
+          ctx.issues.push({
+            code: 'custom',
+            message: `expected an IPv4/IPv6 network in CIDR notation, got ${describeValue(item)}`,
+            input: item,
+            ...(Array.isArray(v) ? { path: [i] } : {}),
+          });
+          return z.NEVER;
+        }
+        out.push(formatCidr(c));
+      }
+      return out;
+    });
+
+function reflectorLimitsShape() {
+  return {
+    max_connections: opt(int(1, 100_000).default(256)),
+    max_sessions_per_connection: opt(int(1, 100_000).default(16)),
+    max_session_duration: opt(seconds().default(3600)),
+    max_pps_per_session: opt(int(1, 10_000_000).default(10_000)),
+    max_pps: opt(int(1, 100_000_000).default(100_000)),
+    max_padding: opt(int(0, 65_535).default(9000)),
+    allow: opt(cidrList().default([])),
+    deny: opt(cidrList().default([])),
+    control_timeout: opt(seconds().default(30)),
+  };
+}
+
 function reflectorShape(typeRequired: boolean) {
   const type = exactly(REFLECTOR_TYPE);
   return {
@@ -463,11 +540,43 @@ function reflectorShape(typeRequired: boolean) {
     modes: opt(modeList(`a list of allowed modes, each ${MODE_FORMS}`).prefault(['open'])),
     key_file: opt(nonEmptyString('a file path').optional()),
     kdf_count: opt(kdfCount().default(2048)),
+    ...reflectorLimitsShape(),
+    ...reflectorLightShape(),
   };
 }
 
+/** TWAMP Light / STAMP reflector (issue 5): `light_port` absent = off; `control: false` = Light only. */
+function reflectorLightShape() {
+  return {
+    light_port: opt(int(0, 65535).optional()),
+    control: opt(z.boolean({ error: expecting('true or false') }).default(true)),
+    light_stateful: opt(z.boolean({ error: expecting('true or false') }).optional()),
+    light_rate_limit: opt(int(1, 10_000_000).optional()),
+  };
+}
+
+interface ReflectorLightFields {
+  light_port?: number | undefined;
+  control: boolean;
+  light_stateful?: boolean | undefined;
+  light_rate_limit?: number | undefined;
+}
+
+const reflectorLightCheck = z.superRefine<ReflectorLightFields>(
+  (v, ctx) => {
+    if (v.light_port !== undefined) return;
+    if (!v.control) {
+      ctx.addIssue({ code: 'custom', message: 'control: false needs light_port (nothing would listen)', path: ['light_port'], input: undefined });
+    }
+    for (const k of ['light_stateful', 'light_rate_limit'] as const) {
+      if (v[k] !== undefined) ctx.addIssue({ code: 'custom', message: 'only used with light_port', path: [k], input: v[k] });
+    }
+  },
+  { when: whenClean(['light_port', 'control', 'light_stateful', 'light_rate_limit']) },
+);
+
 export function reflectorSchema(typeRequired = true) {
-  return strictMap(reflectorShape(typeRequired), 'a twamp_reflector collector (map)').check(relabelCheck, reflectorSecurityCheck);
+  return strictMap(reflectorShape(typeRequired), 'a twamp_reflector collector (map)').check(relabelCheck, reflectorSecurityCheck, reflectorLightCheck);
 }
 
 const SUPPORTED_TYPES = COLLECTOR_TYPES.map((t) => JSON.stringify(t)).join(', ');

@@ -90,6 +90,13 @@ export interface SenderConfig extends CommonCollectorConfig {
   keyId?: string;
   /** Shared secret for `keyId` (`secret`, or the contents of `secret_file`). */
   secret?: Secret;
+  /**
+   * `control: false`: TWAMP Light / STAMP, no TWAMP-Control; `port` is then the
+   * reflector's UDP test port. Absent = true.
+   */
+  control?: boolean;
+  /** Test packet format (`format`): 'twamp' (14 octets + padding) or 'stamp' (44 + SSID); absent = 'twamp'. */
+  format?: 'twamp' | 'stamp';
 }
 
 export interface ReflectorConfig extends CommonCollectorConfig {
@@ -113,6 +120,32 @@ export interface ReflectorConfig extends CommonCollectorConfig {
   keyFile?: string;
   /** KeyID → shared secret, read from `key_file` (perfSONAR pfstore format). */
   keys?: ReadonlyMap<string, Secret>;
+  /** Concurrent control connections (`max_connections`); more get a greeting with Modes 0. */
+  maxConnections: number;
+  /** Sessions one control connection may hold (`max_sessions_per_connection`); more get Accept 4. */
+  maxSessionsPerConnection: number;
+  /** A session older than this is ended (`max_session_duration`). */
+  maxSessionDurationMs: number;
+  /** Packets per second reflected per session (`max_pps_per_session`); excess dropped and counted. */
+  maxPpsPerSession: number;
+  /** Packets per second reflected in total (`max_pps`); excess dropped and counted. */
+  maxPps: number;
+  /** Largest Padding Length accepted in Request-TW-Session (`max_padding`); larger gets Accept 3. */
+  maxPadding: number;
+  /** Client networks allowed ("addr/prefix"); empty = all (`allow`). */
+  allow: string[];
+  /** Client networks refused; wins over `allow` (`deny`). */
+  deny: string[];
+  /** Bound on each expected control message as a whole (`control_timeout`). */
+  controlTimeoutMs: number;
+  /** UDP port of the TWAMP-Light / STAMP reflector (`light_port`); absent = none. */
+  lightPort?: number;
+  /** `control: false`: Light only, no TWAMP-Control listener. Absent = true. */
+  control?: boolean;
+  /** Light: per-sender sequence numbers (`light_stateful`); absent = stateless. */
+  lightStateful?: boolean;
+  /** Light: packets per second accepted per source address (`light_rate_limit`); absent = 1000. */
+  lightRateLimit?: number;
 }
 
 export type CollectorConfig = SenderConfig | ReflectorConfig;

@@ -253,7 +253,7 @@ function grow(a: Uint32Array<ArrayBuffer>, need: number): Uint32Array<ArrayBuffe
  * Hence rt.loss = txPackets − rxPackets.
  */
 export class SessionStats {
-  private readonly stateless: boolean;
+  private stateless: boolean;
 
   private base: number | undefined;
   private txPackets = 0;
@@ -290,6 +290,19 @@ export class SessionStats {
 
   constructor(options: SessionStatsOptions = {}) {
     this.stateless = options.statelessReflector ?? false;
+  }
+
+  /**
+   * Switches to `statelessReflector` after the fact, for a sender that only
+   * learns it from the replies (TWAMP Light / STAMP have no negotiation: a
+   * reflector whose Sequence Number equalled the sender's in every reply is
+   * taken as stateless). Only valid while every reply recorded so far had
+   * reflectorSeq === senderSeq: then recording was identical in both modes
+   * (duplicates carry the first reply's reflector seq and count as backward
+   * copies), and only result() differs.
+   */
+  markStatelessReflector(): void {
+    this.stateless = true;
   }
 
   /** Records a departure. bytes = Σ sizeIp; duration spans the T1 values. */

@@ -19,3 +19,4 @@ export * as StartSessions from './control/startSessions.js';
 export * as StartAck from './control/startAck.js';
 export * as StopSessions from './control/stopSessions.js';
 export * from './crypto.js';
+export * from './stamp.js';

@@ -22,12 +22,13 @@ import {
   securityModeOf, SECURITY_MODE_MASK, type SecurityMode, type ControlSecurityMode,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
-import { StreamReader } from './streamReader.js';
+import { StreamReader, formatMs } from './streamReader.js';
 import { TwampSessionError, formatHostPort, type FailureReason } from './errors.js';
 import { unmapAddress, isZeroAddress, ipFamily } from './address.js';
 import { bindUdp } from './udp.js';
 import { setSocketDscp } from './socketOptions.js';
-import { ReflectorSession, type ReflectorCounters } from './reflectorSession.js';
+import { ReflectorSession, END_MAX_DURATION, END_REFWAIT, type ReflectorCounters } from './reflectorSession.js';
+import { ClientAcl, RateLimiter, RateLimitedLog, parseCidr, type Cidr } from './limits.js';
 import type { Logger } from './log.js';
 import { MODE_BIT } from './controlClient.js';
 
@@ -43,15 +44,39 @@ export interface ControlServerCounters extends ReflectorCounters {
    * acceptable or an unallowed security mode; 'key_id' — unknown KeyID;
    * 'auth' — wrong secret or a failed HMAC; 'abandoned' — the client hung up
    * after the greeting, as twping does when no mode is common; 'request' —
-   * malformed or unsupported Request-TW-Session; 'resources' — session limit
-   * or no test port; and the FailureReasons of broken connections such as
-   * 'timeout' or 'protocol').
+   * malformed or unsupported Request-TW-Session; 'resources' — no test port;
+   * the limits of issue 7: 'acl' — client network not allowed (allow/deny),
+   * 'connection_limit' — max_connections reached, 'session_limit' —
+   * max_sessions or max_sessions_per_connection reached, 'padding' — Padding
+   * Length over max_padding, 'rate' — a test packet over max_pps_per_session
+   * or max_pps (one per dropped packet), 'duration' — a session ended by
+   * max_session_duration, 'refwait' — a session ended by REFWAIT; and the
+   * FailureReasons of broken connections such as 'timeout' (SERVWAIT or
+   * control_timeout) or 'protocol'). See REFUSAL_REASONS.
    */
   refused: Map<string, number>;
 }
 
+/** Every reason ControlServerCounters.refused can count (a closed set: it labels a metric). */
+export const REFUSAL_REASONS = [
+  'mode', 'key_id', 'auth', 'abandoned', 'request', 'resources', 'internal',
+  'acl', 'connection_limit', 'session_limit', 'padding', 'rate', 'duration', 'refwait',
+  'dns', 'connect', 'timeout', 'closed', 'protocol', 'refused', 'socket', 'aborted',
+] as const satisfies readonly string[];
+
 /** Refusal reasons counted in ControlServerCounters.refused. */
-export type RefusalReason = 'mode' | 'key_id' | 'auth' | 'abandoned' | 'request' | 'resources' | 'internal' | FailureReason;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number] | FailureReason;
+
+/** Defaults of the issue 7 limits (also the config defaults). */
+export const REFLECTOR_LIMIT_DEFAULTS = {
+  maxConnections: 256,
+  maxSessionsPerConnection: 16,
+  maxSessionDurationMs: 3_600_000,
+  maxPpsPerSession: 10_000,
+  maxPps: 100_000,
+  maxPadding: 9000,
+  controlTimeoutMs: 30_000,
+} as const;
 
 export interface ControlServerOptions {
   host: string;
@@ -59,8 +84,30 @@ export interface ControlServerOptions {
   clock: Clock;
   log: Logger;
   counters: ControlServerCounters;
-  /** Bound on waiting for each message during set-up and inside a command. */
+  /**
+   * Bound on each expected message as a whole (`control_timeout`): set-up
+   * messages, the rest of a command, and any command once its first octet
+   * arrived. Default 30 s.
+   */
   messageTimeoutMs?: number;
+  /** Concurrent control connections; more get a greeting with Modes 0 (RFC 4656 §3.1). Default 256. */
+  maxConnections?: number;
+  /** Sessions one control connection may hold; more get Accept 4. Default 16. */
+  maxSessionsPerConnection?: number;
+  /** A session older than this (from its acceptance) is ended. Default 1 h. */
+  maxSessionDurationMs?: number;
+  /** Test packets per second reflected per session; excess dropped and counted. Default 10000. */
+  maxPpsPerSession?: number;
+  /** Test packets per second reflected in total; excess dropped and counted. Default 100000. */
+  maxPps?: number;
+  /** Largest Padding Length accepted; larger gets Accept 3. Default 9000. */
+  maxPadding?: number;
+  /** Client networks allowed (CIDR); empty or absent = all. */
+  allow?: readonly string[];
+  /** Client networks refused (CIDR); wins over allow. */
+  deny?: readonly string[];
+  /** Refusal and fault logs: at most one line per reason per this interval. Default 60 s. */
+  logIntervalMs?: number;
   /** SERVWAIT: idle control connection limit while no session runs (RFC 5357 §3.1). */
   servwaitMs?: number;
   /** REFWAIT: a started session with no packet this long ends (RFC 5357 §4.2). */
@@ -79,7 +126,7 @@ export interface ControlServerOptions {
 }
 
 export type SessionEvent =
-  | { type: 'accepted'; peer: string; port: number; requestedPort: number }
+  | { type: 'accepted'; peer: string; port: number; requestedPort: number; /** The sender's test address and port. */ sender?: { address: string; port: number } }
   | { type: 'ended'; peer: string; port: number; why: string; reflected: number };
 
 /** Keys and ciphers of an authenticated/encrypted/mixed control connection. */
@@ -119,16 +166,34 @@ export class ControlServer {
   private readonly offeredModes: number;
   private readonly kdfCount: number;
   private nextRangePort = 0;
+  private readonly maxConnections: number;
+  private readonly maxSessionsPerConnection: number;
+  private readonly maxSessionDurationMs: number;
+  private readonly maxPpsPerSession: number;
+  private readonly maxPadding: number;
+  private readonly totalRate: RateLimiter;
+  private readonly acl: ClientAcl;
+  /** Refusals and faults: one line per reason per interval, with a count of the others. */
+  private readonly rlog: RateLimitedLog;
 
   constructor(private readonly o: ControlServerOptions) {
     this.startTime = o.clock.nowNtp();
-    this.messageTimeoutMs = o.messageTimeoutMs ?? 30_000;
     this.servwaitMs = o.servwaitMs ?? 900_000;
     this.refwaitMs = o.refwaitMs ?? 900_000;
     this.maxSessions = o.maxSessions ?? 1000;
     this.modes = o.modes && o.modes.length > 0 ? o.modes : ['open'];
     this.offeredModes = this.modes.reduce((bits, m) => bits | MODE_BIT[m], 0);
     this.kdfCount = o.kdfCount ?? DEFAULT_KDF_COUNT;
+    const d = REFLECTOR_LIMIT_DEFAULTS;
+    this.messageTimeoutMs = o.messageTimeoutMs ?? d.controlTimeoutMs;
+    this.maxConnections = o.maxConnections ?? d.maxConnections;
+    this.maxSessionsPerConnection = o.maxSessionsPerConnection ?? d.maxSessionsPerConnection;
+    this.maxSessionDurationMs = o.maxSessionDurationMs ?? d.maxSessionDurationMs;
+    this.maxPpsPerSession = o.maxPpsPerSession ?? d.maxPpsPerSession;
+    this.maxPadding = o.maxPadding ?? d.maxPadding;
+    this.totalRate = new RateLimiter(o.maxPps ?? d.maxPps);
+    this.acl = new ClientAcl(cidrs(o.allow, 'allow'), cidrs(o.deny, 'deny'));
+    this.rlog = new RateLimitedLog(o.log, o.logIntervalMs ?? 60_000);
     if (this.modes.some((m) => m !== 'open') && !o.lookupKey) {
       throw new TypeError(`modes ${this.modes.join(', ')} need a key lookup (key_file)`);
     }
@@ -166,6 +231,7 @@ export class ControlServer {
     this.server = undefined;
     for (const c of this.conns) this.dropConnection(c, 'reflector shutting down');
     if (server) await new Promise<void>((r) => server.close(() => r()));
+    this.rlog.flush();
   }
 
   private readonly warned = new Set<string>();
@@ -180,9 +246,29 @@ export class ControlServer {
     m.set(reason, (m.get(reason) ?? 0) + 1);
   }
 
+  /** Count a refusal or fault and log it, at most one line per reason per interval. */
+  private refuseAndLog(reason: RefusalReason, level: 'info' | 'warn', msg: string): void {
+    this.refuse(reason);
+    this.rlog.line(reason, level, msg);
+  }
+
   private onConnection(socket: Socket): void {
     socket.setNoDelay(true);
-    const peer = `client ${formatHostPort(unmapAddress(socket.remoteAddress ?? '?'), socket.remotePort ?? 0)}`;
+    socket.on('error', () => { /* reported through the reader, or irrelevant for a refused connection */ });
+    const address = unmapAddress(socket.remoteAddress ?? '?');
+    const peer = `client ${formatHostPort(address, socket.remotePort ?? 0)}`;
+    // RFC 4656 §3.1: a Server-Greeting with Modes 0 says the server will not talk to this client.
+    const denied = this.acl.check(address);
+    if (denied !== undefined) {
+      this.refuseAndLog('acl', 'warn', `${peer}: connection refused: client network ${denied} (allow/deny)`);
+      this.greetAndClose(socket);
+      return;
+    }
+    if (this.conns.size >= this.maxConnections) {
+      this.refuseAndLog('connection_limit', 'warn', `${peer}: connection refused: ${this.maxConnections} control connections open (max_connections)`);
+      this.greetAndClose(socket);
+      return;
+    }
     const conn: Conn = { socket, peer, sessions: [] };
     this.conns.add(conn);
     this.o.counters.controlConnections++;
@@ -190,18 +276,23 @@ export class ControlServer {
       this.conns.delete(conn);
       for (const s of [...conn.sessions]) s.end('control connection closed');
     });
-    socket.on('error', () => { /* reported through the reader */ });
     this.serve(conn).catch((e: unknown) => {
       const err = e as Error;
       if (err instanceof TwampSessionError && err.reason === 'closed') {
         // The client hung up: the normal end of a control connection.
         this.o.log.debug(err.message);
       } else {
-        this.o.log.warn(err instanceof TwampSessionError ? err.message : `${peer}: ${err.message}`);
-        this.refuse(err instanceof TwampSessionError ? err.reason : 'internal');
+        this.refuseAndLog(err instanceof TwampSessionError ? err.reason : 'internal', 'warn',
+          err instanceof TwampSessionError ? err.message : `${peer}: ${err.message}`);
       }
       this.dropConnection(conn, err instanceof TwampSessionError && err.reason === 'closed' ? 'control connection closed' : err.message);
     });
+  }
+
+  /** A greeting with Modes 0 (no mode offered), then close; destroyed if the peer never closes. */
+  private greetAndClose(socket: Socket): void {
+    socket.end(ServerGreeting.encode({ modes: 0, challenge: Buffer.alloc(16), salt: Buffer.alloc(16), count: this.kdfCount }));
+    closeSoon(socket);
   }
 
   private dropConnection(c: Conn, why: string): void {
@@ -216,10 +307,10 @@ export class ControlServer {
 
   /** Refuse the connection with a clear Server-Start, count and log it, close. */
   private refuseSetup(c: Conn, reason: RefusalReason, accept: number, why: string): void {
-    this.refuse(reason);
-    this.o.log.warn(`${c.peer}: connection refused (Server-Start Accept ${accept}): ${why}`);
+    this.refuseAndLog(reason, 'warn', `${c.peer}: connection refused (Server-Start Accept ${accept}): ${why}`);
     c.socket.write(ServerStart.encode({ accept, serverIv: Buffer.alloc(16), startTime: 0n }));
     c.socket.end();
+    closeSoon(c.socket);
   }
 
   private async serve(c: Conn): Promise<void> {
@@ -232,8 +323,7 @@ export class ControlServer {
       if (e instanceof TwampSessionError && e.reason === 'closed' && this.server !== undefined) {
         // Hanging up after the greeting is how twping says "no common mode"
         // (it never sends Mode 0); a bare TCP probe looks the same.
-        this.refuse('abandoned');
-        this.o.log.info(`${peer}: client closed the connection after the greeting without choosing a mode` +
+        this.refuseAndLog('abandoned', 'info', `${peer}: client closed the connection after the greeting without choosing a mode` +
           ` (offered: ${this.modes.join(', ')})`);
         return undefined;
       }
@@ -245,9 +335,9 @@ export class ControlServer {
     if (security === 0) {
       // RFC 4656 §3.1: a Mode with no security bit means the client gives up
       // (it found none of its modes in our greeting).
-      this.refuse('mode');
-      this.o.log.info(`${peer}: client found no acceptable mode among those offered (${this.modes.join(', ')}) and gave up`);
+      this.refuseAndLog('mode', 'info', `${peer}: client found no acceptable mode among those offered (${this.modes.join(', ')}) and gave up`);
       socket.end();
+      closeSoon(socket);
       return;
     }
     const mode = securityModeOf(setup.mode);
@@ -290,7 +380,8 @@ export class ControlServer {
     for (;;) {
       // SERVWAIT applies only while no session is running (RFC 5357 §3.1).
       const running = c.sessions.some((s) => s.isStarted);
-      const wireFirst = await reader.read(16, running ? 0 : this.servwaitMs, 'a TWAMP-Control command');
+      // Once a command has begun, it must complete within control_timeout (no slowloris).
+      const wireFirst = await reader.read(16, running ? 0 : this.servwaitMs, 'a TWAMP-Control command', this.messageTimeoutMs);
       const first = sec ? sec.rx.decrypt(wireFirst) : wireFirst;
       const cmd = first[0]!;
       const len = clientCommandLength(first);
@@ -299,13 +390,13 @@ export class ControlServer {
         // is unknowable, so the connection cannot continue.
         this.sendControl(c, AcceptSession.encode({ accept: Accept.NOT_SUPPORTED, port: 0, sid: Buffer.alloc(16) }));
         socket.end();
+        closeSoon(socket);
         throw new TwampSessionError('protocol', peer, `unsupported command ${cmd}`);
       }
       const wireRest = len > 16 ? await reader.read(len - 16, this.messageTimeoutMs, 'the rest of the command') : Buffer.alloc(0);
       const msg = Buffer.concat([first, sec ? sec.rx.decrypt(wireRest) : wireRest]);
       if (sec && !sec.rx.verifyHmac(msg)) {
-        this.refuse('auth');
-        this.o.log.warn(`${peer}: command ${cmd} fails its HMAC (${sec.mode} mode): closing the connection`);
+        this.refuseAndLog('auth', 'warn', `${peer}: command ${cmd} fails its HMAC (${sec.mode} mode): closing the connection`);
         this.dropConnection(c, 'HMAC verification failed');
         return;
       }
@@ -318,9 +409,9 @@ export class ControlServer {
   private async onRequest(c: Conn, msg: Buffer): Promise<void> {
     const counters = this.o.counters;
     counters.sessionAttempts++;
-    const reject = (accept: number, why: string): void => {
-      this.refuse(accept === Accept.TEMPORARY_RESOURCE_LIMITATION ? 'resources' : 'request');
-      this.o.log.warn(`${c.peer}: Request-TW-Session refused (Accept ${accept}): ${why}`);
+    const reject = (accept: number, why: string, reason?: RefusalReason): void => {
+      const r = reason ?? (accept === Accept.TEMPORARY_RESOURCE_LIMITATION ? 'resources' : 'request');
+      this.refuseAndLog(r, 'warn', `${c.peer}: Request-TW-Session refused (Accept ${accept}): ${why}`);
       this.sendControl(c, AcceptSession.encode({ accept, port: 0, sid: Buffer.alloc(16) }));
     };
     let req: RequestTwSession.RequestTwSession;
@@ -339,8 +430,17 @@ export class ControlServer {
       reject(Accept.NOT_SUPPORTED, 'Number of Schedule Slots / Packets must be 0 in TWAMP');
       return;
     }
+    if (req.paddingLength > this.maxPadding) {
+      reject(Accept.NOT_SUPPORTED, `Padding Length ${req.paddingLength} exceeds max_padding ${this.maxPadding}`, 'padding');
+      return;
+    }
+    if (c.sessions.length >= this.maxSessionsPerConnection) {
+      reject(Accept.PERMANENT_RESOURCE_LIMITATION,
+        `${c.sessions.length} sessions on this connection (max_sessions_per_connection ${this.maxSessionsPerConnection})`, 'session_limit');
+      return;
+    }
     if (this.activeSessions >= this.maxSessions) {
-      reject(Accept.TEMPORARY_RESOURCE_LIMITATION, `session limit ${this.maxSessions} reached`);
+      reject(Accept.TEMPORARY_RESOURCE_LIMITATION, `session limit ${this.maxSessions} reached (max_sessions)`, 'session_limit');
       return;
     }
     // Zero addresses mean "the control connection's" (RFC 5357 §3.5).
@@ -372,9 +472,18 @@ export class ControlServer {
       mode: sec?.mode ?? 'open',
       ...(sec && sec.mode !== 'mixed' ? { keys: testSessionKeys(sec.aesSessionKey, sec.hmacKey, sid) } : {}),
       stopGraceMs: graceMs, refwaitMs: this.refwaitMs, clock: this.o.clock, counters,
+      maxDurationMs: this.maxSessionDurationMs,
+      rateLimiters: [new RateLimiter(this.maxPpsPerSession), this.totalRate],
+      onRateDrop: (s) => this.refuseAndLog('rate', 'warn',
+        `${c.peer}: session on port ${s.port}: test packets over max_pps_per_session ${this.maxPpsPerSession} or max_pps dropped`),
       onEnd: (s, why) => {
         const i = c.sessions.indexOf(s);
         if (i >= 0) c.sessions.splice(i, 1);
+        if (why === END_MAX_DURATION) {
+          this.refuseAndLog('duration', 'warn', `${c.peer}: session on port ${s.port} ended after max_session_duration ${formatMs(this.maxSessionDurationMs)}`);
+        } else if (why === END_REFWAIT) {
+          this.refuseAndLog('refwait', 'info', `${c.peer}: session on port ${s.port} ended: no test packet for REFWAIT ${formatMs(this.refwaitMs)}`);
+        }
         this.o.log.debug(`${c.peer}: session on port ${s.port} ended (${why}), ${s.reflected} packets reflected`);
         this.o.onSessionEvent?.({ type: 'ended', peer: c.peer, port: s.port, why, reflected: s.reflected });
       },
@@ -383,7 +492,10 @@ export class ControlServer {
     this.sendControl(c, AcceptSession.encode({ accept: Accept.OK, port: session.port, sid }));
     this.o.log.debug(`${c.peer}: session accepted, reflector port ${session.port}` +
       (req.receiverPort && req.receiverPort !== session.port ? ` (requested ${req.receiverPort} was unusable)` : ''));
-    this.o.onSessionEvent?.({ type: 'accepted', peer: c.peer, port: session.port, requestedPort: req.receiverPort });
+    this.o.onSessionEvent?.({
+      type: 'accepted', peer: c.peer, port: session.port, requestedPort: req.receiverPort,
+      sender: { address: senderAddress, port: req.senderPort },
+    });
   }
 
   private onStart(c: Conn): void {
@@ -445,4 +557,20 @@ export class ControlServer {
     randomBytes(4).copy(sid, 12);
     return sid;
   }
+}
+
+/** End a socket; destroy it if the peer has not closed its side within 2 s (no half-closed leftovers). */
+function closeSoon(socket: Socket): void {
+  if (socket.destroyed) return;
+  const t = setTimeout(() => socket.destroy(), 2000);
+  t.unref();
+  socket.once('close', () => clearTimeout(t));
+}
+
+function cidrs(list: readonly string[] | undefined, key: string): Cidr[] {
+  return (list ?? []).map((s) => {
+    const c = parseCidr(s);
+    if (c === undefined) throw new TypeError(`${key}: not an IPv4/IPv6 network in CIDR notation: ${JSON.stringify(s)}`);
+    return c;
+  });
 }

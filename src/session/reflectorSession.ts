@@ -20,6 +20,7 @@ import {
 import type { Clock } from './clock.js';
 import { unmapAddress } from './address.js';
 import { closeUdp } from './udp.js';
+import type { RateLimiter } from './limits.js';
 
 export interface ReflectorCounters {
   reflectedPackets: number;
@@ -46,7 +47,18 @@ export interface ReflectorSessionOptions {
   clock: Clock;
   counters: ReflectorCounters;
   onEnd: (s: ReflectorSession, why: string) => void;
+  /** End the session this long after it was set up, whatever it does (`max_session_duration`). */
+  maxDurationMs?: number;
+  /** Packet-rate limits: this session's and the reflector's; packets over either are dropped. */
+  rateLimiters?: readonly RateLimiter[];
+  /** A packet from the session's sender was dropped for exceeding a rate limit. */
+  onRateDrop?: (s: ReflectorSession) => void;
 }
+
+/** The `why` of a session ended by max_session_duration. */
+export const END_MAX_DURATION = 'maximum session duration reached';
+/** The `why` of a session ended by REFWAIT. */
+export const END_REFWAIT = 'REFWAIT expired';
 
 export class ReflectorSession {
   readonly port: number;
@@ -57,6 +69,8 @@ export class ReflectorSession {
   private lastPacketAt = Date.now();
   private refwaitTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
+  private durationTimer: NodeJS.Timeout | undefined;
+  private readonly limiters: readonly RateLimiter[];
   private readonly overhead: number;
   private readonly mode: SecurityMode;
   private readonly layout: PacketLayout;
@@ -73,6 +87,11 @@ export class ReflectorSession {
     this.layout = this.mode === 'authenticated' || this.mode === 'encrypted' ? 'authenticated' : 'open';
     this.keys = o.keys;
     if (this.layout === 'authenticated' && !this.keys) throw new TypeError(`${this.mode} session without test keys`);
+    this.limiters = o.rateLimiters ?? [];
+    if (o.maxDurationMs !== undefined && o.maxDurationMs > 0) {
+      this.durationTimer = setTimeout(() => this.end(END_MAX_DURATION), o.maxDurationMs);
+      this.durationTimer.unref?.();
+    }
     o.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     o.socket.on('error', () => { /* send errors (ICMP unreachable) must not kill the reflector */ });
   }
@@ -110,6 +129,7 @@ export class ReflectorSession {
     this.ended = true;
     if (this.refwaitTimer) clearTimeout(this.refwaitTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
+    if (this.durationTimer) clearTimeout(this.durationTimer);
     closeUdp(this.o.socket);
     this.o.onEnd(this, why);
   }
@@ -118,7 +138,7 @@ export class ReflectorSession {
     if (this.refwaitTimer) clearTimeout(this.refwaitTimer);
     const left = this.o.refwaitMs - (Date.now() - this.lastPacketAt);
     this.refwaitTimer = setTimeout(() => {
-      if (Date.now() - this.lastPacketAt >= this.o.refwaitMs) this.end('REFWAIT expired');
+      if (Date.now() - this.lastPacketAt >= this.o.refwaitMs) this.end(END_REFWAIT);
       else this.armRefwait();
     }, Math.max(left, 1));
     this.refwaitTimer.unref?.();
@@ -132,6 +152,14 @@ export class ReflectorSession {
         unmapAddress(rinfo.address) !== this.o.senderAddress || msg.length < SENDER_HEADER_SIZE[layout]) {
       c.droppedPackets++;
       return;
+    }
+    // Rate limits after the source check: a flood from elsewhere cannot use up this sender's budget.
+    for (let i = 0; i < this.limiters.length; i++) {
+      if (!this.limiters[i]!.take()) {
+        c.droppedPackets++;
+        this.o.onRateDrop?.(this);
+        return;
+      }
     }
     const keys = this.keys;
     // msg is ours (a fresh buffer per datagram): decrypt in place.

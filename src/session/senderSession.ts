@@ -1,8 +1,9 @@
 /**
  * One TWAMP test session as Control-Client + Session-Sender (RFC 5357 §3–4.1):
  * connect, request a session from the port we bound, start, send the traffic
- * model's packets on schedule, collect reflections, and always Stop-Sessions
- * on the way out.
+ * model's packets on schedule, collect reflections (the test phase itself is
+ * runTestPhase, testPhase.ts, shared with TWAMP Light), and always
+ * Stop-Sessions on the way out.
  *
  * In authenticated and encrypted mode the packets use the 48-octet sender /
  * 112-octet reflector layouts (RFC 4656 §4.1.2, RFC 5357 §4.2.1): sender
@@ -12,22 +13,18 @@
  * HMAC does not verify, or that answer a sequence number we never sent, are
  * counted and never abort the session.
  */
-import { randomBytes } from 'node:crypto';
-import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import {
-  typePFromDscp, writeSenderPacket, decodeReflectorPacket, SENDER_HEADER_SIZE, ntpIntervalFromNs,
-  DecodeError, decodeErrorEstimate, protectSenderPacket, unprotectReflectorPacket, writeTimestamp,
-  type PacketLayout, type SecurityMode,
+  typePFromDscp, SENDER_HEADER_SIZE, ntpIntervalFromNs, type PacketLayout, type SecurityMode,
 } from '../protocol/index.js';
-import { SessionStats, type SessionResult, type ReplySample } from '../measure/stats.js';
+import type { SessionResult, ReplySample } from '../measure/stats.js';
 import { checkModelForIpVersion, createTrafficModel, ipOverhead, type ModelConfig } from '../measure/models.js';
 import { ControlClient } from './controlClient.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
 import { bindUdp, closeUdp } from './udp.js';
-import { unmapAddress } from './address.js';
 import type { Clock } from './clock.js';
-import { PacedSender } from './pacer.js';
 import { setSocketDscp } from './socketOptions.js';
+import { runTestPhase, type TestPacketFormat } from './testPhase.js';
 
 export interface SenderSessionOptions {
   host: string;
@@ -77,6 +74,16 @@ export interface SenderSessionResult {
   mode: SecurityMode;
   /** Replies dropped because their HMAC did not verify (authenticated/encrypted mode). */
   badHmacReplies: number;
+  /** UDP payload sizes of the valid replies, as received. */
+  replyPayload?: { min: number; max: number };
+  /** TWAMP-Control was used (false: TWAMP Light / STAMP, see lightSenderSession.ts); absent = true. */
+  control?: boolean;
+  /** Test packet format; absent = 'twamp'. */
+  format?: TestPacketFormat;
+  /** STAMP Session-Sender Identifier used (format 'stamp'). */
+  ssid?: number;
+  /** Light/STAMP: the reflector copied our Sequence Numbers, so only round-trip loss is reported. */
+  reflectorStateless?: boolean;
 }
 
 export async function runSenderSession(o: SenderSessionOptions): Promise<SenderSessionResult> {
@@ -130,76 +137,18 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     const keys = layout === 'authenticated' ? client.testKeys(acc.sid) : undefined;
     await client.startSessions();
 
-    const stats = new SessionStats();
-    const sentT1 = new Map<number, bigint>();
-    let received = 0;
-    let sent = 0;
-    let invalid = 0;
-    let badHmac = 0;
-    let peerSynced = true;
-    const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
-      const t4 = o.clock.nowNtp();
-      if (rinfo.port !== reflectorPort || unmapAddress(rinfo.address) !== reflectorAddress) { invalid++; return; }
-      let r;
-      try {
-        if (keys && !unprotectReflectorPacket(msg, msg.length, keys, mode)) { badHmac++; invalid++; return; }
-        r = decodeReflectorPacket(msg, msg.length, layout);
-      } catch (e) {
-        if (e instanceof DecodeError) { invalid++; return; }
-        throw e;
-      }
-      // The reflector's Error Estimate covers T2/T3: S bit says whether its clock is synced;
-      // Multiplier 0 is invalid (RFC 4656 §4.1.2): keep the sample, but trust no sync claim.
-      const ee = decodeErrorEstimate(r.errorEstimate);
-      if (!ee.synchronized || ee.multiplier === 0) peerSynced = false;
-      const sample: ReplySample = {
-        senderSeq: r.senderSeq, reflectorSeq: r.seq, t1: r.senderTimestamp, t2: r.receiveTimestamp,
-        t3: r.timestamp, t4, sizeIp: msg.length + overhead,
-      };
-      stats.recordReply(sample);
-      if (sentT1.has(r.senderSeq)) received++;
-      o.onSample?.(sample);
-      o.onReply?.(received, sent);
-    };
-    udp.on('message', onMessage);
-    udp.on('error', () => { invalid++; });
-
-    const padding = randomBytes(Math.max(0, payloadOf(model.maxSizeIp) - header));
-    const sock = udp;
-    const errorEstimate = o.clock.errorEstimate;
-    const sendOne = (seq: number): number => {
-      const shape = model.packet(seq);
-      const payload = payloadOf(shape.sizeIp);
-      const buf = Buffer.allocUnsafe(payload);
-      padding.copy(buf, header, 0, payload - header);
-      let t1: bigint;
-      if (mode === 'authenticated') {
-        // Protect octets 0–15 first, then take T1 as late as possible (outside the protection).
-        writeSenderPacket(buf, { seq, timestamp: 0n, errorEstimate }, layout);
-        protectSenderPacket(buf, payload, keys!, mode);
-        t1 = o.clock.nowNtp();
-        writeTimestamp(buf, 16, t1);
-      } else {
-        t1 = o.clock.nowNtp();
-        writeSenderPacket(buf, { seq, timestamp: t1, errorEstimate }, layout);
-        // Encrypted: T1 is inside the CBC range, so it is final before protection.
-        if (keys) protectSenderPacket(buf, payload, keys, mode);
-      }
-      sock.send(buf, reflectorPort, reflectorAddress);
-      sentT1.set(seq, t1);
-      stats.recordSent({ seq, sizeIp: payload + overhead, t1 });
-      sent++;
-      return shape.gapNs;
-    };
-
-    const pacer = new PacedSender(o.clock);
-    await pacer.run(o.nPackets, sendOne, o.signal);
-    // Wait for stragglers: until every packet is answered or the reply timeout passes.
-    await waitUntil(() => received >= o.nPackets, o.replyTimeoutMs, o.signal);
+    const phase = await runTestPhase({
+      socket: udp, reflectorAddress, reflectorPort, model, nPackets: o.nPackets, overhead, clock: o.clock,
+      replyTimeoutMs: o.replyTimeoutMs, format: 'twamp', mode,
+      ...(keys ? { keys } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.onReply ? { onReply: o.onReply } : {}),
+      ...(o.onSample ? { onSample: o.onSample } : {}),
+    });
     if (o.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
     const result: SenderSessionResult = {
-      stats: stats.result(),
-      rtSamplesNs: stats.delaySamples('rt'),
+      stats: phase.stats,
+      rtSamplesNs: phase.rtSamplesNs,
       ipVersion: family,
       reflectorAddress,
       reflectorTestPort: reflectorPort,
@@ -207,11 +156,12 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       senderTestPort: senderPort,
       sid: acc.sid,
       paddingLength,
-      clocksSynchronized: o.clock.synchronized && peerSynced && received > 0,
-      invalidReplies: invalid,
+      clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.received > 0,
+      invalidReplies: phase.invalidReplies,
       dscpMarked: marking.ok,
       mode,
-      badHmacReplies: badHmac,
+      badHmacReplies: phase.badHmacReplies,
+      ...(phase.replyPayload ? { replyPayload: phase.replyPayload } : {}),
     };
     return result;
   } finally {
@@ -219,18 +169,6 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     if (accepted) await client.stopSessions(1);
     client.close();
   }
-}
-
-/** Resolve when cond() holds (checked every 5 ms) or after timeoutMs. */
-function waitUntil(cond: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const deadline = Date.now() + timeoutMs;
-    const check = (): void => {
-      if (cond() || Date.now() >= deadline || signal?.aborted) { resolve(); return; }
-      setTimeout(check, 5);
-    };
-    check();
-  });
 }
 
 export { formatHostPort };

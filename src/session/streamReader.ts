@@ -14,6 +14,9 @@ interface Pending {
   resolve: (b: Buffer) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | undefined;
+  /** Bound on the whole message once its first octet is in (anti-slowloris); 0 = none. */
+  completeMs: number;
+  completeTimer: NodeJS.Timeout | undefined;
 }
 
 export class StreamReader {
@@ -41,7 +44,13 @@ export class StreamReader {
     return this.buffered;
   }
 
-  read(n: number, timeoutMs: number, what: string): Promise<Buffer> {
+  /**
+   * The next `n` octets. `timeoutMs` bounds the whole wait (0 = unbounded,
+   * e.g. an idle control connection while sessions run); `completeMs`, when
+   * set, also bounds the message as a whole from its first octet on, so a
+   * peer trickling octets cannot stretch one message past it.
+   */
+  read(n: number, timeoutMs: number, what: string, completeMs = 0): Promise<Buffer> {
     if (this.pending) return Promise.reject(new Error('StreamReader: concurrent read'));
     if (this.buffered >= n) return Promise.resolve(this.take(n));
     if (this.ended) {
@@ -51,16 +60,34 @@ export class StreamReader {
         e instanceof TwampSessionError ? e.reason : 'closed', this.peer, `waiting for ${what}${detail}: ${stripPeer(e.message, this.peer)}`));
     }
     return new Promise<Buffer>((resolve, reject) => {
-      const p: Pending = { n, what, resolve, reject, timer: undefined };
+      const p: Pending = { n, what, resolve, reject, timer: undefined, completeMs, completeTimer: undefined };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         p.timer = setTimeout(() => {
-          this.pending = undefined;
+          this.settle(p);
           reject(new TwampSessionError('timeout', this.peer,
             `no ${what} within ${formatMs(timeoutMs)} (got ${this.buffered} of ${n} octets)`));
         }, timeoutMs);
       }
       this.pending = p;
+      this.armComplete(p);
     });
+  }
+
+  /** Once part of the message is in, it must complete within completeMs. */
+  private armComplete(p: Pending): void {
+    if (p.completeMs <= 0 || !Number.isFinite(p.completeMs) || p.completeTimer || this.buffered === 0) return;
+    p.completeTimer = setTimeout(() => {
+      this.settle(p);
+      p.reject(new TwampSessionError('timeout', this.peer,
+        `${p.what} not complete within ${formatMs(p.completeMs)} of its first octet (got ${this.buffered} of ${p.n} octets)`));
+    }, p.completeMs);
+  }
+
+  /** Clear a pending read's timers and detach it. */
+  private settle(p: Pending): void {
+    if (this.pending === p) this.pending = undefined;
+    if (p.timer) clearTimeout(p.timer);
+    if (p.completeTimer) clearTimeout(p.completeTimer);
   }
 
   private onData(d: Buffer): void {
@@ -73,9 +100,10 @@ export class StreamReader {
     }
     const p = this.pending;
     if (p && this.buffered >= p.n) {
-      this.pending = undefined;
-      if (p.timer) clearTimeout(p.timer);
+      this.settle(p);
       p.resolve(this.take(p.n));
+    } else if (p) {
+      this.armComplete(p);
     }
   }
 
@@ -84,8 +112,7 @@ export class StreamReader {
     this.ended = e;
     const p = this.pending;
     if (p) {
-      this.pending = undefined;
-      if (p.timer) clearTimeout(p.timer);
+      this.settle(p);
       const detail = this.buffered > 0 ? ` after ${this.buffered} of ${p.n} octets` : '';
       p.reject(new TwampSessionError(e instanceof TwampSessionError ? e.reason : 'closed', this.peer,
         `waiting for ${p.what}${detail}: ${stripPeer(e.message, this.peer)}`));

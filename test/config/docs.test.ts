@@ -129,6 +129,15 @@ describe('twamp_reflector.md examples', () => {
       servwaitMs: 900_000,
       modes: ['open'],
       kdfCount: 2048,
+      maxConnections: 256,
+      maxSessionsPerConnection: 16,
+      maxSessionDurationMs: 3_600_000,
+      maxPpsPerSession: 10_000,
+      maxPps: 100_000,
+      maxPadding: 9000,
+      allow: [],
+      deny: [],
+      controlTimeoutMs: 30_000,
     });
   });
 

@@ -1,0 +1,106 @@
+/**
+ * One TWAMP Light (RFC 5357 Appendix I) / STAMP (RFC 8762) test session as
+ * Session-Sender: no TWAMP-Control, the test packets go straight to the
+ * reflector's UDP port (862 by default). Same measurements as a full TWAMP
+ * session (runTestPhase); what the control exchange would have told us is
+ * either configured (port, format) or learnt from the replies:
+ *
+ * - Stateless reflectors copy our Sequence Number (RFC 5357 Appendix I, RFC
+ *   8762 §4.3); when every reply does, the session reports round-trip loss
+ *   only (out/in loss 0). A stateful reflector that lost nothing on the way
+ *   there looks the same: its backward loss then shows as round-trip loss.
+ * - Reply sizes are taken as received (twampy answers with 38 octets).
+ * - STAMP packets carry a random non-zero SSID per session (RFC 8972 §3);
+ *   replies with another non-zero SSID are not ours and are not counted.
+ *
+ * The `sid` of the result is empty (Light has no SID); `mode` is 'open'.
+ */
+import { randomInt } from 'node:crypto';
+import type { Socket as UdpSocket } from 'node:dgram';
+import { checkModelForIpVersion, createTrafficModel, ipOverhead, type ModelConfig } from '../measure/models.js';
+import type { ReplySample } from '../measure/stats.js';
+import { resolveHost } from './address.js';
+import type { Clock } from './clock.js';
+import { TwampSessionError, formatHostPort } from './errors.js';
+import type { SenderSessionResult } from './senderSession.js';
+import { setSocketDscp } from './socketOptions.js';
+import { runTestPhase, senderHeaderSize, type TestPacketFormat } from './testPhase.js';
+import { bindUdp, closeUdp } from './udp.js';
+
+/** RFC 8762 §4.1: the STAMP (and conventional TWAMP Light) UDP port. */
+export const LIGHT_DEFAULT_PORT = 862;
+
+export interface LightSenderSessionOptions {
+  host: string;
+  /** The reflector's UDP test port. */
+  port: number;
+  format: TestPacketFormat;
+  dscp: number;
+  nPackets: number;
+  model: ModelConfig;
+  replyTimeoutMs: number;
+  clock: Clock;
+  signal?: AbortSignal;
+  /** STAMP SSID to use (1–65535); default random per session. */
+  ssid?: number;
+  onDscpUnavailable?: (reason: string) => void;
+  onReply?: (received: number, sent: number) => void;
+  onSample?: (sample: ReplySample) => void;
+}
+
+export async function runLightSenderSession(o: LightSenderSessionOptions): Promise<SenderSessionResult> {
+  const peer = `reflector ${formatHostPort(o.host, o.port)}`;
+  const { address: reflectorAddress, family } = await resolveHost(o.host, peer);
+  let model;
+  try {
+    model = createTrafficModel(o.model, family);
+    checkModelForIpVersion(model, family);
+  } catch (e) {
+    throw new TwampSessionError('protocol', peer, `traffic model does not fit IPv${family}: ${(e as Error).message}`);
+  }
+  const overhead = ipOverhead(family);
+  const ssid = o.format === 'stamp' ? (o.ssid ?? randomInt(1, 0x10000)) : undefined;
+  let udp: UdpSocket | undefined;
+  try {
+    const bindAddress = family === 6 ? '::' : '0.0.0.0';
+    udp = await bindUdp(bindAddress, 0, family, peer);
+    udp.setTTL(255); // RFC 8762 §4.2: TTL/Hop Limit 255
+    const marking = setSocketDscp(udp, o.dscp);
+    if (!marking.ok && o.dscp !== 0) o.onDscpUnavailable?.(marking.reason);
+    const senderPort = udp.address().port;
+    const phase = await runTestPhase({
+      socket: udp, reflectorAddress, reflectorPort: o.port, model, nPackets: o.nPackets, overhead, clock: o.clock,
+      replyTimeoutMs: o.replyTimeoutMs, format: o.format, mode: 'open', detectStatelessReflector: true,
+      ...(ssid !== undefined ? { ssid } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.onReply ? { onReply: o.onReply } : {}),
+      ...(o.onSample ? { onSample: o.onSample } : {}),
+    });
+    if (o.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
+    const header = senderHeaderSize(o.format, 'open');
+    const result: SenderSessionResult = {
+      stats: phase.stats,
+      rtSamplesNs: phase.rtSamplesNs,
+      ipVersion: family,
+      reflectorAddress,
+      reflectorTestPort: o.port,
+      senderAddress: bindAddress,
+      senderTestPort: senderPort,
+      sid: Buffer.alloc(0),
+      paddingLength: Math.max(0, (phase.requestPayload?.min ?? header) - header),
+      clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.received > 0,
+      invalidReplies: phase.invalidReplies,
+      dscpMarked: marking.ok,
+      mode: 'open',
+      badHmacReplies: 0,
+      control: false,
+      format: o.format,
+      reflectorStateless: phase.reflectorStateless,
+      ...(ssid !== undefined ? { ssid } : {}),
+      ...(phase.replyPayload ? { replyPayload: phase.replyPayload } : {}),
+    };
+    return result;
+  } finally {
+    if (udp) closeUdp(udp);
+  }
+}

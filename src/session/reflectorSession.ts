@@ -149,7 +149,8 @@ export class ReflectorSession {
     const c = this.o.counters;
     const layout = this.layout;
     if (!this.started || this.ended || rinfo.port !== this.o.senderPort ||
-        unmapAddress(rinfo.address) !== this.o.senderAddress || msg.length < SENDER_HEADER_SIZE[layout]) {
+        (rinfo.address !== this.o.senderAddress && unmapAddress(rinfo.address) !== this.o.senderAddress) ||
+        msg.length < SENDER_HEADER_SIZE[layout]) {
       c.droppedPackets++;
       return;
     }
@@ -169,7 +170,9 @@ export class ReflectorSession {
       return;
     }
     this.lastPacketAt = Date.now();
-    const out = Buffer.allocUnsafe(reflectorReplyLength(msg.length, layout));
+    // Hot path: reflect in place when the request is as long as the reply (msg is ours).
+    const replyLength = reflectorReplyLength(msg.length, layout);
+    const out = msg.length >= replyLength ? msg : Buffer.allocUnsafe(replyLength);
     const len = buildReflection(msg, msg.length, out, {
       seq: this.seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate,
       // Node's dgram cannot read the received TTL: RFC 5357 §4.2.1 says write 255 then.

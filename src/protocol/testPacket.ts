@@ -203,6 +203,12 @@ export function buildReflection(
   out: Buffer,
   f: ReflectionFields,
   layout: PacketLayout = 'open',
+  /**
+   * RFC 6038 Symmetrical Size chosen: the sender's packet is the reflector
+   * header's size of header + MBZ before its padding, so padding keeps its
+   * offsets (and the first octets to reflect stay first).
+   */
+  symmetrical = false,
 ): number {
   const senderSize = SENDER_HEADER_SIZE[layout];
   const headerSize = REFLECTOR_HEADER_SIZE[layout];
@@ -218,7 +224,8 @@ export function buildReflection(
   const paddingLength = replyLength - headerSize;
   if (paddingLength > 0) {
     // TypedArray#set copies correctly when source and target overlap.
-    out.set(request.subarray(senderSize, senderSize + paddingLength), headerSize);
+    const from = symmetrical ? headerSize : senderSize;
+    out.set(request.subarray(from, from + paddingLength), headerSize);
   }
   out.fill(0, 0, headerSize);
 

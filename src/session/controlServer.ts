@@ -17,8 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import {
   ServerGreeting, SetupResponse, ServerStart, RequestTwSession, AcceptSession, StartAck,
-  StopSessions, Accept, clientCommandLength, DecodeError, nsFromNtpInterval, writeTimestamp,
-  Command, dscpFromTypeP, ControlCipher, deriveKey, decryptToken, constantTimeEqual, testSessionKeys,
+  StopSessions, Accept, Mode, clientCommandLength, DecodeError, nsFromNtpInterval, writeTimestamp,
+  Command, dscpFromTypeP, REFLECTOR_HEADER_SIZE, SENDER_HEADER_SIZE, ControlCipher, deriveKey, decryptToken, constantTimeEqual, testSessionKeys,
   securityModeOf, SECURITY_MODE_MASK, type SecurityMode, type ControlSecurityMode,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
@@ -143,7 +143,12 @@ interface Conn {
   peer: string;
   sessions: ReflectorSession[];
   security?: ConnSecurity;
+  /** RFC 6038 feature bits the client chose (among those we offered). */
+  features: number;
 }
+
+/** RFC 6038 Modes bits: Reflect Octets (bit 5) and Symmetrical Size (bit 6). */
+const RFC6038_FEATURES = Mode.REFLECT_OCTETS | Mode.SYMMETRICAL_SIZE;
 
 export const DEFAULT_KDF_COUNT = 2048;
 
@@ -185,7 +190,8 @@ export class ControlServer {
     this.refwaitMs = o.refwaitMs ?? 900_000;
     this.maxSessions = o.maxSessions ?? 1000;
     this.modes = o.modes && o.modes.length > 0 ? o.modes : ['open'];
-    this.offeredModes = this.modes.reduce((bits, m) => bits | MODE_BIT[m], 0);
+    // RFC 6038: we reflect octets and answer symmetrical-size packets with equal-size replies.
+    this.offeredModes = this.modes.reduce((bits, m) => bits | MODE_BIT[m], 0) | RFC6038_FEATURES;
     this.kdfCount = o.kdfCount ?? DEFAULT_KDF_COUNT;
     const d = REFLECTOR_LIMIT_DEFAULTS;
     this.messageTimeoutMs = o.messageTimeoutMs ?? d.controlTimeoutMs;
@@ -272,7 +278,7 @@ export class ControlServer {
       this.greetAndClose(socket);
       return;
     }
-    const conn: Conn = { socket, peer, sessions: [] };
+    const conn: Conn = { socket, peer, sessions: [], features: 0 };
     this.conns.add(conn);
     this.o.counters.controlConnections++;
     socket.on('close', () => {
@@ -343,6 +349,7 @@ export class ControlServer {
       closeSoon(socket);
       return;
     }
+    c.features = setup.mode & RFC6038_FEATURES;
     const mode = securityModeOf(setup.mode);
     if (mode === undefined || !this.modes.includes(mode)) {
       this.refuseSetup(c, 'mode', Accept.NOT_SUPPORTED, `requested Mode 0x${setup.mode.toString(16)}` +
@@ -437,6 +444,17 @@ export class ControlServer {
       reject(Accept.NOT_SUPPORTED, `Padding Length ${req.paddingLength} exceeds max_padding ${this.maxPadding}`, 'padding');
       return;
     }
+    const reflectOctets = (c.features & Mode.REFLECT_OCTETS) !== 0;
+    if (reflectOctets && req.lengthOfPaddingToReflect > 0) {
+      // RFC 6038 §4.2: the reflected padding must survive truncation to an equal-size reply.
+      const layout = c.security && c.security.mode !== 'mixed' ? 'authenticated' : 'open';
+      const room = req.paddingLength - (REFLECTOR_HEADER_SIZE[layout] - SENDER_HEADER_SIZE[layout]);
+      if (req.lengthOfPaddingToReflect > room) {
+        reject(Accept.NOT_SUPPORTED, `Length of padding to reflect ${req.lengthOfPaddingToReflect} exceeds the ` +
+          `${Math.max(room, 0)} octets of padding a reply can carry (Padding Length ${req.paddingLength})`, 'padding');
+        return;
+      }
+    }
     if (c.sessions.length >= this.maxSessionsPerConnection) {
       reject(Accept.PERMANENT_RESOURCE_LIMITATION,
         `${c.sessions.length} sessions on this connection (max_sessions_per_connection ${this.maxSessionsPerConnection})`, 'session_limit');
@@ -476,6 +494,7 @@ export class ControlServer {
     const session = new ReflectorSession({
       socket: sock, family, senderAddress, senderPort: req.senderPort, sid,
       mode: sec?.mode ?? 'open',
+      symmetricalSize: (c.features & Mode.SYMMETRICAL_SIZE) !== 0,
       ...(sec && sec.mode !== 'mixed' ? { keys: testSessionKeys(sec.aesSessionKey, sec.hmacKey, sid) } : {}),
       stopGraceMs: graceMs, refwaitMs: this.refwaitMs, clock: this.o.clock, counters,
       maxDurationMs: this.maxSessionDurationMs,
@@ -495,7 +514,11 @@ export class ControlServer {
       },
     });
     c.sessions.push(session);
-    this.sendControl(c, AcceptSession.encode({ accept: Accept.OK, port: session.port, sid }));
+    this.sendControl(c, AcceptSession.encode({
+      accept: Accept.OK, port: session.port, sid,
+      // RFC 6038 §4.1: echo the Octets to be reflected; no Server octets.
+      ...(reflectOctets ? { reflectedOctets: req.octetsToBeReflected } : {}),
+    }));
     this.o.log.debug(`${c.peer}: session accepted, reflector port ${session.port}` +
       (req.receiverPort && req.receiverPort !== session.port ? ` (requested ${req.receiverPort} was unusable)` : ''));
     this.o.onSessionEvent?.({

@@ -38,6 +38,8 @@ export interface ReflectorSessionOptions {
   sid: Buffer;
   /** Security mode of the control connection; default 'open'. */
   mode?: SecurityMode;
+  /** RFC 6038 Symmetrical Size chosen on the control connection. */
+  symmetricalSize?: boolean;
   /** Test-session keys (authenticated and encrypted mode). */
   keys?: TestSessionKeys;
   /** Keep reflecting this long after Stop-Sessions (the request's Timeout, RFC 5357 §3.5). */
@@ -177,7 +179,7 @@ export class ReflectorSession {
       seq: this.seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate,
       // Node's dgram cannot read the received TTL: RFC 5357 §4.2.1 says write 255 then.
       senderTtl: 255,
-    }, layout);
+    }, layout, this.o.symmetricalSize === true);
     this.seq = (this.seq + 1) >>> 0;
     if (this.mode === 'encrypted') {
       // T3 lies inside the encrypted range: final first, then HMAC and encryption.

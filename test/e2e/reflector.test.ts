@@ -8,6 +8,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import { ControlClient } from '../../src/session/controlClient.js';
 import {
   writeSenderPacket, decodeReflectorPacket, RequestTwSession, AcceptSession, ntpIntervalFromNs, SetupResponse,
+  ServerGreeting, StartSessions,
 } from '../../src/protocol/index.js';
 import { freePort } from '../helpers/peers.js';
 
@@ -181,5 +182,55 @@ describe('reflector behaviour', { timeout: 60_000 }, () => {
     assert.equal((await exchange(s, ok.acc.port, [packet(0, 14)], 100)).length, 1);
     ok.c.close();
     s.close();
+  });
+});
+
+describe('RFC 6038 (Reflect Octets, Symmetrical Size)', { timeout: 30_000 }, () => {
+  it('offered in the greeting; Octets to be reflected echoed; reflected padding kept; too little padding refused', async () => {
+    const r = new TwampReflector({ id: 'r6038', listen: '127.0.0.1', port: 0 });
+    const { port } = await r.start();
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (d: Buffer) => chunks.push(d));
+    const read = async (n: number) => {
+      const deadline = Date.now() + 2000;
+      while (Buffer.concat(chunks).length < n && Date.now() < deadline) await sleep(10);
+      const all = Buffer.concat(chunks);
+      chunks.length = 0;
+      if (all.length > n) chunks.push(all.subarray(n));
+      return all.subarray(0, n);
+    };
+    const s = await udp();
+    try {
+      const greeting = ServerGreeting.decode(await read(64));
+      assert.equal(greeting.modes & 0x60, 0x60, 'Reflect Octets and Symmetrical Size offered');
+      sock.write(SetupResponse.encode({ mode: 1 | 0x20 | 0x40 }));
+      await read(48);
+      const base = {
+        ipvn: 4 as const, senderPort: s.address().port, receiverPort: 0, senderAddress: '127.0.0.1', receiverAddress: '127.0.0.1',
+        startTime: 0n, timeout: ntpIntervalFromNs(200_000_000n), typeP: 0,
+      };
+      sock.write(RequestTwSession.encode({ ...base, paddingLength: 27 + 2, octetsToBeReflected: 0xabcd, lengthOfPaddingToReflect: 4 }));
+      const refused = AcceptSession.decode(await read(48));
+      assert.equal(refused.accept, 3, '4 octets to reflect need 27 + 4 octets of padding');
+      sock.write(RequestTwSession.encode({ ...base, paddingLength: 27 + 4, octetsToBeReflected: 0xabcd, lengthOfPaddingToReflect: 4 }));
+      const acc = AcceptSession.decode(await read(48));
+      assert.equal(acc.accept, 0);
+      assert.equal(acc.reflectedOctets, 0xabcd);
+      sock.write(StartSessions.encode({}));
+      await read(32);
+      // Symmetrical size: 14 + 27 MBZ + 4 octets of padding to reflect = 45 octets each way.
+      const req = Buffer.alloc(45);
+      writeSenderPacket(req, { seq: 0, timestamp: 1n << 32n, errorEstimate: 1 });
+      Buffer.from([1, 2, 3, 4]).copy(req, 41);
+      const replies = await exchange(s, acc.port, [req]);
+      assert.equal(replies.length, 1);
+      assert.equal(replies[0]!.length, 45, 'reply as long as the request');
+      assert.deepEqual([...replies[0]!.subarray(41, 45)], [1, 2, 3, 4], 'padding to reflect kept');
+    } finally {
+      sock.destroy();
+      s.close();
+      await r.stop();
+    }
   });
 });

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { repoRoot } from './helpers/peers.js';
 import { SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH, REFLECTOR_METRICS, AGENT_METRICS, type MetricSpec } from '../src/otel/instruments.js';
 import { ATTRIBUTES } from '../src/otel/attributes.js';
+import { SENDER_KEYS, REFLECTOR_KEYS, COMMON_KEYS } from '../src/config/schema.js';
 
 function table(specs: readonly MetricSpec[]): string {
   const rows = specs.map((s) => `| \`${s.legacy.name}\` | ${s.kind} | ${s.legacy.unit} | ${s.description} |`);
@@ -42,6 +43,31 @@ describe('README', () => {
     const cell = (v: string | undefined) => (v === undefined ? '—' : `\`${v}\``);
     const rows = Object.entries(ATTRIBUTES).map(([role, a]) => `| ${role} | ${cell(a.legacy)} | ${cell(a.otel)} | ${a.description} |`);
     assert.equal(m[1], ['| Role | `legacy` label | `otel` attribute | Description |', '|---|---|---|---|', ...rows].join('\n'));
+  });
+
+  it('the configuration reference documents exactly the keys the schema accepts', () => {
+    const keysOf = (heading: string): string[] => {
+      const start = readme.indexOf(`\n### ${heading}\n`);
+      assert.ok(start >= 0, `README has a "${heading}" section`);
+      const end = readme.indexOf('\n### ', start + 5);
+      const body = readme.slice(start, end < 0 ? undefined : end);
+      // The first table of the section is the key reference.
+      const lines = body.split('\n');
+      const first = lines.findIndex((l) => l.startsWith('| Key |'));
+      assert.ok(first >= 0, `"${heading}" has a key table`);
+      const keys: string[] = [];
+      for (const line of lines.slice(first + 2)) {
+        if (!line.startsWith('|')) break;
+        const m = /^\| (`[a-z_$0-9]+`(?: \/ `[a-z_$0-9]+`)*) \|/.exec(line);
+        assert.ok(m, `a key row: ${line}`);
+        keys.push(...[...m[1]!.matchAll(/`([^`]+)`/g)].map((k) => k[1]!));
+      }
+      return keys.sort();
+    };
+    const common = keysOf('Common collector keys');
+    assert.deepEqual(common, [...COMMON_KEYS, 'type'].sort());
+    assert.deepEqual(keysOf('`twamp_sender`'), SENDER_KEYS.filter((k) => !COMMON_KEYS.includes(k) && k !== 'type').sort());
+    assert.deepEqual(keysOf('`twamp_reflector`'), REFLECTOR_KEYS.filter((k) => !COMMON_KEYS.includes(k) && k !== 'type').sort());
   });
 
   it('the 26 reference sender metrics keep their documented names', () => {

@@ -696,3 +696,8 @@ export type AgentFile = z.output<typeof agentFileSchema>;
 export type ParsedSender = z.output<ReturnType<typeof senderSchema>>;
 export type ParsedReflector = z.output<ReturnType<typeof reflectorSchema>>;
 export type ParsedCollector = z.output<typeof collectorSchema>;
+
+/** Every key a collector accepts (common keys included), for docs and the README check. */
+export const SENDER_KEYS: readonly string[] = Object.keys(senderShape(true));
+export const REFLECTOR_KEYS: readonly string[] = Object.keys(reflectorShape(true));
+export const COMMON_KEYS: readonly string[] = Object.keys(commonShape());

@@ -141,7 +141,7 @@ describe('security modes: our sender ↔ our reflector', { timeout: 120_000 }, (
     const out = await besideOpenSession(somePort, () => sender('no-mode', somePort, { mode: ['encrypted', 'mixed'], key_id: USER, secret: SECRET }).runOnce());
     assert.equal(out.ok, false);
     assert.equal(out.ok ? '' : out.reason, 'refused');
-    assert.match(out.ok ? '' : out.error.message, /no common security mode: we allow encrypted, mixed; the server offers open, authenticated \(Modes 0x3\)/);
+    assert.match(out.ok ? '' : out.error.message, /no common security mode: we allow encrypted, mixed; the server offers open, authenticated \(Modes 0x63\)/);
     await sleep(50);
     assert.equal((some.counters.refused.get('mode') ?? 0) - before, 1);
   });
@@ -281,7 +281,7 @@ describe('secured control connection with several sessions', { timeout: 60_000 }
       });
       assert.equal(c.mode, mode);
       assert.equal(c.greeting.count, 2048, 'kdf_count default');
-      assert.equal(c.greeting.modes, Mode.AUTHENTICATED | Mode.ENCRYPTED);
+      assert.equal(c.greeting.modes, Mode.AUTHENTICATED | Mode.ENCRYPTED | Mode.REFLECT_OCTETS | Mode.SYMMETRICAL_SIZE);
       const started0 = r.counters.sessionsStarted;
       const socks = [await udp(), await udp(), await udp()];
       const request = (s: UdpSocket) => c.requestSession({

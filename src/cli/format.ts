@@ -359,9 +359,12 @@ export function renderProbeText(r: ProbeReport): string {
     return `${out.join('\n')}\n`;
   }
   const L = 13;
-  out.push(`  ${pad('reflector', L)}${formatHostPort(s.reflectorAddress, s.reflectorTestPort)} (test port${r.request.reflectorPortRequested ? `, requested ${r.request.reflectorPortRequested}` : ''}), control port ${r.target.controlPort}, IPv${s.ipVersion}`);
+  // TWAMP Light / STAMP sessions have no control connection and no SID.
+  const light = s.sid === '' || /^0*$/.test(s.sid ?? '');
+  out.push(`  ${pad('reflector', L)}${formatHostPort(s.reflectorAddress, s.reflectorTestPort)} (test port${r.request.reflectorPortRequested ? `, requested ${r.request.reflectorPortRequested}` : ''})` +
+    `${light ? ', TWAMP Light / STAMP (no control connection)' : `, control port ${r.target.controlPort}`}, IPv${s.ipVersion}`);
   out.push(`  ${pad('sender', L)}${formatHostPort(s.senderAddress, s.senderTestPort)} (test port)`);
-  out.push(`  ${pad('SID', L)}${s.sid}, padding ${s.paddingLengthOctets} octets` +
+  out.push(`  ${pad(light ? 'padding' : 'SID', L)}${light ? '' : `${s.sid}, padding `}${s.paddingLengthOctets} octets` +
     `${s.securityMode ? `, ${s.securityMode} mode` : ''}`);
   const dscp = `${r.request.dscpName} (${r.request.dscp})`;
   out.push(`  ${pad('DSCP', L)}${s.dscpMarked

@@ -41,6 +41,9 @@ Options:
                           authenticated, encrypted, mixed (default open)
       --key-id ID         KeyID for authenticated/encrypted/mixed mode
       --secret-file FILE  file holding the shared secret of ID (one line)
+      --light             TWAMP Light / STAMP: no TWAMP-Control, PORT is the
+                          reflector's UDP test port (default 862)
+      --format F          with --light: twamp (14-octet packets) or stamp (RFC 8762)
       --max-loss PCT      exit 3 when the round-trip loss exceeds PCT percent
       --json              print one JSON document (schemaVersion 1) instead of text
   -q, --quiet             no progress line on a terminal
@@ -67,6 +70,8 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   key_id: '--key-id',
   secret_file: '--secret-file',
   secret: '--secret-file',
+  control: '--light',
+  format: '--format',
 };
 
 
@@ -115,6 +120,8 @@ function parseProbeArgs(argv: string[]): ProbeArgs | 'help' {
         mode: { type: 'string' },
         'key-id': { type: 'string' },
         'secret-file': { type: 'string' },
+        light: { type: 'boolean' },
+        format: { type: 'string' },
         'max-loss': { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
@@ -153,6 +160,8 @@ function parseProbeArgs(argv: string[]): ProbeArgs | 'help' {
   }
   opt('key_id', v['key-id'], false);
   opt('secret_file', v['secret-file'], false);
+  if (v.light) raw.control = false;
+  opt('format', v.format, false);
 
   let config: SenderConfig;
   try {

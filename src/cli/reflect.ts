@@ -16,6 +16,26 @@ import { UsageError, parseOrExit, untilStopped } from './common.js';
 import { childLogger, consoleLogger, type Logger, type LogLevel } from '../session/log.js';
 import { PrometheusEndpoint } from './exporters.js';
 
+/** Every other twamp_reflector key as a flag: limits, access lists, security modes, TWAMP Light. */
+const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'string' | 'list' | 'bool'; value?: boolean }[] = [
+  { flag: 'max-connections', key: 'max_connections', kind: 'number' },
+  { flag: 'max-sessions-per-connection', key: 'max_sessions_per_connection', kind: 'number' },
+  { flag: 'max-session-duration', key: 'max_session_duration', kind: 'number' },
+  { flag: 'max-pps-per-session', key: 'max_pps_per_session', kind: 'number' },
+  { flag: 'max-pps', key: 'max_pps', kind: 'number' },
+  { flag: 'max-padding', key: 'max_padding', kind: 'number' },
+  { flag: 'allow', key: 'allow', kind: 'list' },
+  { flag: 'deny', key: 'deny', kind: 'list' },
+  { flag: 'control-timeout', key: 'control_timeout', kind: 'number' },
+  { flag: 'modes', key: 'modes', kind: 'list' },
+  { flag: 'key-file', key: 'key_file', kind: 'string' },
+  { flag: 'kdf-count', key: 'kdf_count', kind: 'number' },
+  { flag: 'light-port', key: 'light_port', kind: 'number' },
+  { flag: 'light-only', key: 'control', kind: 'bool', value: false },
+  { flag: 'light-stateful', key: 'light_stateful', kind: 'bool' },
+  { flag: 'light-rate-limit', key: 'light_rate_limit', kind: 'number' },
+];
+
 export const REFLECT_USAGE = `Usage: otel-twamp reflect [options]
 
 Run a TWAMP reflector (RFC 5357 server and session-reflector) that serves any
@@ -29,6 +49,17 @@ Options:
       --refwait S             end a started session after S seconds without packets (default 900)
       --servwait S            close an idle control connection after S seconds (default 900)
       --test-port-range LO-HI UDP ports for test sessions (default: the requested one, else ephemeral)
+      --max-connections N, --max-sessions-per-connection N, --max-session-duration S,
+      --max-pps-per-session N, --max-pps N, --max-padding OCTETS, --control-timeout S
+                              limits (defaults as the twamp_reflector keys, see README)
+      --allow CIDR[,CIDR…]    serve only these client networks; --deny CIDR[,…] refuses (wins)
+      --modes M[,M…]          open, authenticated, encrypted, mixed (default open)
+      --key-file FILE         pfstore-format pass-phrases (keyid hex) for the secured modes
+      --kdf-count N           PBKDF2 Count in the greeting (default 2048)
+      --light-port N          also answer TWAMP Light / STAMP on UDP port N
+      --light-only            Light/STAMP only, no TWAMP-Control (needs --light-port)
+      --light-stateful        Light: a sequence counter per sender
+      --light-rate-limit N    Light: packets per second per source (default 1000)
       --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics
       --log-level L           debug | info | warn | error (default info)
   -h, --help                  this help
@@ -43,6 +74,7 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   refwait: '--refwait',
   servwait: '--servwait',
   test_port_range: '--test-port-range',
+  ...Object.fromEntries(EXTRA_FLAGS.map((f) => [f.key, `--${f.flag}`])),
 };
 
 
@@ -79,6 +111,7 @@ function parseReflectArgs(argv: string[]): ReflectArgs | 'help' {
         refwait: { type: 'string' },
         servwait: { type: 'string' },
         'test-port-range': { type: 'string' },
+        ...Object.fromEntries(EXTRA_FLAGS.map((f) => [f.flag, { type: f.kind === 'bool' ? 'boolean' as const : 'string' as const }])),
         metrics: { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -100,6 +133,14 @@ function parseReflectArgs(argv: string[]): ReflectArgs | 'help' {
   if (v.refwait !== undefined) raw.refwait = numeric(v.refwait);
   if (v.servwait !== undefined) raw.servwait = numeric(v.servwait);
   if (v['test-port-range'] !== undefined) raw.test_port_range = v['test-port-range'];
+  const values = v as Record<string, string | boolean | undefined>;
+  for (const f of EXTRA_FLAGS) {
+    const val = values[f.flag];
+    if (val === undefined) continue;
+    raw[f.key] = f.kind === 'bool' ? f.value ?? true
+      : f.kind === 'list' ? String(val).split(',').map((x) => x.trim()).filter(Boolean)
+        : f.kind === 'number' ? numeric(String(val)) : val;
+  }
   let config: ReflectorConfig;
   try {
     config = parseReflectorConfig(raw);

@@ -105,3 +105,33 @@ export function writeTimestamp(buf: Uint8Array, offset: number, ts: bigint): voi
   writeU32(buf, offset, Number(v >> 32n));
   writeU32(buf, offset + 4, Number(v & U32_MASK));
 }
+
+/** TAI − UTC in seconds since 2017-01-01 (IERS Bulletin C); PTP counts TAI. */
+export const TAI_UTC_OFFSET_S = 37n;
+
+/**
+ * A PTPv2 truncated timestamp (RFC 8186 / RFC 8762 §4.2.1, Error Estimate Z
+ * bit set: 32-bit seconds since 1970-01-01 TAI ‖ 32-bit nanoseconds) as an
+ * NTP timestamp (UTC).
+ */
+export function ntpFromPtpTruncated(ts: bigint): bigint {
+  const sec = ts >> 32n;
+  const ns = ts & 0xffffffffn;
+  return ntpFromUnixNs((sec - TAI_UTC_OFFSET_S) * 1_000_000_000n + ns);
+}
+
+/**
+ * A reflector's timestamp in NTP format, decoded with the Z bit of the Error
+ * Estimate that belongs to it (protocol.md §7 item 10). Some reflectors copy
+ * the sender's Z bit instead of setting their own, so a "PTP" value whose
+ * seconds look like NTP seconds (≥ 2^31: NTP era 0 is past 2^31 since 1968,
+ * PTP seconds reach it only in 2038) or whose nanoseconds overflow is read
+ * as NTP.
+ */
+export function reflectorTimestampToNtp(ts: bigint, z: boolean): bigint {
+  if (!z) return ts;
+  const sec = ts >> 32n;
+  const frac = ts & 0xffffffffn;
+  if (sec >= 0x80000000n || frac >= 1_000_000_000n) return ts;
+  return ntpFromPtpTruncated(ts);
+}

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import {
-  writeSenderPacket, decodeReflectorPacket, SENDER_HEADER_SIZE, DecodeError, decodeErrorEstimate,
+  writeSenderPacket, decodeReflectorPacket, SENDER_HEADER_SIZE, DecodeError, decodeErrorEstimate, reflectorTimestampToNtp,
   protectSenderPacket, unprotectReflectorPacket, writeTimestamp, writeStampSenderPacket, STAMP_BASE_SIZE,
   TLV_HEADER_SIZE, TLV_FLAG_U, TLV_TYPE_EXTRA_PADDING,
   type PacketLayout, type SecurityMode, type TestSessionKeys,
@@ -140,9 +140,11 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
     if (r.seq !== r.senderSeq) allSeqEqual = false;
     if (msg.length < replyMin) replyMin = msg.length;
     if (msg.length > replyMax) replyMax = msg.length;
+    // T2/T3 in the format the reflector's Z bit says (NTP or PTPv2 truncated); T1 is ours (NTP).
     const sample: ReplySample = {
-      senderSeq: r.senderSeq, reflectorSeq: r.seq, t1: r.senderTimestamp, t2: r.receiveTimestamp,
-      t3: r.timestamp, t4, sizeIp: msg.length + overhead,
+      senderSeq: r.senderSeq, reflectorSeq: r.seq, t1: r.senderTimestamp,
+      t2: reflectorTimestampToNtp(r.receiveTimestamp, ee.z), t3: reflectorTimestampToNtp(r.timestamp, ee.z),
+      t4, sizeIp: msg.length + overhead,
     };
     stats.recordReply(sample);
     if (sentSeqs.has(r.senderSeq) && !answered.has(r.senderSeq)) {

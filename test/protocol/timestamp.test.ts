@@ -123,3 +123,18 @@ describe('NTP timestamps (RFC 4656 §4.1.2)', () => {
     assert.throws(() => writeTimestamp(buf, -1, 0n), RangeError);
   });
 });
+
+describe('PTPv2 truncated timestamps (Z bit, RFC 8186 / RFC 8762)', () => {
+  it('converts TAI seconds + ns to NTP (UTC), and decodes by the Z bit with a sanity check', async () => {
+    const { ntpFromPtpTruncated, reflectorTimestampToNtp, ntpFromUnixNs } = await import('../../src/protocol/timestamp.js');
+    // 2024-01-01T00:00:00.5Z UTC = 1704067200.5 s Unix; TAI is 37 s ahead.
+    const ptp = ((1704067200n + 37n) << 32n) | 500_000_000n;
+    const ntp = ntpFromUnixNs(1704067200_500_000_000n);
+    assert.equal(ntpFromPtpTruncated(ptp), ntp);
+    assert.equal(ntp, (0xE93C7F00n << 32n) | 0x80000000n, 'the §0.1 example');
+    assert.equal(reflectorTimestampToNtp(ptp, true), ntp);
+    assert.equal(reflectorTimestampToNtp(ntp, false), ntp);
+    // A reflector that copied our Z bit but wrote NTP: NTP-sized seconds are kept as NTP.
+    assert.equal(reflectorTimestampToNtp(ntp, true), ntp);
+  });
+});

@@ -26,11 +26,19 @@ export class PacedSender {
       const t0 = this.clock.monoNs();
       let due = 0; // ns after t0, fractional gaps accumulate exactly enough
       let seq = 0;
+      // While polling, a packet is seen up to one polling period after it is due.
+      // Send when it is due within half a period (EWMA of the period), which centres
+      // the departure error on zero instead of lagging by about a period.
+      let polling = false;
+      let lastPoll = 0;
+      let period = 0;
       const tick = (): void => {
         if (signal?.aborted) { resolve(); return; }
         try {
           let now = Number(this.clock.monoNs() - t0);
-          while (seq < n && due <= now) {
+          if (polling) period += (now - lastPoll - period) / 8;
+          lastPoll = now;
+          while (seq < n && due <= now + period / 2) {
             due += send(seq);
             seq++;
             now = Number(this.clock.monoNs() - t0);
@@ -41,7 +49,8 @@ export class PacedSender {
         }
         if (seq >= n) { resolve(); return; }
         const remaining = due - Number(this.clock.monoNs() - t0);
-        if (remaining > SPIN_NS) setTimeout(tick, Math.floor((remaining - SPIN_NS) / 1e6));
+        polling = remaining <= SPIN_NS;
+        if (!polling) setTimeout(tick, Math.floor((remaining - SPIN_NS) / 1e6));
         else setImmediate(tick);
       };
       tick();

@@ -73,10 +73,15 @@ export class TwampReflector {
       const cidrs = (list: readonly string[] | undefined): Cidr[] =>
         (list ?? []).flatMap((c) => { const p = parseCidr(c); return p ? [p] : []; });
       const acl = new ClientAcl(cidrs(this.config.allow), cidrs(this.config.deny));
+      // Authenticated STAMP: the secret of `light_key_id` (config load checked it is in key_file).
+      const lightKeyId = this.config.lightKeyId;
+      const lightKey = lightKeyId !== undefined ? this.config.keys?.get(lightKeyId)?.reveal() : undefined;
+      if (lightKeyId !== undefined && !lightKey) throw new TypeError(`light_key_id ${JSON.stringify(lightKeyId)} is not in key_file`);
       this.light = new LightReflector({
         host: this.config.listen, port: this.config.lightPort, clock: opts.clock ?? systemClock(), counters: this.counters,
         stateful: this.config.lightStateful ?? false, ratePps: this.config.lightRateLimit ?? 1000,
         idleMs: this.config.refwaitMs, ...(acl.active ? { acl } : {}),
+        ...(lightKey ? { authKey: lightKey } : {}),
       });
     }
   }

@@ -151,6 +151,9 @@ export class TwampSender {
     try {
       const session = this.config.control === false ? await runLightSenderSession({
         host: this.config.reflector, port: this.config.port, format: this.config.format ?? 'twamp',
+        // Config allows only 'open' or 'authenticated' (with format stamp) when control is false.
+        ...(this.config.modes?.[0] === 'authenticated' ? { mode: 'authenticated' as const } : {}),
+        ...(this.config.modes?.[0] === 'authenticated' && this.config.secret ? { secret: this.config.secret.reveal() } : {}),
         dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.config.model,
         replyTimeoutMs: this.config.replyTimeoutMs, clock: this.clock, signal: this.abort.signal,
         onDscpUnavailable: (reason) => this.warnOnce('dscp', `test packets not marked with DSCP ${this.config.dscp}: ${reason}`),

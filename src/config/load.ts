@@ -327,12 +327,16 @@ function toReflector(p: ParsedReflector, defaultInterval: number, files: FileCon
     cfg.lightPort = p.light_port;
     cfg.lightStateful = p.light_stateful ?? false;
     cfg.lightRateLimit = p.light_rate_limit ?? 1000;
+    if (p.light_key_id !== undefined) cfg.lightKeyId = p.light_key_id;
   }
   if (!p.control) cfg.control = false;
   if (p.key_file !== undefined) {
     cfg.keyFile = resolvePath(files.baseDir, p.key_file);
     const keys = readKeyFile(files, p.key_file);
     if (keys) cfg.keys = keys;
+    if (keys && cfg.lightKeyId !== undefined && !keys.has(cfg.lightKeyId)) {
+      files.issues.push({ path: ['light_key_id'], message: `key id ${JSON.stringify(cfg.lightKeyId)} is not in key_file` });
+    }
   }
   return cfg;
 }

@@ -397,7 +397,11 @@ interface SenderLightFields {
   reflector_port: number;
 }
 
-/** `format: stamp` and `reflector_port` need `control: false` / true respectively; Light is open mode only. */
+/**
+ * `format: stamp` and `reflector_port` need `control: false` / true
+ * respectively; TWAMP Light is open mode only, STAMP open or authenticated
+ * (RFC 8762 §4.2.2; one mode: nothing negotiates it).
+ */
 const senderLightCheck = z.superRefine<SenderLightFields>(
   (v, ctx) => {
     if (v.control) {
@@ -410,6 +414,18 @@ const senderLightCheck = z.superRefine<SenderLightFields>(
       ctx.addIssue({ code: 'custom', message: 'not used with control: false (set port to the reflector\'s UDP test port)', path: ['reflector_port'], input: v.reflector_port });
     }
     const secured = v.mode.filter((m) => m !== 'open');
+    if (v.format === 'stamp') {
+      const ok = v.mode.length === 1 && (v.mode[0] === 'open' || v.mode[0] === 'authenticated');
+      if (!ok) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `control: false with format "stamp" takes one mode, "open" or "authenticated" (STAMP has no encryption and no negotiation); got ${v.mode.map((m) => JSON.stringify(m)).join(', ')}`,
+          path: ['mode'],
+          input: v.mode,
+        });
+      }
+      return;
+    }
     if (secured.length > 0) {
       ctx.addIssue({
         code: 'custom',
@@ -552,6 +568,7 @@ function reflectorLightShape() {
     control: opt(z.boolean({ error: expecting('true or false') }).default(true)),
     light_stateful: opt(z.boolean({ error: expecting('true or false') }).optional()),
     light_rate_limit: opt(int(1, 10_000_000).optional()),
+    light_key_id: opt(keyId().optional()),
   };
 }
 
@@ -560,19 +577,26 @@ interface ReflectorLightFields {
   control: boolean;
   light_stateful?: boolean | undefined;
   light_rate_limit?: number | undefined;
+  light_key_id?: string | undefined;
+  key_file?: string | undefined;
 }
 
 const reflectorLightCheck = z.superRefine<ReflectorLightFields>(
   (v, ctx) => {
-    if (v.light_port !== undefined) return;
+    if (v.light_port !== undefined) {
+      if (v.light_key_id !== undefined && v.key_file === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'light_key_id needs key_file (it names an entry of it)', path: ['key_file'], input: undefined });
+      }
+      return;
+    }
     if (!v.control) {
       ctx.addIssue({ code: 'custom', message: 'control: false needs light_port (nothing would listen)', path: ['light_port'], input: undefined });
     }
-    for (const k of ['light_stateful', 'light_rate_limit'] as const) {
+    for (const k of ['light_stateful', 'light_rate_limit', 'light_key_id'] as const) {
       if (v[k] !== undefined) ctx.addIssue({ code: 'custom', message: 'only used with light_port', path: [k], input: v[k] });
     }
   },
-  { when: whenClean(['light_port', 'control', 'light_stateful', 'light_rate_limit']) },
+  { when: whenClean(['light_port', 'control', 'light_stateful', 'light_rate_limit', 'light_key_id', 'key_file']) },
 );
 
 export function reflectorSchema(typeRequired = true) {

@@ -146,6 +146,11 @@ export interface ReflectorConfig extends CommonCollectorConfig {
   lightStateful?: boolean;
   /** Light: packets per second accepted per source address (`light_rate_limit`); absent = 1000. */
   lightRateLimit?: number;
+  /**
+   * Light: authenticated STAMP (`light_key_id`): the entry of `keys` whose
+   * secret is the HMAC-SHA-256 key; unauthenticated packets are then dropped.
+   */
+  lightKeyId?: string;
 }
 
 export type CollectorConfig = SenderConfig | ReflectorConfig;

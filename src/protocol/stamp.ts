@@ -25,6 +25,7 @@
  * chain whose every TLV has U = 1 and a non-zero type; otherwise (TWAMP-Light
  * padding, zero padding) it is copied back verbatim.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { DecodeError } from './errors.js';
 import { readTimestamp, writeTimestamp } from './timestamp.js';
@@ -124,14 +125,14 @@ export function encodeTlv(type: number, value: Uint8Array, flags: number = TLV_F
 
 /**
  * Reflector TLV processing in place on a built reply: when the octets from 44
- * on are a sender's TLV chain (every TLV has U = 1 and a non-zero type), clear
+ * (`base`; 112 in authenticated mode) on are a sender's TLV chain (every TLV has U = 1 and a non-zero type), clear
  * U on the TLVs we understand (Extra Padding) and leave the rest as copied
  * (U = 1: unrecognised). Returns how many TLVs were seen (0 if the tail is
  * padding).
  */
-export function reflectTlvs(out: Uint8Array, length: number): number {
-  if (length <= STAMP_BASE_SIZE) return 0;
-  const tlvs = parseTlvs(out, STAMP_BASE_SIZE, length);
+export function reflectTlvs(out: Uint8Array, length: number, base: number = STAMP_BASE_SIZE): number {
+  if (length <= base) return 0;
+  const tlvs = parseTlvs(out, base, length);
   if (!tlvs || tlvs.some((t) => (t.flags & TLV_FLAG_U) === 0 || t.type === 0)) return 0;
   for (const t of tlvs) {
     if (t.type === TLV_TYPE_EXTRA_PADDING) out[t.offset] = t.flags & ~TLV_FLAG_U;
@@ -209,4 +210,129 @@ export function buildLightReflection(
 export function lightRequestKey(request: Uint8Array, length: number): { seq: number; ssid: number } | undefined {
   if (length < LIGHT_MIN_REQUEST_SIZE) return undefined;
   return { seq: readU32(request, 0), ssid: length >= 16 ? readU16(request, 14) : 0 };
+}
+
+// ---------------------------------------------------------------------------
+// Authenticated STAMP (RFC 8762 §4.2.2 / §4.3.2)
+//
+// Sender (112 octets):    seq 0 · MBZ 4–15 · T1 16 · EE 24 · SSID 26 · MBZ 28–95 · HMAC 96–111 · TLVs 112
+// Reflector (112 octets): the TWAMP authenticated reflector layout with SSID at 26–27:
+//                         seq 0 · MBZ 4 · T3 16 · EE 24 · SSID 26 · MBZ 28 · T2 32 · MBZ 40 ·
+//                         sender seq 48 · MBZ 52 · T1 64 · sender EE 72 · MBZ 74 · sender TTL 80 ·
+//                         MBZ 81–95 · HMAC 96–111 · TLVs 112
+// HMAC = HMAC-SHA-256 over octets 0–95, truncated to 128 bits. No encryption
+// in STAMP. The key is the shared secret's octets as configured: RFC 8762
+// leaves key distribution out of scope (and STAMP carries no key id).
+
+/** Authenticated STAMP base packet, either direction. */
+export const STAMP_AUTH_SIZE = 112;
+/** Octets covered by the HMAC (0–95). */
+export const STAMP_AUTH_HMAC_OFFSET = 96;
+export const STAMP_AUTH_HMAC_SIZE = 16;
+
+const AUTH_SENDER_NAME = 'authenticated STAMP sender packet';
+const AUTH_REFLECTOR_NAME = 'authenticated STAMP reflector packet';
+
+/** HMAC-SHA-256/128 over octets 0–95 of `buf` (RFC 8762 §4.2.2). */
+export function stampHmac(key: Uint8Array, buf: Uint8Array): Buffer {
+  if (buf.length < STAMP_AUTH_HMAC_OFFSET) throw new RangeError(`need ${STAMP_AUTH_HMAC_OFFSET} octets to authenticate, got ${buf.length}`);
+  return createHmac('sha256', key).update(buf.subarray(0, STAMP_AUTH_HMAC_OFFSET)).digest().subarray(0, STAMP_AUTH_HMAC_SIZE);
+}
+
+/** Writes the HMAC of octets 0–95 at 96–111 (after every covered field is final). */
+export function signStampPacket(buf: Buffer, key: Uint8Array): void {
+  if (buf.length < STAMP_AUTH_SIZE) throw new RangeError(`authenticated STAMP packet of ${buf.length} octets, need ${STAMP_AUTH_SIZE}`);
+  stampHmac(key, buf).copy(buf, STAMP_AUTH_HMAC_OFFSET);
+}
+
+/** True if `buf[0, length)` is ≥ 112 octets and its HMAC at 96 verifies (constant-time compare). */
+export function verifyStampPacket(buf: Uint8Array, length: number, key: Uint8Array): boolean {
+  if (!Number.isInteger(length) || length < STAMP_AUTH_SIZE || length > buf.length) return false;
+  const expected = stampHmac(key, buf);
+  return timingSafeEqual(expected, buf.subarray(STAMP_AUTH_HMAC_OFFSET, STAMP_AUTH_HMAC_OFFSET + STAMP_AUTH_HMAC_SIZE));
+}
+
+/**
+ * Writes the 112-octet authenticated sender packet into `buf` (MBZ and the
+ * HMAC field zeroed; octets from 112 on untouched) and, when `key` is given,
+ * signs it. RangeError if `buf` is shorter than 112 or the SSID is not 16 bits.
+ */
+export function writeStampAuthSenderPacket(buf: Buffer, pkt: StampSenderPacket, key?: Uint8Array): void {
+  if (buf.length < STAMP_AUTH_SIZE) {
+    throw new RangeError(`${AUTH_SENDER_NAME}: buffer of ${buf.length} octets is shorter than the base packet (${STAMP_AUTH_SIZE})`);
+  }
+  if (!Number.isInteger(pkt.ssid) || pkt.ssid < 0 || pkt.ssid > 0xffff) {
+    throw new RangeError(`${AUTH_SENDER_NAME}: SSID must be a 16-bit unsigned integer, got ${pkt.ssid}`);
+  }
+  buf.fill(0, 0, STAMP_AUTH_SIZE);
+  writeU32(buf, 0, pkt.seq);
+  writeTimestamp(buf, 16, pkt.timestamp);
+  writeU16(buf, 24, pkt.errorEstimate);
+  writeU16(buf, 26, pkt.ssid);
+  if (key) signStampPacket(buf, key);
+}
+
+/** Decodes an authenticated sender packet (MBZ ignored; the HMAC is checked separately with verifyStampPacket). */
+export function decodeStampAuthSenderPacket(buf: Uint8Array, length: number = buf.length): StampSenderPacket {
+  if (!Number.isInteger(length) || length < 0 || length > buf.length) {
+    throw new DecodeError(AUTH_SENDER_NAME, `length ${String(length)} outside buffer of ${buf.length} octets`);
+  }
+  if (length < STAMP_AUTH_SIZE) {
+    throw new DecodeError(AUTH_SENDER_NAME, `truncated: need at least ${STAMP_AUTH_SIZE} octets, got ${length}`);
+  }
+  return { seq: readU32(buf, 0), timestamp: readTimestamp(buf, 16), errorEstimate: readU16(buf, 24), ssid: readU16(buf, 26) };
+}
+
+/** SSID of an authenticated STAMP reflector packet (octets 26–27); decodeReflectorPacket(…, 'authenticated') reads the rest. */
+export function stampAuthReflectorSsid(buf: Uint8Array, length: number = buf.length): number {
+  if (length < STAMP_AUTH_SIZE || length > buf.length) {
+    throw new DecodeError(AUTH_REFLECTOR_NAME, `truncated: need at least ${STAMP_AUTH_SIZE} octets, got ${length}`);
+  }
+  return readU16(buf, 26);
+}
+
+/**
+ * Builds the authenticated reply to an authenticated `request` (≥ 112 octets,
+ * HMAC already verified by the caller) in `out`; returns its length (the
+ * request's, RFC 8762 §4.6). Copies the sender's seq, T1, Error Estimate and
+ * SSID, the octets from 112 on (with RFC 8972 U-flag processing), zeroes MBZ
+ * and the HMAC field. Sign with signStampPacket after the last T3 patch
+ * (patchReflectorTimestamp(out, t3, 'authenticated')): T3 is covered.
+ * `out` may be `request` itself.
+ */
+export function buildStampAuthReflection(
+  request: Uint8Array,
+  requestLength: number,
+  out: Buffer,
+  f: LightReflectionFields,
+): number {
+  if (!Number.isInteger(requestLength) || requestLength < 0 || requestLength > request.length) {
+    throw new DecodeError(AUTH_SENDER_NAME, `length ${String(requestLength)} outside buffer of ${request.length} octets`);
+  }
+  if (requestLength < STAMP_AUTH_SIZE) {
+    throw new DecodeError(AUTH_SENDER_NAME, `truncated: need at least ${STAMP_AUTH_SIZE} octets, got ${requestLength}`);
+  }
+  const replyLength = requestLength;
+  if (out.length < replyLength) throw new RangeError(`reply buffer of ${out.length} octets, need ${replyLength}`);
+  const senderSeq = readU32(request, 0);
+  const t1High = readU32(request, 16);
+  const t1Low = readU32(request, 20);
+  const senderErrorEstimate = readU16(request, 24);
+  const ssid = readU16(request, 26);
+  if (replyLength > STAMP_AUTH_SIZE && out !== request) {
+    out.set(request.subarray(STAMP_AUTH_SIZE, replyLength), STAMP_AUTH_SIZE);
+  }
+  out.fill(0, 0, STAMP_AUTH_SIZE);
+  writeU32(out, 0, f.seq);
+  writeTimestamp(out, 16, f.timestamp);
+  writeU16(out, 24, f.errorEstimate);
+  writeU16(out, 26, ssid);
+  writeTimestamp(out, 32, f.receiveTimestamp);
+  writeU32(out, 48, senderSeq);
+  writeU32(out, 64, t1High);
+  writeU32(out, 68, t1Low);
+  writeU16(out, 72, senderErrorEstimate);
+  out[80] = f.senderTtl;
+  reflectTlvs(out, replyLength, STAMP_AUTH_SIZE);
+  return replyLength;
 }

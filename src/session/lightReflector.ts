@@ -19,12 +19,25 @@
  * `droppedPackets`, with everything else not reflected: short requests and
  * sources the ACL refuses).
  *
+ * Authenticated STAMP (RFC 8762 §4.2.2/§4.3.2): with `authKey` set, only
+ * packets of ≥ 112 octets whose HMAC-SHA-256/128 over octets 0–95 verifies
+ * under that key are answered, with the 112-octet authenticated reflector
+ * layout (SSID at 26–27) and its own HMAC; everything else (shorter,
+ * unauthenticated or wrongly keyed packets) is dropped and counted in
+ * `droppedPackets` and `authFailed`. STAMP has no key id on the wire, so one
+ * key serves the whole port; RFC 8762 leaves key distribution out of scope,
+ * and the HMAC key is the configured secret's octets.
+ *
  * Node's dgram cannot read the received TTL: Sender TTL is 255 (RFC 5357
  * §4.2.1). Replies go out with TTL 255.
  */
 import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { buildLightReflection, lightReplyLength, lightRequestKey, STAMP_BASE_SIZE, patchReflectorTimestamp } from '../protocol/index.js';
+import {
+  buildLightReflection, lightReplyLength, lightRequestKey, STAMP_BASE_SIZE, patchReflectorTimestamp,
+  verifyStampPacket, buildStampAuthReflection, signStampPacket,
+} from '../protocol/index.js';
+import { readU16 } from '../protocol/bytes.js';
 import type { Clock } from './clock.js';
 import { unmapAddress } from './address.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
@@ -53,6 +66,11 @@ export interface LightReflectorOptions {
   acl?: { check(address: string): string | undefined };
   /** Milliseconds clock for the rate limit and idle expiry (tests); default performance.now. */
   nowMs?: () => number;
+  /**
+   * Authenticated STAMP: the HMAC-SHA-256 key (the shared secret's octets).
+   * When set, only authenticated packets with a valid HMAC are answered.
+   */
+  authKey?: Uint8Array;
 }
 
 interface Bucket {
@@ -77,6 +95,9 @@ export class LightReflector {
   private overhead = 28;
   /** Packets dropped by the per-source rate limit (also counted in counters.droppedPackets). */
   rateLimited = 0;
+  /** Packets dropped because they were not authenticated STAMP with a valid HMAC (authKey set; also in droppedPackets). */
+  authFailed = 0;
+  private readonly authKey: Buffer | undefined;
   private readonly now: () => number;
 
   constructor(private readonly o: LightReflectorOptions) {
@@ -85,6 +106,7 @@ export class LightReflector {
     this.idleMs = o.idleMs ?? DEFAULT_IDLE_MS;
     this.maxSenders = o.maxSenders ?? DEFAULT_MAX_SENDERS;
     this.now = o.nowMs ?? (() => performance.now());
+    this.authKey = o.authKey ? Buffer.from(o.authKey) : undefined;
   }
 
   get stateful(): boolean {
@@ -181,19 +203,30 @@ export class LightReflector {
     if (this.o.acl?.check(source) !== undefined) { c.droppedPackets++; return; }
     // Rate-limited packets count as dropped too (dropped_pkt = every test packet not reflected).
     if (!this.admit(source, nowMs)) { this.rateLimited++; c.droppedPackets++; return; }
+    const auth = this.authKey;
+    if (auth && !verifyStampPacket(msg, msg.length, auth)) { this.authFailed++; c.droppedPackets++; return; }
     let seq = key.seq;
     if (this.o.stateful) {
       // SSID only from packets that can be STAMP (≥ 44): in shorter TWAMP-Light packets octets 14–15 are padding.
-      const ssid = msg.length >= STAMP_BASE_SIZE ? key.ssid : 0;
+      // Authenticated STAMP carries it at 26–27.
+      const ssid = auth ? readU16(msg, 26) : msg.length >= STAMP_BASE_SIZE ? key.ssid : 0;
       seq = this.nextSeq(`${source}|${rinfo.port}|${ssid}`, nowMs);
     }
-    const len = lightReplyLength(msg.length);
-    const out = len === msg.length ? msg : Buffer.allocUnsafe(len);
-    buildLightReflection(msg, msg.length, out, {
-      seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate, senderTtl: 255,
-    });
-    patchReflectorTimestamp(out, this.o.clock.nowNtp());
-    sock.send(out, 0, len, rinfo.port, rinfo.address);
+    const fields = { seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate, senderTtl: 255 };
+    let len: number;
+    if (auth) {
+      // In place: the reply has the request's length (≥ 112); T3 is covered by the HMAC, so sign last.
+      len = buildStampAuthReflection(msg, msg.length, msg, fields);
+      patchReflectorTimestamp(msg, this.o.clock.nowNtp(), 'authenticated');
+      signStampPacket(msg, auth);
+      sock.send(msg, 0, len, rinfo.port, rinfo.address);
+    } else {
+      len = lightReplyLength(msg.length);
+      const out = len === msg.length ? msg : Buffer.allocUnsafe(len);
+      buildLightReflection(msg, msg.length, out, fields);
+      patchReflectorTimestamp(out, this.o.clock.nowNtp());
+      sock.send(out, 0, len, rinfo.port, rinfo.address);
+    }
     c.reflectedPackets++;
     c.reflectedOctets += len + this.overhead;
   }

@@ -13,7 +13,14 @@
  * - STAMP packets carry a random non-zero SSID per session (RFC 8972 §3);
  *   replies with another non-zero SSID are not ours and are not counted.
  *
- * The `sid` of the result is empty (Light has no SID); `mode` is 'open'.
+ * - Authenticated STAMP (`format: 'stamp'`, `mode: 'authenticated'`, RFC
+ *   8762 §4.2.2): 112-octet packets with HMAC-SHA-256/128 over octets 0–95,
+ *   keyed with the shared secret's octets (RFC 8762 leaves key distribution
+ *   out of scope; nothing identifies the key on the wire). Replies whose HMAC
+ *   does not verify are counted as invalid (and bad HMAC), not measured.
+ *
+ * The `sid` of the result is empty (Light has no SID); `mode` is 'open' or
+ * 'authenticated'.
  */
 import { randomInt } from 'node:crypto';
 import type { Socket as UdpSocket } from 'node:dgram';
@@ -41,6 +48,10 @@ export interface LightSenderSessionOptions {
   replyTimeoutMs: number;
   clock: Clock;
   signal?: AbortSignal;
+  /** 'authenticated' needs format 'stamp' and `secret`; default 'open'. */
+  mode?: 'open' | 'authenticated';
+  /** Authenticated STAMP: the shared secret, used as the HMAC-SHA-256 key. */
+  secret?: Uint8Array;
   /** STAMP SSID to use (1–65535); default random per session. */
   ssid?: number;
   onDscpUnavailable?: (reason: string) => void;
@@ -59,6 +70,10 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
     throw new TwampSessionError('protocol', peer, `traffic model does not fit IPv${family}: ${(e as Error).message}`);
   }
   const overhead = ipOverhead(family);
+  const mode = o.mode ?? 'open';
+  if (mode === 'authenticated' && (o.format !== 'stamp' || !o.secret || o.secret.length === 0)) {
+    throw new TwampSessionError('protocol', peer, 'authenticated Light needs format stamp and a secret');
+  }
   const ssid = o.format === 'stamp' ? (o.ssid ?? randomInt(1, 0x10000)) : undefined;
   let udp: UdpSocket | undefined;
   try {
@@ -70,14 +85,15 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
     const senderPort = udp.address().port;
     const phase = await runTestPhase({
       socket: udp, reflectorAddress, reflectorPort: o.port, model, nPackets: o.nPackets, overhead, clock: o.clock,
-      replyTimeoutMs: o.replyTimeoutMs, format: o.format, mode: 'open', detectStatelessReflector: true,
+      replyTimeoutMs: o.replyTimeoutMs, format: o.format, mode, detectStatelessReflector: true,
+      ...(mode === 'authenticated' ? { stampKey: o.secret! } : {}),
       ...(ssid !== undefined ? { ssid } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.onReply ? { onReply: o.onReply } : {}),
       ...(o.onSample ? { onSample: o.onSample } : {}),
     });
     if (o.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
-    const header = senderHeaderSize(o.format, 'open');
+    const header = senderHeaderSize(o.format, mode);
     const result: SenderSessionResult = {
       stats: phase.stats,
       rtSamplesNs: phase.rtSamplesNs,
@@ -91,8 +107,8 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
       clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.received > 0,
       invalidReplies: phase.invalidReplies,
       dscpMarked: marking.ok,
-      mode: 'open',
-      badHmacReplies: 0,
+      mode,
+      badHmacReplies: phase.badHmacReplies,
       control: false,
       format: o.format,
       reflectorStateless: phase.reflectorStateless,

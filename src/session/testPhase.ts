@@ -11,7 +11,11 @@
  * Replies of either kind are decoded with decodeReflectorPacket, which takes
  * ≥ 38 octets (twampy); their sizes are recorded as received.
  *
- * Authenticated mode protects only octets 0–15, so T1 is written after
+ * STAMP authenticated mode (RFC 8762 §4.2.2, `stampKey`): 112-octet packets
+ * whose HMAC-SHA-256/128 covers octets 0–95, T1 included, so T1 is written
+ * before signing; replies must carry a valid HMAC under the same key.
+ *
+ * TWAMP authenticated mode protects only octets 0–15, so T1 is written after
  * protection, as late as possible; encrypted mode covers T1, so it is written
  * first. Replies whose HMAC does not verify, that come from elsewhere, carry
  * another session's SSID, or answer a sequence number we never sent, are
@@ -22,7 +26,8 @@ import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import {
   writeSenderPacket, decodeReflectorPacket, SENDER_HEADER_SIZE, DecodeError, decodeErrorEstimate, reflectorTimestampToNtp,
   protectSenderPacket, unprotectReflectorPacket, writeTimestamp, writeStampSenderPacket, STAMP_BASE_SIZE,
-  TLV_HEADER_SIZE, TLV_FLAG_U, TLV_TYPE_EXTRA_PADDING,
+  TLV_HEADER_SIZE, TLV_FLAG_U, TLV_TYPE_EXTRA_PADDING, STAMP_AUTH_SIZE, writeStampAuthSenderPacket, verifyStampPacket,
+  stampAuthReflectorSsid,
   type PacketLayout, type SecurityMode, type TestSessionKeys,
 } from '../protocol/index.js';
 import { writeU16 } from '../protocol/bytes.js';
@@ -47,12 +52,14 @@ export interface TestPhaseOptions {
   /** How long after the last departure a reflection may still arrive. */
   replyTimeoutMs: number;
   signal?: AbortSignal;
-  /** Default 'twamp'. 'stamp' is unauthenticated only. */
+  /** Default 'twamp'. 'stamp' is open or authenticated (with `stampKey`). */
   format?: TestPacketFormat;
   /** Default 'open'. */
   mode?: SecurityMode;
   /** Test-session keys (authenticated and encrypted mode). */
   keys?: TestSessionKeys;
+  /** Authenticated STAMP: HMAC-SHA-256 key (the shared secret's octets). */
+  stampKey?: Uint8Array;
   /** STAMP Session-Sender Identifier (RFC 8972), non-zero; ignored for 'twamp'. */
   ssid?: number;
   /**
@@ -87,7 +94,7 @@ export interface TestPhaseResult {
 
 const MIN_HEADER: Record<TestPacketFormat, (layout: PacketLayout) => number> = {
   twamp: (layout) => SENDER_HEADER_SIZE[layout],
-  stamp: () => STAMP_BASE_SIZE,
+  stamp: (layout) => (layout === 'authenticated' ? STAMP_AUTH_SIZE : STAMP_BASE_SIZE),
 };
 
 /** The sender header size of a format and layout (the smallest packet sent). */
@@ -99,9 +106,12 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
   const format = o.format ?? 'twamp';
   const mode = o.mode ?? 'open';
   const layout: PacketLayout = mode === 'authenticated' || mode === 'encrypted' ? 'authenticated' : 'open';
-  if (format === 'stamp' && layout !== 'open') throw new TypeError('STAMP test packets are unauthenticated only here');
-  const keys = layout === 'authenticated' ? o.keys : undefined;
-  if (layout === 'authenticated' && !keys) throw new TypeError(`${mode} test phase without test keys`);
+  const stampKey = format === 'stamp' && layout === 'authenticated' ? o.stampKey : undefined;
+  if (format === 'stamp' && layout !== 'open' && (mode !== 'authenticated' || !stampKey)) {
+    throw new TypeError(`STAMP test packets are open or authenticated (with stampKey), got ${mode}${stampKey ? '' : ' without a key'}`);
+  }
+  const keys = layout === 'authenticated' && format === 'twamp' ? o.keys : undefined;
+  if (layout === 'authenticated' && format === 'twamp' && !keys) throw new TypeError(`${mode} test phase without test keys`);
   const ssid = format === 'stamp' ? (o.ssid ?? 0) : 0;
   const header = senderHeaderSize(format, layout);
   const { model, overhead, clock, reflectorAddress, reflectorPort } = o;
@@ -126,7 +136,9 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
     let r;
     try {
       if (keys && !unprotectReflectorPacket(msg, msg.length, keys, mode)) { badHmac++; invalid++; return; }
+      if (stampKey && !verifyStampPacket(msg, msg.length, stampKey)) { badHmac++; invalid++; return; }
       r = decodeReflectorPacket(msg, msg.length, layout);
+      if (stampKey) r.ssid = stampAuthReflectorSsid(msg, msg.length);
     } catch (e) {
       if (e instanceof DecodeError) { invalid++; return; }
       throw e;
@@ -178,7 +190,9 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
           buf.fill(0, header, payload);
         }
         t1 = clock.nowNtp();
-        writeStampSenderPacket(buf, { seq, timestamp: t1, errorEstimate, ssid });
+        // Authenticated: the HMAC covers T1, so it is signed after T1 is written.
+        if (stampKey) writeStampAuthSenderPacket(buf, { seq, timestamp: t1, errorEstimate, ssid }, stampKey);
+        else writeStampSenderPacket(buf, { seq, timestamp: t1, errorEstimate, ssid });
       } else if (mode === 'authenticated') {
         // Protect octets 0–15 first, then take T1 as late as possible (outside the protection).
         writeSenderPacket(buf, { seq, timestamp: 0n, errorEstimate }, layout);

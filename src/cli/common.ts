@@ -1,8 +1,25 @@
 /** CLI plumbing shared by the agent, probe and reflect commands. */
 import type { Logger } from '../session/log.js';
+import { ConfigError } from '../config/errors.js';
 
 /** A command-line mistake: exit code 2 with the message and a hint. */
 export class UsageError extends Error {}
+
+/**
+ * Run a config parse for flags; a ConfigError becomes a UsageError naming
+ * the flag each key came from.
+ */
+export function parseFlags<T>(flagOf: Readonly<Record<string, string>>, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    throw new UsageError(e.issues.map((i) => {
+      const key = typeof i.path[0] === 'string' ? i.path[0] : '';
+      return `${flagOf[key] ?? (key || 'arguments')}: ${i.message}`;
+    }).join('\n'));
+  }
+}
 
 /** Parse a command's arguments; on a UsageError print it (prefixed with the command) and return exit code 2. */
 export function parseOrExit<T>(command: string, parse: () => T): T | number {

@@ -7,10 +7,9 @@
  * reason); 2 usage error (the message names the flag); 3 round-trip loss
  * above `--max-loss`.
  */
-import { UsageError, parseOrExit } from './common.js';
+import { UsageError, parseFlags, parseOrExit } from './common.js';
 import { parseArgs } from 'node:util';
 import { parseSenderConfig } from '../config/load.js';
-import { ConfigError } from '../config/errors.js';
 import type { SenderConfig } from '../config/types.js';
 import { formatHostPort } from '../session/errors.js';
 import type { Logger } from '../session/log.js';
@@ -163,16 +162,7 @@ function parseProbeArgs(argv: string[]): ProbeArgs | 'help' {
   if (v.light) raw.control = false;
   opt('format', v.format, false);
 
-  let config: SenderConfig;
-  try {
-    config = parseSenderConfig(raw);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    throw new UsageError(e.issues.map((i) => {
-      const key = typeof i.path[0] === 'string' ? i.path[0] : '';
-      return `${FLAG_OF[key] ?? (key || 'arguments')}: ${i.message}`;
-    }).join('\n'));
-  }
+  const config = parseFlags(FLAG_OF, () => parseSenderConfig(raw));
 
   let maxLoss: number | undefined;
   if (v['max-loss'] !== undefined) {

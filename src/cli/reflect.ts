@@ -7,12 +7,11 @@
 import { parseArgs } from 'node:util';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { parseReflectorConfig } from '../config/load.js';
-import { ConfigError } from '../config/errors.js';
 import { parseListen } from '../config/schema.js';
 import type { ReflectorConfig } from '../config/types.js';
 import type { SessionEvent } from '../session/controlServer.js';
 import { TwampReflector } from '../reflector.js';
-import { UsageError, parseOrExit, untilStopped } from './common.js';
+import { UsageError, parseFlags, parseOrExit, untilStopped } from './common.js';
 import { childLogger, consoleLogger, type Logger, type LogLevel } from '../session/log.js';
 import { PrometheusEndpoint } from './exporters.js';
 
@@ -141,16 +140,7 @@ function parseReflectArgs(argv: string[]): ReflectArgs | 'help' {
       : f.kind === 'list' ? String(val).split(',').map((x) => x.trim()).filter(Boolean)
         : f.kind === 'number' ? numeric(String(val)) : val;
   }
-  let config: ReflectorConfig;
-  try {
-    config = parseReflectorConfig(raw);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    throw new UsageError(e.issues.map((i) => {
-      const key = typeof i.path[0] === 'string' ? i.path[0] : '';
-      return `${FLAG_OF[key] ?? (key || 'arguments')}: ${i.message}`;
-    }).join('\n'));
-  }
+  const config = parseFlags(FLAG_OF, () => parseReflectorConfig(raw));
   let metrics: { host: string; port: number } | undefined;
   if (v.metrics !== undefined) {
     metrics = parseListen(v.metrics);

@@ -33,6 +33,7 @@ const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'strin
   { flag: 'light-only', key: 'control', kind: 'bool', value: false },
   { flag: 'light-stateful', key: 'light_stateful', kind: 'bool' },
   { flag: 'light-rate-limit', key: 'light_rate_limit', kind: 'number' },
+  { flag: 'light-key-id', key: 'light_key_id', kind: 'string' },
 ];
 
 export const REFLECT_USAGE = `Usage: otel-twamp reflect [options]
@@ -59,6 +60,8 @@ Options:
       --light-only            Light/STAMP only, no TWAMP-Control (needs --light-port)
       --light-stateful        Light: a sequence counter per sender
       --light-rate-limit N    Light: packets per second per source (default 1000)
+      --light-key-id ID       Light: answer only authenticated STAMP keyed with ID's
+                              secret from --key-file
       --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics
       --log-level L           debug | info | warn | error (default info)
   -h, --help                  this help

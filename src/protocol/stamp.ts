@@ -182,28 +182,7 @@ export function buildLightReflection(
   }
   const replyLength = lightReplyLength(requestLength);
   if (out.length < replyLength) throw new RangeError(`reply buffer of ${out.length} octets, need ${replyLength}`);
-  const senderSeq = readU32(request, 0);
-  const t1High = readU32(request, 4);
-  const t1Low = readU32(request, 8);
-  const senderErrorEstimate = readU16(request, 12);
-  const ssid = requestLength >= 16 ? readU16(request, 14) : 0;
-  // Extra octets beyond the base packet travel back at the same offsets (RFC 8762 §4.6).
-  if (replyLength > STAMP_BASE_SIZE && out !== request) {
-    out.set(request.subarray(STAMP_BASE_SIZE, replyLength), STAMP_BASE_SIZE);
-  }
-  out.fill(0, 0, STAMP_BASE_SIZE);
-  writeU32(out, 0, f.seq);
-  writeTimestamp(out, 4, f.timestamp);
-  writeU16(out, 12, f.errorEstimate);
-  writeU16(out, 14, ssid);
-  writeTimestamp(out, 16, f.receiveTimestamp);
-  writeU32(out, 24, senderSeq);
-  writeU32(out, 28, t1High);
-  writeU32(out, 32, t1Low);
-  writeU16(out, 36, senderErrorEstimate);
-  out[40] = f.senderTtl;
-  reflectTlvs(out, replyLength);
-  return replyLength;
+  return writeStampReply(request, requestLength, replyLength, out, f, OPEN_REPLY);
 }
 
 /** The sender's seq and SSID of a Light request (for per-sender state), undefined below 14 octets. */
@@ -314,25 +293,61 @@ export function buildStampAuthReflection(
   }
   const replyLength = requestLength;
   if (out.length < replyLength) throw new RangeError(`reply buffer of ${out.length} octets, need ${replyLength}`);
-  const senderSeq = readU32(request, 0);
-  const t1High = readU32(request, 16);
-  const t1Low = readU32(request, 20);
-  const senderErrorEstimate = readU16(request, 24);
-  const ssid = readU16(request, 26);
-  if (replyLength > STAMP_AUTH_SIZE && out !== request) {
-    out.set(request.subarray(STAMP_AUTH_SIZE, replyLength), STAMP_AUTH_SIZE);
+  return writeStampReply(request, requestLength, replyLength, out, f, AUTH_REPLY);
+}
+
+/** Offsets of one STAMP layout pair (RFC 8762 §4.2/§4.3, RFC 8972 SSID): sender fields read, reply fields written. */
+interface StampReplyLayout {
+  base: number;
+  sender: { seq: number; timestamp: number; errorEstimate: number; ssid: number };
+  reply: { seq: number; timestamp: number; errorEstimate: number; ssid: number; receiveTimestamp: number;
+    senderSeq: number; senderTimestamp: number; senderErrorEstimate: number; senderTtl: number };
+}
+
+const OPEN_REPLY: StampReplyLayout = {
+  base: STAMP_BASE_SIZE,
+  sender: { seq: 0, timestamp: 4, errorEstimate: 12, ssid: 14 },
+  reply: { seq: 0, timestamp: 4, errorEstimate: 12, ssid: 14, receiveTimestamp: 16, senderSeq: 24, senderTimestamp: 28,
+    senderErrorEstimate: 36, senderTtl: 40 },
+};
+
+const AUTH_REPLY: StampReplyLayout = {
+  base: STAMP_AUTH_SIZE,
+  sender: { seq: 0, timestamp: 16, errorEstimate: 24, ssid: 26 },
+  reply: { seq: 0, timestamp: 16, errorEstimate: 24, ssid: 26, receiveTimestamp: 32, senderSeq: 48, senderTimestamp: 64,
+    senderErrorEstimate: 72, senderTtl: 80 },
+};
+
+/**
+ * The reply of either layout, after the caller's checks: the sender's seq, T1,
+ * Error Estimate and SSID (0 when the request is too short to carry one)
+ * copied, MBZ zeroed, octets past the base copied back at the same offsets
+ * (RFC 8762 §4.6) with RFC 8972 U-flag processing.
+ */
+function writeStampReply(
+  request: Uint8Array, requestLength: number, replyLength: number, out: Buffer, f: LightReflectionFields, L: StampReplyLayout,
+): number {
+  const s = L.sender;
+  const r = L.reply;
+  const senderSeq = readU32(request, s.seq);
+  const t1High = readU32(request, s.timestamp);
+  const t1Low = readU32(request, s.timestamp + 4);
+  const senderErrorEstimate = readU16(request, s.errorEstimate);
+  const ssid = requestLength >= s.ssid + 2 ? readU16(request, s.ssid) : 0;
+  if (replyLength > L.base && out !== request) {
+    out.set(request.subarray(L.base, replyLength), L.base);
   }
-  out.fill(0, 0, STAMP_AUTH_SIZE);
-  writeU32(out, 0, f.seq);
-  writeTimestamp(out, 16, f.timestamp);
-  writeU16(out, 24, f.errorEstimate);
-  writeU16(out, 26, ssid);
-  writeTimestamp(out, 32, f.receiveTimestamp);
-  writeU32(out, 48, senderSeq);
-  writeU32(out, 64, t1High);
-  writeU32(out, 68, t1Low);
-  writeU16(out, 72, senderErrorEstimate);
-  out[80] = f.senderTtl;
-  reflectTlvs(out, replyLength, STAMP_AUTH_SIZE);
+  out.fill(0, 0, L.base);
+  writeU32(out, r.seq, f.seq);
+  writeTimestamp(out, r.timestamp, f.timestamp);
+  writeU16(out, r.errorEstimate, f.errorEstimate);
+  writeU16(out, r.ssid, ssid);
+  writeTimestamp(out, r.receiveTimestamp, f.receiveTimestamp);
+  writeU32(out, r.senderSeq, senderSeq);
+  writeU32(out, r.senderTimestamp, t1High);
+  writeU32(out, r.senderTimestamp + 4, t1Low);
+  writeU16(out, r.senderErrorEstimate, senderErrorEstimate);
+  out[r.senderTtl] = f.senderTtl;
+  reflectTlvs(out, replyLength, L.base);
   return replyLength;
 }

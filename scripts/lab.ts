@@ -221,8 +221,10 @@ async function main(): Promise<number> {
     try {
       const N = sc.kind === 'loss' ? LOSS_TRAFFIC.n : DELAY_TRAFFIC.n;
       const tailK = sc.kind === 'loss' ? sc.tailK : 0;
-      // Random drops never touch the last packet (tail: the last k), so the assertions are exact.
-      const limit = tailK > 0 ? N - tailK : N - 1;
+      // Random drops never touch the last answered packet (N − 1; with a tail of k dropped
+      // reflections, N − k − 1), so the assertions are exact: a forward drop of that packet
+      // would move it into the unattributable tail.
+      const limit = tailK > 0 ? N - tailK - 1 : N - 1;
       await nftDeleteTable(NS.a, 'inet', LOSS_TABLE);
       await nftDeleteTable(NS.b, 'inet', LOSS_TABLE);
       await nftLoad(NS.b, forwardRules(testPort, limit, sc.kind === 'loss' ? sc.fwdPct : 0));

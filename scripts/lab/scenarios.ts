@@ -8,8 +8,8 @@
  *   in  = reflections sent − reflections received
  * so a loss AFTER the last answered packet (the tail) cannot be attributed
  * to a direction and is counted in rt only. The random drops therefore only
- * hit packets whose sender sequence number is below N − 1 (N − k in the tail
- * scenario): the last packet always makes the round trip, the highest
+ * hit packets whose sender sequence number is below N − 1 (N − k − 1 in the
+ * tail scenario): the last packet always makes the round trip, the highest
  * answered seq is N − 1 and the highest reflector seq is the last reflection,
  * and then out, in and rt are exactly the counters of the drop rules. The
  * sequence number is read from the UDP payload with nft raw payload

@@ -121,8 +121,12 @@ function isGoNameChar(c: string): boolean {
   return /^[\p{L}\p{Nd}_]$/u.test(c);
 }
 
-/** Go regexp.Expand syntax: $1, ${1}, $name, ${name}, $$; `$1x` is the name "1x". */
-function parseGoTemplate(t: string): Template {
+/**
+ * A replacement template: literal text with `$$` as `$`, and references read
+ * by `readRef` at each other `$` (undefined: a malformed reference, and the `$`
+ * is literal text).
+ */
+function parseTemplate(t: string, readRef: (t: string, i: number) => { ref: number | { name: string }; end: number } | undefined): Template {
   const out: (string | number | { name: string })[] = [];
   let lit = '';
   let i = 0;
@@ -138,32 +142,40 @@ function parseGoTemplate(t: string): Template {
       i += 2;
       continue;
     }
-    let j = i + 1;
-    const brace = t[j] === '{';
-    if (brace) j++;
-    const start = j;
-    for (const ch of t.slice(start)) {
-      if (!isGoNameChar(ch)) break;
-      j += ch.length;
-    }
-    let ok = j > start;
-    const name = t.slice(start, j);
-    if (ok && brace) {
-      if (t[j] === '}') j++;
-      else ok = false;
-    }
-    if (!ok) {
-      lit += '$'; // malformed reference: the `$` is literal text
+    const r = readRef(t, i);
+    if (r === undefined) {
+      lit += '$';
       i++;
       continue;
     }
     if (lit) out.push(lit);
     lit = '';
-    out.push(goRef(name));
-    i = j;
+    out.push(r.ref);
+    i = r.end;
   }
   if (lit) out.push(lit);
   return out;
+}
+
+/** Go regexp.Expand syntax: $1, ${1}, $name, ${name}, $$; `$1x` is the name "1x". */
+function parseGoTemplate(t: string): Template {
+  return parseTemplate(t, (s, i) => {
+    let j = i + 1;
+    const brace = s[j] === '{';
+    if (brace) j++;
+    const start = j;
+    for (const ch of s.slice(start)) {
+      if (!isGoNameChar(ch)) break;
+      j += ch.length;
+    }
+    if (j === start) return undefined;
+    const name = s.slice(start, j);
+    if (brace) {
+      if (s[j] !== '}') return undefined;
+      j++;
+    }
+    return { ref: goRef(name), end: j };
+  });
 }
 
 function goRef(name: string): number | { name: string } {
@@ -179,22 +191,7 @@ function goRef(name: string): number | { name: string } {
  * `${anything}`; a number is a group index, anything else a group name.
  */
 function parseGufoTemplate(raw: string): Template {
-  const t = raw.replace(/(^|[^$])\$(\d+)/g, '$1$${$2}');
-  const out: (string | number | { name: string })[] = [];
-  let lit = '';
-  let i = 0;
-  while (i < t.length) {
-    const c = t[i]!;
-    if (c !== '$') {
-      lit += c;
-      i++;
-      continue;
-    }
-    if (t[i + 1] === '$') {
-      lit += '$';
-      i += 2;
-      continue;
-    }
+  return parseTemplate(raw.replace(/(^|[^$])\$(\d+)/g, '$1$${$2}'), (t, i) => {
     let name: string | undefined;
     let end = i + 1;
     if (t[i + 1] === '{') {
@@ -210,18 +207,9 @@ function parseGufoTemplate(raw: string): Template {
         end = i + 1 + m[0].length;
       }
     }
-    if (name === undefined) {
-      lit += '$';
-      i++;
-      continue;
-    }
-    if (lit) out.push(lit);
-    lit = '';
-    out.push(/^[0-9]+$/.test(name) ? Number(name) : { name });
-    i = end;
-  }
-  if (lit) out.push(lit);
-  return out;
+    if (name === undefined) return undefined;
+    return { ref: /^[0-9]+$/.test(name) ? Number(name) : { name }, end };
+  });
 }
 
 function expand(tpl: Template, m: RegExpExecArray): string {

@@ -53,18 +53,23 @@ export interface StampSenderPacket {
   ssid: number;
 }
 
+/** RangeError unless `buf` holds a `size`-octet base packet and `ssid` is 16 bits. */
+function checkSenderWrite(name: string, buf: Buffer, size: number, ssid: number): void {
+  if (buf.length < size) {
+    throw new RangeError(`${name}: buffer of ${buf.length} octets is shorter than the base packet (${size})`);
+  }
+  if (!Number.isInteger(ssid) || ssid < 0 || ssid > 0xffff) {
+    throw new RangeError(`${name}: SSID must be a 16-bit unsigned integer, got ${ssid}`);
+  }
+}
+
 /**
  * Writes the 44-octet base sender packet into `buf` (octets 16–43 zeroed);
  * octets from 44 on (TLVs or padding) are left untouched. RangeError if
  * `buf` is shorter than 44 octets or the SSID is not 16 bits.
  */
 export function writeStampSenderPacket(buf: Buffer, pkt: StampSenderPacket): void {
-  if (buf.length < STAMP_BASE_SIZE) {
-    throw new RangeError(`${SENDER_NAME}: buffer of ${buf.length} octets is shorter than the base packet (${STAMP_BASE_SIZE})`);
-  }
-  if (!Number.isInteger(pkt.ssid) || pkt.ssid < 0 || pkt.ssid > 0xffff) {
-    throw new RangeError(`${SENDER_NAME}: SSID must be a 16-bit unsigned integer, got ${pkt.ssid}`);
-  }
+  checkSenderWrite(SENDER_NAME, buf, STAMP_BASE_SIZE, pkt.ssid);
   buf.fill(0, 16, STAMP_BASE_SIZE);
   writeU32(buf, 0, pkt.seq);
   writeTimestamp(buf, 4, pkt.timestamp);
@@ -237,12 +242,7 @@ export function verifyStampPacket(buf: Uint8Array, length: number, key: Uint8Arr
  * signs it. RangeError if `buf` is shorter than 112 or the SSID is not 16 bits.
  */
 export function writeStampAuthSenderPacket(buf: Buffer, pkt: StampSenderPacket, key?: Uint8Array): void {
-  if (buf.length < STAMP_AUTH_SIZE) {
-    throw new RangeError(`${AUTH_SENDER_NAME}: buffer of ${buf.length} octets is shorter than the base packet (${STAMP_AUTH_SIZE})`);
-  }
-  if (!Number.isInteger(pkt.ssid) || pkt.ssid < 0 || pkt.ssid > 0xffff) {
-    throw new RangeError(`${AUTH_SENDER_NAME}: SSID must be a 16-bit unsigned integer, got ${pkt.ssid}`);
-  }
+  checkSenderWrite(AUTH_SENDER_NAME, buf, STAMP_AUTH_SIZE, pkt.ssid);
   buf.fill(0, 0, STAMP_AUTH_SIZE);
   writeU32(buf, 0, pkt.seq);
   writeTimestamp(buf, 16, pkt.timestamp);

@@ -46,9 +46,8 @@ export interface RequestTwSession {
   hmac: Buffer;
 }
 
-/** Encoder input: command, Conf-*, slots, packets, SID, RFC 6038 octets and HMAC default to 5 / 0 / zeros. */
-export type RequestTwSessionInit = Omit<
-  RequestTwSession,
+/** Fields the encoder defaults: command 5; Conf-Sender, Conf-Receiver, slots and packets 0; zero SID, RFC 6038 octets and HMAC. */
+type Defaulted =
   | 'command'
   | 'confSender'
   | 'confReceiver'
@@ -57,22 +56,11 @@ export type RequestTwSessionInit = Omit<
   | 'sid'
   | 'octetsToBeReflected'
   | 'lengthOfPaddingToReflect'
-  | 'hmac'
-> &
-  Partial<
-    Pick<
-      RequestTwSession,
-      | 'command'
-      | 'confSender'
-      | 'confReceiver'
-      | 'numberOfScheduleSlots'
-      | 'numberOfPackets'
-      | 'sid'
-      | 'octetsToBeReflected'
-      | 'lengthOfPaddingToReflect'
-      | 'hmac'
-    >
-  >;
+  | 'hmac';
+
+/** Encoder input: the defaulted fields may be omitted. */
+export type RequestTwSessionInit = Omit<RequestTwSession, Defaulted> & Partial<Pick<RequestTwSession, Defaulted>>;
+
 
 export function encode(msg: RequestTwSessionInit, buf?: Buffer, offset = 0): Buffer {
   const command = msg.command ?? Command.REQUEST_TW_SESSION;

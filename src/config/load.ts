@@ -264,15 +264,22 @@ function readKeyFile(ctx: FileContext, name: string): Map<string, Secret> | unde
 
 const ms = (seconds: number) => Math.round(seconds * 1000);
 
-function toSender(p: ParsedSender, defaultInterval: number, files: FileContext): SenderConfig {
-  const cfg: SenderConfig = {
-    type: 'twamp_sender',
+/** The keys every collector has (Gufo's common collector config). */
+function commonFields(p: ParsedSender | ParsedReflector, defaultInterval: number) {
+  return {
     id: p.id,
     interval: p.interval ?? defaultInterval,
     disabled: p.disabled,
     labels: p.labels,
     relabel: p.relabel,
     relabelDialect: p.relabel_dialect,
+  };
+}
+
+function toSender(p: ParsedSender, defaultInterval: number, files: FileContext): SenderConfig {
+  const cfg: SenderConfig = {
+    type: 'twamp_sender',
+    ...commonFields(p, defaultInterval),
     reflector: p.reflector,
     port: p.port,
     reflectorPort: p.reflector_port,
@@ -299,12 +306,7 @@ function toSender(p: ParsedSender, defaultInterval: number, files: FileContext):
 function toReflector(p: ParsedReflector, defaultInterval: number, files: FileContext): ReflectorConfig {
   const cfg: ReflectorConfig = {
     type: 'twamp_reflector',
-    id: p.id,
-    interval: p.interval ?? defaultInterval,
-    disabled: p.disabled,
-    labels: p.labels,
-    relabel: p.relabel,
-    relabelDialect: p.relabel_dialect,
+    ...commonFields(p, defaultInterval),
     listen: p.listen,
     port: p.port,
     maxSessions: p.max_sessions,

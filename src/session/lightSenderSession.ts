@@ -24,14 +24,14 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Socket as UdpSocket } from 'node:dgram';
-import { checkModelForIpVersion, createTrafficModel, ipOverhead, type ModelConfig } from '../measure/models.js';
+import { ipOverhead, type ModelConfig } from '../measure/models.js';
 import type { ReplySample } from '../measure/stats.js';
 import { resolveHost } from './address.js';
 import type { Clock } from './clock.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
 import type { SenderSessionResult } from './senderSession.js';
 import { setSocketDscp } from './socketOptions.js';
-import { runTestPhase, senderHeaderSize, type TestPacketFormat } from './testPhase.js';
+import { modelForFamily, runTestPhase, senderHeaderSize, type TestPacketFormat } from './testPhase.js';
 import { bindUdp, closeUdp } from './udp.js';
 
 /** RFC 8762 §4.1: the STAMP (and conventional TWAMP Light) UDP port. */
@@ -62,13 +62,7 @@ export interface LightSenderSessionOptions {
 export async function runLightSenderSession(o: LightSenderSessionOptions): Promise<SenderSessionResult> {
   const peer = `reflector ${formatHostPort(o.host, o.port)}`;
   const { address: reflectorAddress, family } = await resolveHost(o.host, peer);
-  let model;
-  try {
-    model = createTrafficModel(o.model, family);
-    checkModelForIpVersion(model, family);
-  } catch (e) {
-    throw new TwampSessionError('protocol', peer, `traffic model does not fit IPv${family}: ${(e as Error).message}`);
-  }
+  const model = modelForFamily(o.model, family, peer);
   const overhead = ipOverhead(family);
   const mode = o.mode ?? 'open';
   if (mode === 'authenticated' && (o.format !== 'stamp' || !o.secret || o.secret.length === 0)) {

@@ -18,13 +18,13 @@ import {
   typePFromDscp, SENDER_HEADER_SIZE, ntpIntervalFromNs, type PacketLayout, type SecurityMode,
 } from '../protocol/index.js';
 import type { SessionResult, ReplySample } from '../measure/stats.js';
-import { checkModelForIpVersion, createTrafficModel, ipOverhead, type ModelConfig } from '../measure/models.js';
+import { ipOverhead, type ModelConfig } from '../measure/models.js';
 import { ControlClient } from './controlClient.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
 import { bindUdp, closeUdp } from './udp.js';
 import type { Clock } from './clock.js';
 import { setSocketDscp } from './socketOptions.js';
-import { runTestPhase, type TestPacketFormat } from './testPhase.js';
+import { modelForFamily, runTestPhase, type TestPacketFormat } from './testPhase.js';
 
 export interface SenderSessionOptions {
   host: string;
@@ -102,13 +102,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
   let accepted = false;
   try {
     const family = client.family;
-    let model;
-    try {
-      model = createTrafficModel(o.model, family);
-      checkModelForIpVersion(model, family);
-    } catch (e) {
-      throw new TwampSessionError('protocol', peer, `traffic model does not fit IPv${family}: ${(e as Error).message}`);
-    }
+    const model = modelForFamily(o.model, family, peer);
     const overhead = ipOverhead(family);
     udp = await bindUdp(client.localAddress, 0, family, peer);
     udp.setTTL(255); // RFC 4656 §4.1.2: send test packets with TTL/Hop Limit 255

@@ -32,12 +32,24 @@ import {
 } from '../protocol/index.js';
 import { writeU16 } from '../protocol/bytes.js';
 import { SessionStats, type SessionResult, type ReplySample } from '../measure/stats.js';
-import type { TrafficModel } from '../measure/models.js';
+import { checkModelForIpVersion, createTrafficModel, type ModelConfig, type TrafficModel } from '../measure/models.js';
+import { TwampSessionError } from './errors.js';
 import { unmapAddress } from './address.js';
 import type { Clock } from './clock.js';
 import { PacedSender } from './pacer.js';
 
 export type TestPacketFormat = 'twamp' | 'stamp';
+
+/** The session's traffic model for the IP version in use (voice models grow on IPv6); a protocol error if it cannot fit. */
+export function modelForFamily(cfg: ModelConfig, family: 4 | 6, peer: string): TrafficModel {
+  try {
+    const model = createTrafficModel(cfg, family);
+    checkModelForIpVersion(model, family);
+    return model;
+  } catch (e) {
+    throw new TwampSessionError('protocol', peer, `traffic model does not fit IPv${family}: ${(e as Error).message}`);
+  }
+}
 
 export interface TestPhaseOptions {
   /** Bound, connected-or-not UDP socket (TTL and DSCP already set by the caller). */

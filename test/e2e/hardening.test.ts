@@ -4,7 +4,7 @@
 // control_timeout; refusal logs are rate limited.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { TwampReflector } from '../../src/reflector.js';
 import { ControlClient } from '../../src/session/controlClient.js';
@@ -14,14 +14,9 @@ import type { Logger } from '../../src/session/log.js';
 import {
   writeSenderPacket, ntpIntervalFromNs, SetupResponse, Mode, RequestTwSession,
 } from '../../src/protocol/index.js';
+import { sleep, udp } from '../helpers/udp.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function udp(): Promise<UdpSocket> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  return s;
-}
 
 function packet(seq: number, length = 41): Buffer {
   const b = Buffer.alloc(length, 0xab);

@@ -2,7 +2,7 @@
 // ports, SIDs, reflection format, who gets answered, and how sessions end.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { TwampReflector } from '../../src/reflector.js';
 import { ControlClient } from '../../src/session/controlClient.js';
@@ -11,14 +11,9 @@ import {
   ServerGreeting, StartSessions,
 } from '../../src/protocol/index.js';
 import { freePort } from '../helpers/peers.js';
+import { exchange, sleep, udp } from '../helpers/udp.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function udp(): Promise<UdpSocket> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  return s;
-}
 
 function packet(seq: number, length: number): Buffer {
   const b = Buffer.alloc(length, 0xab);
@@ -26,16 +21,6 @@ function packet(seq: number, length: number): Buffer {
   return b;
 }
 
-/** Send and collect the replies arriving within `ms`. */
-async function exchange(s: UdpSocket, port: number, pkts: Buffer[], ms = 200): Promise<Buffer[]> {
-  const got: Buffer[] = [];
-  const on = (m: Buffer) => got.push(m);
-  s.on('message', on);
-  for (const p of pkts) s.send(p, port, '127.0.0.1');
-  await sleep(ms);
-  s.off('message', on);
-  return got;
-}
 
 async function session(r: { port: number }, sender: UdpSocket, o: { receiverPort?: number; timeoutMs?: number } = {}) {
   const c = await ControlClient.connect({ host: '127.0.0.1', port: r.port, timeoutMs: 2000 });

@@ -8,7 +8,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,11 +21,11 @@ import {
   SetupResponse, ServerStart, Mode, type SecurityMode, type TestSessionKeys,
 } from '../../src/protocol/index.js';
 import { testMeter, type TestMeter } from '../helpers/metrics.js';
+import { exchange, sleep, udp } from '../helpers/udp.js';
 
 const USER = 'testuser';
 const SECRET = 'testsecret123';
 const WRONG = 'not-the-Secret-42';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A logger that keeps every line, to check that no secret is ever logged. */
 function recordingLogger(): Logger & { lines: string[] } {
@@ -235,11 +235,6 @@ describe('security modes: our sender ↔ our reflector', { timeout: 120_000 }, (
 // Control client driven by hand: several sessions per connection, packet
 // protection on the wire, Stop-Sessions counts.
 
-async function udp(): Promise<UdpSocket> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  return s;
-}
 
 function protectedPacket(seq: number, keys: TestSessionKeys, mode: 'authenticated' | 'encrypted', length = 112): Buffer {
   const b = Buffer.alloc(length, 0x5a);
@@ -248,15 +243,6 @@ function protectedPacket(seq: number, keys: TestSessionKeys, mode: 'authenticate
   return b;
 }
 
-async function exchange(s: UdpSocket, port: number, pkts: Buffer[], ms = 200): Promise<Buffer[]> {
-  const got: Buffer[] = [];
-  const on = (m: Buffer) => got.push(m);
-  s.on('message', on);
-  for (const p of pkts) s.send(p, port, '127.0.0.1');
-  await sleep(ms);
-  s.off('message', on);
-  return got;
-}
 
 describe('secured control connection with several sessions', { timeout: 60_000 }, () => {
   let dir: string;

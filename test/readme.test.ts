@@ -1,6 +1,7 @@
 // The README's metric tables are generated from, and checked against, the
-// one metric table in src/otel/instruments.ts; the library entry point must
-// not load the OTel SDK (the plugin depends on @opentelemetry/api only).
+// one metric table in src/otel/instruments.ts, which keeps Gufo Agent's
+// reference names (test/fixtures/reference/gufo-agent.json); the library entry
+// point must not load the OTel SDK (the plugin depends on @opentelemetry/api only).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,17 @@ import { repoRoot } from './helpers/peers.js';
 import { SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH, REFLECTOR_METRICS, AGENT_METRICS, type MetricSpec } from '../src/otel/instruments.js';
 import { ATTRIBUTES } from '../src/otel/attributes.js';
 import { SENDER_KEYS, REFLECTOR_KEYS, COMMON_KEYS } from '../src/config/schema.js';
+import { parseReflectorConfig, parseSenderConfig } from '../src/config/load.js';
+
+// Gufo Agent's reference documentation of the twamp_sender and twamp_reflector
+// collectors, as data: the names, types and defaults this plugin stays
+// compatible with (test/fixtures/reference/gufo-agent.json).
+interface RefOption { name: string; type: string; default?: string | number; description: string }
+interface RefMetric { name: string; type: string; description: string }
+const GUFO = JSON.parse(readFileSync(join(repoRoot(), 'test', 'fixtures', 'reference', 'gufo-agent.json'), 'utf8')) as {
+  twamp_sender: { common_options: RefOption[]; options: RefOption[]; models: Record<string, { options: string[] }>; metrics: RefMetric[] };
+  twamp_reflector: { metric_prefix: string; options: RefOption[]; metrics: RefMetric[] };
+};
 
 function table(specs: readonly MetricSpec[]): string {
   const rows = specs.map((s) => `| \`${s.legacy.name}\` | ${s.kind} | ${s.legacy.unit} | ${s.description} |`);
@@ -70,11 +82,52 @@ describe('README', () => {
     assert.deepEqual(keysOf('`twamp_reflector`'), REFLECTOR_KEYS.filter((k) => !COMMON_KEYS.includes(k) && k !== 'type').sort());
   });
 
-  it('the 26 reference sender metrics keep their documented names', () => {
-    const reference = readFileSync(join(repoRoot(), '..', 'shared', 'reference', 'twamp_sender.md'), 'utf8');
-    const documented = [...reference.matchAll(/^(twamp_\w+) Gauge /gm)].map((m) => m[1]);
+  it('the 26 reference sender metrics keep their documented names, types and descriptions', () => {
+    const documented = GUFO.twamp_sender.metrics;
     assert.equal(documented.length, 26);
-    assert.deepEqual(SENDER_MEASUREMENTS.map((s) => s.legacy.name), documented);
+    assert.deepEqual(
+      SENDER_MEASUREMENTS.map((s) => [s.legacy.name, s.kind, s.description]),
+      documented.map((m) => [m.name, m.type.toLowerCase(), m.description]),
+    );
+  });
+
+  it('the 4 reference reflector metrics keep their documented names, types and descriptions', () => {
+    const documented = GUFO.twamp_reflector.metrics;
+    assert.equal(documented.length, 4);
+    assert.deepEqual(
+      REFLECTOR_METRICS.slice(0, documented.length).map((s) => [s.legacy.name, s.kind, s.description]),
+      documented.map((m) => [`${GUFO.twamp_reflector.metric_prefix}${m.name}`, m.type.toLowerCase(), m.description]),
+    );
+  });
+
+  it('every reference configuration option is accepted, with its documented default', () => {
+    const names = (opts: readonly RefOption[]) => opts.map((o) => o.name);
+    const missing = (opts: readonly RefOption[], keys: readonly string[]) => names(opts).filter((n) => !keys.includes(n));
+    assert.deepEqual(missing(GUFO.twamp_sender.common_options, [...COMMON_KEYS, 'type']), []);
+    assert.deepEqual(missing(GUFO.twamp_sender.options, SENDER_KEYS), []);
+    assert.deepEqual(missing(GUFO.twamp_reflector.options, REFLECTOR_KEYS), []);
+    const modelOptions = [...new Set(Object.values(GUFO.twamp_sender.models).flatMap((m) => m.options))];
+    assert.deepEqual(modelOptions.filter((n) => !SENDER_KEYS.includes(n)), []);
+
+    const defaultOf = (opts: readonly RefOption[], name: string) => opts.find((o) => o.name === name)?.default;
+    const base = { type: 'twamp_sender', id: 'ref', reflector: '127.0.0.1', n_packets: 10, model: 'g711' };
+    const sender = parseSenderConfig(base);
+    assert.equal(sender.port, defaultOf(GUFO.twamp_sender.options, 'port'));
+    assert.equal(sender.reflectorPort, defaultOf(GUFO.twamp_sender.options, 'reflector_port'));
+    assert.equal(sender.dscp, parseSenderConfig({ ...base, dscp: defaultOf(GUFO.twamp_sender.options, 'dscp') }).dscp);
+    const reflector = parseReflectorConfig({ type: 'twamp_reflector', id: 'ref' });
+    assert.equal(reflector.listen, defaultOf(GUFO.twamp_reflector.options, 'listen'));
+    assert.equal(reflector.port, defaultOf(GUFO.twamp_reflector.options, 'port'));
+  });
+
+  it('every reference traffic model is accepted with its documented options', () => {
+    const values: Record<string, number> = { bandwidth: 10_000_000, size: 256 };
+    for (const [model, { options }] of Object.entries(GUFO.twamp_sender.models)) {
+      const raw: Record<string, unknown> = { type: 'twamp_sender', id: 'ref', reflector: '127.0.0.1', n_packets: 10, model };
+      for (const o of options) raw[o] = values[o];
+      const cfg = parseSenderConfig(raw);
+      assert.deepEqual(cfg.model, { model, ...Object.fromEntries(options.map((o) => [o, values[o]])) }, model);
+    }
   });
 
   it('the library entry point loads no OpenTelemetry SDK package', () => {

@@ -1,4 +1,4 @@
-// Budget and replay settings shared by the property-based fuzz suites
+// Budget and replay settings common to the property-based fuzz suites
 // (test/fuzz/*.test.ts, fast-check).
 //
 //   FUZZ_SCALE  multiplies every property's run count (default 1: the bounded

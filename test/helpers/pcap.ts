@@ -222,7 +222,7 @@ export function repoRoot(): string {
   }
 }
 
-/** Path inside the shared directory next to the repository (../shared). */
-export function sharedPath(...parts: string[]): string {
-  return resolve(repoRoot(), '../shared', ...parts);
+/** Path of a recorded fixture inside the repository (test/fixtures/; see test/fixtures/conformance/README.md). */
+export function fixturePath(...parts: string[]): string {
+  return resolve(repoRoot(), 'test', 'fixtures', ...parts);
 }

@@ -40,18 +40,26 @@ export function repoRoot(): string {
   }
 }
 
-const BUILD_HINT = 'build them with `bash scripts/peers.sh` (needs ../shared/peers beside the repo; about 20 s)';
+/**
+ * How to provide the peers, said once in every skip or CI failure: a prebuilt
+ * install prefix through OTEL_TWAMP_PEERS, or a build from the perfSONAR and
+ * twampy sources by scripts/peers.sh (README.md "Interop tests").
+ */
+export const PEERS_HINT =
+  'set OTEL_TWAMP_PEERS=DIR to a prebuilt peers dir (DIR/bin/twampd, DIR/bin/twping), or run `bash scripts/peers.sh .peers` ' +
+  '(needs the perfSONAR owamp/I2util and nokia twampy sources in ../shared/peers or $OTEL_TWAMP_SHARED/peers; ' +
+  'see README.md "Interop tests")';
 
 export function findPeers(): Peers | { missing: string } {
   const fromEnv = process.env.OTEL_TWAMP_PEERS;
   const dir = resolve(fromEnv && fromEnv.length > 0 ? fromEnv : join(repoRoot(), '.peers'));
   const where = fromEnv ? `OTEL_TWAMP_PEERS=${fromEnv}` : dir;
-  if (!existsSync(dir)) return { missing: `TWAMP peers not found: ${where} does not exist; ${BUILD_HINT}` };
+  if (!existsSync(dir)) return { missing: `TWAMP peers not found: ${where} does not exist; ${PEERS_HINT}` };
   const twampd = join(dir, 'bin', 'twampd');
   const twping = join(dir, 'bin', 'twping');
   const absent = [twampd, twping].filter((f) => !existsSync(f));
   if (absent.length > 0) {
-    return { missing: `TWAMP peers incomplete in ${where}: missing ${absent.join(', ')}; ${BUILD_HINT}` };
+    return { missing: `TWAMP peers incomplete in ${where}: missing ${absent.join(', ')}; ${PEERS_HINT}` };
   }
   const peers: Peers = { dir, twampd, twping };
   const pfstore = join(dir, 'bin', 'pfstore');
@@ -77,7 +85,6 @@ export function requirePeersOrSkip(t: TestContext): Peers | undefined {
   if (isCI()) {
     throw new Error(`${p.missing} (CI is set: interop tests must not be skipped)`);
   }
-  console.warn(`\n!!!!! SKIPPING INTEROP TEST "${t.name}": ${p.missing} !!!!!\n`);
   t.skip(p.missing);
   return undefined;
 }

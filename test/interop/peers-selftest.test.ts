@@ -1,21 +1,20 @@
 // Proves the interop harness itself: perfSONAR twping against a twampd started
 // by test/helpers/peers.ts, on loopback, open and authenticated mode; plus the
-// twping output parsers against the captured outputs in ../shared/conformance.
+// twping output parsers against the captured outputs in test/fixtures/conformance.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   TEST_USER,
   parseTwpingOutput,
   parseTwpingRaw,
-  repoRoot,
   requirePeersOrSkip,
   runTwping,
   startTwampd,
   type TwpingResult,
 } from '../helpers/peers.js';
+import { fixturePath } from '../helpers/pcap.js';
 
 function explain(r: TwpingResult, log: string): string {
   return `twping exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n--- twampd log\n${log}`;
@@ -121,15 +120,11 @@ describe('interop harness: perfSONAR twping -> twampd', { timeout: 60_000, concu
 });
 
 describe('twping output parsers', () => {
-  const conformance = join(repoRoot(), '..', 'shared', 'conformance');
+  const captured = (name: string): string => readFileSync(fixturePath('conformance', `${name}.twping.txt`), 'utf8');
 
-  it('parses every captured *.twping.txt summary', (t) => {
-    if (!existsSync(conformance)) {
-      t.skip(`no ${conformance}`);
-      return;
-    }
+  it('parses every captured *.twping.txt summary', () => {
     for (const name of ['open', 'open-nopad', 'authenticated', 'authenticated-nopad', 'encrypted', 'mixed']) {
-      const r = parseTwpingOutput(readFileSync(join(conformance, `${name}.twping.txt`), 'utf8'));
+      const r = parseTwpingOutput(captured(name));
       assert.equal(r.sent, 5, name);
       assert.equal(r.lost, 0, name);
       assert.equal(r.duplicates, 0, name);
@@ -137,7 +132,7 @@ describe('twping output parsers', () => {
       assert.ok(r.rtMinMs! > 0 && r.rtMaxMs! >= r.rtMinMs! && r.rtMedianMs! > 0, name);
       assert.equal(r.reflectorPort, r.senderPort! + 1, name);
     }
-    const open = parseTwpingOutput(readFileSync(join(conformance, 'open.twping.txt'), 'utf8'));
+    const open = parseTwpingOutput(captured('open'));
     assert.deepEqual([open.rtMinMs, open.rtMedianMs, open.rtMaxMs], [0.201, 0.5, 1.77]);
   });
 

@@ -1,5 +1,5 @@
 /**
- * Byte-level conformance against real captures (../shared/conformance):
+ * Byte-level conformance against real captures (test/fixtures/conformance, described in its README.md):
  * perfSONAR twping ↔ twampd in every mode, and twampy TWAMP-light. Expected
  * values come from vectors.json, written by an independent decoder.
  */
@@ -24,7 +24,7 @@ import {
   decodeSenderPacket,
   type PacketLayout,
 } from '../../src/protocol/index.js';
-import { loadCapture, sharedPath, tcpStream, type Capture } from '../helpers/pcap.js';
+import { loadCapture, fixturePath, tcpStream, type Capture } from '../helpers/pcap.js';
 
 type Fields = Record<string, unknown>;
 interface TsField { hex: string }
@@ -61,7 +61,7 @@ interface VectorCapture {
   test_packets: VectorPacket[];
 }
 
-const vectors = JSON.parse(readFileSync(sharedPath('conformance', 'vectors.json'), 'utf8')) as {
+const vectors = JSON.parse(readFileSync(fixturePath('conformance', 'vectors.json'), 'utf8')) as {
   captures: Record<string, VectorCapture>;
 };
 
@@ -190,7 +190,7 @@ for (const file of [...TWPING, 'twampy-light.pcap']) {
   const layout = layoutOf(cap.mode);
 
   describe(`conformance: ${file}`, () => {
-    const capture = loadCapture(sharedPath('conformance', file));
+    const capture = loadCapture(fixturePath('conformance', file));
 
     if (cap.messages !== undefined) {
       it('every control message is where vectors.json says, and decodes to its fields', () => {

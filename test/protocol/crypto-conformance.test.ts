@@ -1,7 +1,7 @@
 /**
  * src/protocol/crypto.ts against real perfSONAR twping ↔ twampd captures in
- * authenticated, encrypted and mixed mode (../shared/conformance; passphrase
- * `testsecret123`, KeyID `testuser`). Expected values come from vectors.json,
+ * authenticated, encrypted and mixed mode (test/fixtures/conformance; KeyID and
+ * passphrase from its twamp-server.pfs). Expected values come from vectors.json,
  * written by an independent decoder. For every capture: re-derive dk, decrypt
  * the Token, reproduce every key, decrypt and HMAC-verify every control
  * message in both directions, unprotect every test packet, and re-encrypt /
@@ -38,10 +38,16 @@ import {
   type ControlSecurityMode,
   type TestSessionKeys,
 } from '../../src/protocol/crypto.js';
-import { loadCapture, sharedPath, tcpStream } from '../helpers/pcap.js';
+import { loadCapture, fixturePath, tcpStream } from '../helpers/pcap.js';
 
-const PASSPHRASE = 'testsecret123';
-const KEY_ID = 'testuser';
+// The credentials twampd and twping used for the recording, in pfstore format
+// (`KeyID <hex of the passphrase>`): KeyID testuser, passphrase testsecret123.
+const [KEY_ID, PASSPHRASE] = ((): [string, string] => {
+  const line = readFileSync(fixturePath('conformance', 'twamp-server.pfs'), 'utf8').trim();
+  const m = /^(\S+) ([0-9a-f]+)$/.exec(line);
+  if (!m) throw new Error(`test/fixtures/conformance/twamp-server.pfs: not a pfstore line: ${JSON.stringify(line)}`);
+  return [m[1]!, Buffer.from(m[2]!, 'hex').toString('utf8')];
+})();
 
 interface VectorMessage {
   dir: 'C->S' | 'S->C';
@@ -87,7 +93,7 @@ interface VectorCapture {
   summary: { crypto_checks: string };
 }
 
-const vectors = JSON.parse(readFileSync(sharedPath('conformance', 'vectors.json'), 'utf8')) as {
+const vectors = JSON.parse(readFileSync(fixturePath('conformance', 'vectors.json'), 'utf8')) as {
   captures: Record<string, VectorCapture>;
 };
 
@@ -154,7 +160,7 @@ for (const file of CAPTURES) {
   describe(`crypto conformance: ${file}`, () => {
     assert.ok(cap, `${file} in vectors.json`);
     const mode = modeOf(cap);
-    const capture = loadCapture(sharedPath('conformance', file));
+    const capture = loadCapture(fixturePath('conformance', file));
     const c2s = tcpStream(capture, cap.control.client, cap.control.server).data;
     const s2c = tcpStream(capture, cap.control.server, cap.control.client).data;
     const greeting = ServerGreeting.decode(s2c, 0);

@@ -8,7 +8,7 @@ import {
   reflectTlvs, lightRequestKey, STAMP_BASE_SIZE, TLV_FLAG_U, TLV_TYPE_EXTRA_PADDING,
   decodeReflectorPacket, decodeSenderPacket, writeSenderPacket, DecodeError, decodeErrorEstimate,
 } from '../../src/protocol/index.js';
-import { loadCapture, sharedPath } from '../helpers/pcap.js';
+import { loadCapture, fixturePath } from '../helpers/pcap.js';
 
 const T1 = 0xe9a1b2c3_d4e5f607n;
 const T2 = 0xe9a1b2c4_00000001n;
@@ -113,7 +113,7 @@ describe('Light/STAMP reflection (RFC 8762 §4.3, §4.6)', () => {
 });
 
 describe('twampy-light.pcap (twampy sender → twampy responder)', () => {
-  const cap = loadCapture(sharedPath('conformance', 'twampy-light.pcap'));
+  const cap = loadCapture(fixturePath('conformance', 'twampy-light.pcap'));
   const requests = cap.udp.filter((u) => u.dst.port === 20001);
   const replies = cap.udp.filter((u) => u.src.port === 20001);
 

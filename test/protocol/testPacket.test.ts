@@ -138,10 +138,10 @@ describe('TWAMP-Test packets: reflection', () => {
         const req = request(len, layout);
         const expected = Buffer.alloc(300);
         const n = buildReflection(req, len, expected, fields, layout);
-        const shared = Buffer.alloc(300);
-        req.copy(shared);
-        assert.equal(buildReflection(shared, len, shared, fields, layout), n);
-        assert.deepEqual(shared.subarray(0, n), expected.subarray(0, n), `${layout} ${len}`);
+        const inPlace = Buffer.alloc(300);
+        req.copy(inPlace);
+        assert.equal(buildReflection(inPlace, len, inPlace, fields, layout), n);
+        assert.deepEqual(inPlace.subarray(0, n), expected.subarray(0, n), `${layout} ${len}`);
       }
     }
   });
@@ -212,11 +212,13 @@ describe('TWAMP-Test packets: sender writing and decoding', () => {
 });
 
 /**
- * protocol.md Appendix B: authenticated seq-0 packets. Only octets 0–15 are
+ * Authenticated seq-0 packets from a captured perfSONAR twping ↔ twampd 5.2.3
+ * session (RFC 5357 §4.1.2 / §4.2.1 layouts; the TestAESKey below was derived
+ * from that session's pass-phrase and SID). Only octets 0–15 are
  * encrypted (AES-ECB with the session's TestAESKey, RFC 4656 §4.1.2), so
  * decrypting that block gives the plaintext layout to check offsets against.
  */
-describe('TWAMP-Test packets: protocol.md Appendix B authenticated layout', () => {
+describe('TWAMP-Test packets: captured perfSONAR authenticated layout', () => {
   const testAesKey = hex('1a3866522ac54cb8fe89c36ba599755b');
   const sender = hex(`
     c6ff52625b52bed45656b3248cb7c1cceeada3d85b31e3a70001000000000000

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Build the independent TWAMP peers used by the interop tests: perfSONAR
-# twampd/twping/pfstore (owamp + I2util) and nokia twampy, from the source
-# tarballs in ../shared/peers/src via ../shared/peers/build.sh.
+# twampd/twping/pfstore (owamp 5.2.3 + I2util 5.2.4) and nokia twampy 1.3.2.
+# They are not part of this repository: the script needs a peers source
+# directory holding build.sh and src/{owamp,i2util,twampy}.tar.gz (upstream:
+# github.com/perfsonar/owamp, github.com/perfsonar/i2util, github.com/nokia/twampy),
+# and stops with a message saying so when it is missing.
 #
 # Usage: bash scripts/peers.sh [DEST]      (default DEST: <repo>/.peers)
 #
 # Cached: DEST/.source-hash records a hash of build.sh and the source
 # tarballs; when it matches and the binaries are there, nothing is rebuilt.
 # Missing build tools are apt-get installed when running as root.
-# Env: OTEL_TWAMP_SHARED  the shared dir (default <repo>/../shared; read-only)
+# Env: OTEL_TWAMP_SHARED  the directory whose peers/ subdirectory holds the
+#                         sources (read-only; default: the "shared" directory
+#                         beside the repository)
 #      PEERS_FORCE=1      rebuild even if the cache matches
-# The tests find the result through OTEL_TWAMP_PEERS or <repo>/.peers.
+# The tests find the result through OTEL_TWAMP_PEERS or <repo>/.peers
+# (README.md "Interop tests").
 set -euo pipefail
 
 say() { echo "peers.sh: $*"; }
@@ -18,10 +24,25 @@ die() { echo "peers.sh: error: $*" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED=${OTEL_TWAMP_SHARED:-"$REPO/../shared"}
-[ -d "$SHARED/peers" ] || die "no $SHARED/peers (the shared dir must sit beside the repo, or set OTEL_TWAMP_SHARED)"
+no_sources() {  # what is missing; exit 2 (sources absent, nothing was built)
+  {
+    echo "peers.sh: error: the TWAMP peers sources are missing: $1."
+    echo "peers.sh:   The interop peers (perfSONAR owamp 5.2.3 + I2util 5.2.4, nokia twampy 1.3.2) are built from a"
+    echo "peers.sh:   peers source directory with build.sh and src/owamp.tar.gz, src/i2util.tar.gz, src/twampy.tar.gz"
+    echo "peers.sh:   (upstream: github.com/perfsonar/owamp, github.com/perfsonar/i2util, github.com/nokia/twampy),"
+    echo "peers.sh:   expected at <dir>/peers with <dir> = \$OTEL_TWAMP_SHARED or ../shared beside the repository."
+    echo "peers.sh:   Provide it (OTEL_TWAMP_SHARED=<dir>), or skip this build and point the tests at prebuilt"
+    echo "peers.sh:   peers with OTEL_TWAMP_PEERS=DIR (DIR/bin/twampd, DIR/bin/twping, DIR/twampy/src)."
+  } >&2
+  exit 2
+}
+[ -d "$SHARED/peers" ] || no_sources "no directory $SHARED/peers"
 SHARED=$(cd "$SHARED" && pwd)
 BUILD_SH="$SHARED/peers/build.sh"
-[ -f "$BUILD_SH" ] || die "missing $BUILD_SH"
+[ -f "$BUILD_SH" ] || no_sources "no $BUILD_SH"
+for t in owamp i2util twampy; do
+  [ -f "$SHARED/peers/src/$t.tar.gz" ] || no_sources "no $SHARED/peers/src/$t.tar.gz"
+done
 
 DEST_ARG=${1:-"$REPO/.peers"}
 case $DEST_ARG in /*) ;; *) DEST_ARG="$PWD/$DEST_ARG" ;; esac

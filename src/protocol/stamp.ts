@@ -274,10 +274,13 @@ export function stampAuthReflectorSsid(buf: Uint8Array, length: number = buf.len
  * Builds the authenticated reply to an authenticated `request` (≥ 112 octets,
  * HMAC already verified by the caller) in `out`; returns its length (the
  * request's, RFC 8762 §4.6). Copies the sender's seq, T1, Error Estimate and
- * SSID, the octets from 112 on (with RFC 8972 U-flag processing), zeroes MBZ
- * and the HMAC field. Sign with signStampPacket after the last T3 patch
- * (patchReflectorTimestamp(out, t3, 'authenticated')): T3 is covered.
- * `out` may be `request` itself.
+ * SSID, zeroes MBZ and the HMAC field. Sign with signStampPacket after the
+ * last T3 patch (patchReflectorTimestamp(out, t3, 'authenticated')): T3 is
+ * covered. `out` may be `request` itself.
+ *
+ * Octets from 112 on are not covered by the request's HMAC (RFC 8762 §4.2.2:
+ * it covers 0–95), so none of them is echoed (writeAuthReplyTail): the reply
+ * keeps the request's length but its tail is ours.
  */
 export function buildStampAuthReflection(
   request: Uint8Array,
@@ -299,6 +302,8 @@ export function buildStampAuthReflection(
 /** Offsets of one STAMP layout pair (RFC 8762 §4.2/§4.3, RFC 8972 SSID): sender fields read, reply fields written. */
 interface StampReplyLayout {
   base: number;
+  /** Octets past the base are covered by nothing the reflector verified: write our own (writeAuthReplyTail). */
+  unauthenticatedTail: boolean;
   sender: { seq: number; timestamp: number; errorEstimate: number; ssid: number };
   reply: { seq: number; timestamp: number; errorEstimate: number; ssid: number; receiveTimestamp: number;
     senderSeq: number; senderTimestamp: number; senderErrorEstimate: number; senderTtl: number };
@@ -306,6 +311,7 @@ interface StampReplyLayout {
 
 const OPEN_REPLY: StampReplyLayout = {
   base: STAMP_BASE_SIZE,
+  unauthenticatedTail: false,
   sender: { seq: 0, timestamp: 4, errorEstimate: 12, ssid: 14 },
   reply: { seq: 0, timestamp: 4, errorEstimate: 12, ssid: 14, receiveTimestamp: 16, senderSeq: 24, senderTimestamp: 28,
     senderErrorEstimate: 36, senderTtl: 40 },
@@ -313,6 +319,7 @@ const OPEN_REPLY: StampReplyLayout = {
 
 const AUTH_REPLY: StampReplyLayout = {
   base: STAMP_AUTH_SIZE,
+  unauthenticatedTail: true,
   sender: { seq: 0, timestamp: 16, errorEstimate: 24, ssid: 26 },
   reply: { seq: 0, timestamp: 16, errorEstimate: 24, ssid: 26, receiveTimestamp: 32, senderSeq: 48, senderTimestamp: 64,
     senderErrorEstimate: 72, senderTtl: 80 },
@@ -334,7 +341,8 @@ function writeStampReply(
   const t1Low = readU32(request, s.timestamp + 4);
   const senderErrorEstimate = readU16(request, s.errorEstimate);
   const ssid = requestLength >= s.ssid + 2 ? readU16(request, s.ssid) : 0;
-  if (replyLength > L.base && out !== request) {
+  if (L.unauthenticatedTail) writeAuthReplyTail(request, requestLength, out, L.base);
+  else if (replyLength > L.base && out !== request) {
     out.set(request.subarray(L.base, replyLength), L.base);
   }
   out.fill(0, 0, L.base);
@@ -348,6 +356,27 @@ function writeStampReply(
   writeU32(out, r.senderTimestamp + 4, t1Low);
   writeU16(out, r.senderErrorEstimate, senderErrorEstimate);
   out[r.senderTtl] = f.senderTtl;
-  reflectTlvs(out, replyLength, L.base);
+  if (!L.unauthenticatedTail) reflectTlvs(out, replyLength, L.base);
   return replyLength;
+}
+
+/**
+ * The tail (octets from `base` to `requestLength`) of an authenticated reply,
+ * which echoes none of the request's unauthenticated octets. In
+ * authenticated mode RFC 8972 §4 lets a packet carry TLVs without an HMAC
+ * TLV only as a single Extra Padding TLV: that one comes back understood
+ * (U cleared, other flags 0) with a zeroed value, so a sender padding with it
+ * sees the TLV it expects; anything else (TLV chains, whose HMAC TLV this
+ * reflector does not verify, or plain padding) comes back as zeros.
+ */
+export function writeAuthReplyTail(request: Uint8Array, requestLength: number, out: Uint8Array, base: number = STAMP_AUTH_SIZE): void {
+  const n = requestLength - base;
+  if (n <= 0) return;
+  const padding = n >= TLV_HEADER_SIZE && (request[base]! & TLV_FLAG_U) !== 0 && request[base + 1] === TLV_TYPE_EXTRA_PADDING &&
+    readU16(request, base + 2) === n - TLV_HEADER_SIZE;
+  out.fill(0, base, requestLength);
+  if (padding) {
+    out[base + 1] = TLV_TYPE_EXTRA_PADDING;
+    writeU16(out, base + 2, n - TLV_HEADER_SIZE);
+  }
 }

@@ -11,22 +11,44 @@
  *   forgotten (its next packet starts again at 0), and at most `maxSenders`
  *   are remembered (the least recently seen is forgotten first).
  *
- * With no session set-up Light must not become an amplifier: replies are
- * never larger than max(request, 44) octets (RFC 8762 §4.6), requests
- * shorter than 14 octets are dropped, and each source address may send at
- * most `ratePps` packets per second (token bucket, burst = one second's
- * worth); the excess is dropped and counted in `rateLimited` (and in
- * `droppedPackets`, with everything else not reflected: short requests and
- * sources the ACL refuses).
+ * With no session set-up anyone can aim this port at a victim by spoofing
+ * the source address, so Light must not become an amplifier or a reflector
+ * of floods (README "Security"):
+ * - replies are never larger than max(request, 44) octets (RFC 8762 §4.6),
+ *   and with `symmetricOnly` requests shorter than their reply (under 44
+ *   octets) are not answered at all (RFC 5357 §4.1.2 asks senders to pad for
+ *   this reason); requests shorter than 14 octets are dropped;
+ * - a reply never goes where replyTargetProblem (address.ts) says it must
+ *   not: port 0, ports below 1024 not in `allowReplyPorts`, multicast,
+ *   broadcast or unspecified addresses;
+ * - budgets, each a token bucket holding one second's worth: per source
+ *   address `ratePps` packets and `maxOctetsPerSource` reply octets per
+ *   second, and for all sources together `maxPps` packets and `maxOctets`
+ *   octets per second (octets at IP level, as `reflectedOctets`), so
+ *   spoofed sources spread over many addresses cannot multiply the output.
+ *   A packet admitted spends its reply's budget even if it then fails
+ *   authentication: that bounds the HMAC work too.
+ * Everything not answered counts in `droppedPackets` and in one of the
+ * counters below. Nothing a peer sends throws past the socket handler: an
+ * unexpected exception is counted in `errors` and logged at most once a
+ * minute.
  *
  * Authenticated STAMP (RFC 8762 §4.2.2/§4.3.2): with `authKey` set, only
  * packets of ≥ 112 octets whose HMAC-SHA-256/128 over octets 0–95 verifies
  * under that key are answered, with the 112-octet authenticated reflector
  * layout (SSID at 26–27) and its own HMAC; everything else (shorter,
  * unauthenticated or wrongly keyed packets) is dropped and counted in
- * `droppedPackets` and `authFailed`. STAMP has no key id on the wire, so one
- * key serves the whole port; RFC 8762 leaves key distribution out of scope,
- * and the HMAC key is the configured secret's octets.
+ * `droppedPackets`, `authFailed` and through `onRefused('hmac')`. STAMP has
+ * no key id on the wire, so one key serves the whole port; RFC 8762 leaves
+ * key distribution out of scope, and the HMAC key is the configured secret's
+ * octets. Replays are dropped (`replayed`): per sender (address, port, SSID)
+ * an anti-replay window of the last 1024 sequence numbers, as IPsec's
+ * (RFC 4303 §3.4.3), refuses a sequence number seen before or older than
+ * the window. A sender that restarts its sequence from 0 with the same
+ * address, port and SSID is recognised by a Timestamp (T1, HMAC-covered)
+ * newer than any seen from it, and gets a new window; a packet whose T1 is
+ * older than the first packet of the current window is refused. Octets after
+ * the HMAC-covered part are never echoed (buildStampAuthReflection).
  *
  * Node's dgram cannot read the received TTL: Sender TTL is 255 (RFC 5357
  * §4.2.1). Replies go out with TTL 255.
@@ -37,16 +59,34 @@ import {
   buildLightReflection, lightReplyLength, lightRequestKey, STAMP_BASE_SIZE, patchReflectorTimestamp,
   verifyStampPacket, buildStampAuthReflection, signStampPacket,
 } from '../protocol/index.js';
-import { readU16 } from '../protocol/bytes.js';
+import { readU16, readU32 } from '../protocol/bytes.js';
 import type { Clock } from './clock.js';
-import { unmapAddress } from './address.js';
+import { replyTargetProblem, unmapAddress } from './address.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
+import { RateLimitedLog } from './limits.js';
+import { silentLogger, type Logger } from './log.js';
 import { closeUdp } from './udp.js';
 import type { ReflectorCounters } from './reflectorSession.js';
 
 export const DEFAULT_LIGHT_RATE_PPS = 1000;
+/** Replies per second from all sources together (`light_max_pps`). */
+export const DEFAULT_LIGHT_MAX_PPS = 10_000;
+/** Reply octets (IP level) per second to one source address (`light_max_octets_per_source`): 10 Mbit/s. */
+export const DEFAULT_LIGHT_MAX_OCTETS_PER_SOURCE = 1_250_000;
+/** Reply octets (IP level) per second to all sources together (`light_max_octets`): 100 Mbit/s. */
+export const DEFAULT_LIGHT_MAX_OCTETS = 12_500_000;
+/** Sequence numbers remembered per authenticated sender (RFC 4303 §3.4.3 anti-replay window). */
+export const REPLAY_WINDOW = 1024;
 const DEFAULT_IDLE_MS = 900_000;
 const DEFAULT_MAX_SENDERS = 65_536;
+
+/** Reasons the Light reflector reports through `onRefused` (a subset of the reflector's `refused` reasons). */
+export type LightRefusalReason = 'hmac';
+
+/** Where a reply goes: the part of a dgram socket the reflector uses (a fake in unit tests). */
+export interface LightReplySocket {
+  send(msg: Uint8Array, offset: number, length: number, port: number, address: string): void;
+}
 
 export interface LightReflectorOptions {
   host: string;
@@ -56,12 +96,26 @@ export interface LightReflectorOptions {
   stateful?: boolean;
   /** Packets per second accepted from one source address; default 1000. */
   ratePps?: number;
+  /** Replies per second to all sources together; default 10000. */
+  maxPps?: number;
+  /** Reply octets (IP level) per second to one source address; default 1,250,000. */
+  maxOctetsPerSource?: number;
+  /** Reply octets (IP level) per second to all sources together; default 12,500,000. */
+  maxOctets?: number;
+  /** Answer only requests at least as long as their reply (≥ 44 octets): no amplification at all. Default false. */
+  symmetricOnly?: boolean;
+  /** Ports below 1024 replies may go to (`allow_reply_ports`); default none (replyTargetProblem). */
+  allowReplyPorts?: ReadonlySet<number>;
   /** Stateful mode: forget a sender after this long without packets; default 900 s (REFWAIT). */
   idleMs?: number;
-  /** Stateful mode: most senders remembered at once; default 65536. */
+  /** Stateful mode and replay windows: most senders remembered at once; default 65536. */
   maxSenders?: number;
   /** Where reflected/dropped packets are counted (may be shared with the TWAMP-Control server's counters). */
   counters: ReflectorCounters;
+  /** Counts a refusal by reason in the reflector's `refused` map ('hmac': an authenticated STAMP packet failed its HMAC). */
+  onRefused?: (reason: LightRefusalReason) => void;
+  /** Unexpected faults, at most one line a minute. */
+  log?: Logger;
   /** Source filter (e.g. limits.ts ClientAcl): a reason string = drop. */
   acl?: { check(address: string): string | undefined };
   /** Milliseconds clock for the rate limit and idle expiry (tests); default performance.now. */
@@ -73,8 +127,10 @@ export interface LightReflectorOptions {
   authKey?: Uint8Array;
 }
 
+/** Per source address: packet and octet budgets, refilled together. */
 interface Bucket {
   tokens: number;
+  octets: number;
   /** ms (performance.now()). */
   at: number;
 }
@@ -84,29 +140,62 @@ interface SenderState {
   lastAt: number;
 }
 
+/** RFC 4303 §3.4.3-style window: bit (seq mod 1024) set = seen, for seq in (top − 1024, top]. */
+interface ReplayState {
+  top: number;
+  bits: Uint32Array;
+  /** T1 (seconds, as a double) of the packet that opened this window: older T1 = an earlier session. */
+  floorT1: number;
+  /** Newest T1 accepted: a newer one with an unacceptable seq is the sender restarting. */
+  maxT1: number;
+  lastAt: number;
+}
+
 export class LightReflector {
   private socket: UdpSocket | undefined;
+  private replySocket: LightReplySocket | undefined;
   private readonly ratePps: number;
+  private readonly maxPps: number;
+  private readonly maxOctetsPerSource: number;
+  private readonly maxOctets: number;
   private readonly idleMs: number;
   private readonly maxSenders: number;
   private readonly buckets = new Map<string, Bucket>();
   private readonly senders = new Map<string, SenderState>();
+  private readonly windows = new Map<string, ReplayState>();
+  /** The global budget (all sources). */
+  private readonly global: Bucket;
   private sweepTimer: NodeJS.Timeout | undefined;
   private overhead = 28;
-  /** Packets dropped by the per-source rate limit (also counted in counters.droppedPackets). */
+  private readonly rlog: RateLimitedLog;
+  /** Packets dropped by a rate or octet budget, per source or global (also counted in counters.droppedPackets). */
   rateLimited = 0;
+  /** Of rateLimited: those dropped by the global budgets (maxPps, maxOctets). */
+  globalRateLimited = 0;
   /** Packets dropped because they were not authenticated STAMP with a valid HMAC (authKey set; also in droppedPackets). */
   authFailed = 0;
+  /** Authenticated packets dropped as replays (seen before, or older than the window; also in droppedPackets). */
+  replayed = 0;
+  /** Packets whose reply would go where it must not (replyTargetProblem; also in droppedPackets). */
+  badTarget = 0;
+  /** Requests shorter than their reply, not answered with symmetricOnly (also in droppedPackets). */
+  asymmetric = 0;
+  /** Unexpected exceptions while handling a packet (also in droppedPackets). */
+  errors = 0;
   private readonly authKey: Buffer | undefined;
   private readonly now: () => number;
 
   constructor(private readonly o: LightReflectorOptions) {
-    this.ratePps = o.ratePps ?? DEFAULT_LIGHT_RATE_PPS;
-    if (!(this.ratePps > 0)) throw new RangeError(`ratePps must be > 0, got ${this.ratePps}`);
+    this.ratePps = positive('ratePps', o.ratePps ?? DEFAULT_LIGHT_RATE_PPS);
+    this.maxPps = positive('maxPps', o.maxPps ?? DEFAULT_LIGHT_MAX_PPS);
+    this.maxOctetsPerSource = positive('maxOctetsPerSource', o.maxOctetsPerSource ?? DEFAULT_LIGHT_MAX_OCTETS_PER_SOURCE);
+    this.maxOctets = positive('maxOctets', o.maxOctets ?? DEFAULT_LIGHT_MAX_OCTETS);
     this.idleMs = o.idleMs ?? DEFAULT_IDLE_MS;
     this.maxSenders = o.maxSenders ?? DEFAULT_MAX_SENDERS;
     this.now = o.nowMs ?? (() => performance.now());
     this.authKey = o.authKey ? Buffer.from(o.authKey) : undefined;
+    this.global = { tokens: this.maxPps, octets: this.maxOctets, at: this.now() };
+    this.rlog = new RateLimitedLog(o.log ?? silentLogger);
   }
 
   get stateful(): boolean {
@@ -116,6 +205,11 @@ export class LightReflector {
   /** Senders with a live sequence counter (stateful mode). */
   get senderCount(): number {
     return this.senders.size;
+  }
+
+  /** Authenticated senders with a replay window. */
+  get replayWindowCount(): number {
+    return this.windows.size;
   }
 
   async listen(): Promise<{ address: string; port: number }> {
@@ -136,14 +230,30 @@ export class LightReflector {
       });
     });
     sock.setTTL(255);
-    sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    sock.on('message', (msg, rinfo) => this.receive(msg, rinfo));
     sock.on('error', () => { /* ICMP errors on send must not stop the reflector */ });
     this.socket = sock;
-    // Forget idle senders and full buckets now and then, so neither map grows without bound.
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(this.idleMs, 10_000));
-    this.sweepTimer.unref?.();
+    this.replySocket = sock;
+    this.startSweeping();
     const a = sock.address();
     return { address: a.address, port: a.port };
+  }
+
+  /**
+   * Unit tests: answer through `socket` (IPv4 overhead unless `family` 6)
+   * without binding one; feed packets with receive().
+   */
+  attach(socket: LightReplySocket, family: 4 | 6 = 4): void {
+    this.overhead = family === 6 ? 48 : 28;
+    this.replySocket = socket;
+    this.startSweeping();
+  }
+
+  private startSweeping(): void {
+    if (this.sweepTimer) return;
+    // Forget idle senders, replay windows and full buckets now and then, so no map grows without bound.
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(this.idleMs, 10_000));
+    this.sweepTimer.unref?.();
   }
 
   async close(): Promise<void> {
@@ -151,24 +261,61 @@ export class LightReflector {
     this.sweepTimer = undefined;
     const s = this.socket;
     this.socket = undefined;
+    this.replySocket = undefined;
     if (s) await new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } });
     this.senders.clear();
     this.buckets.clear();
+    this.windows.clear();
+    this.rlog.flush();
   }
 
-  /** Token bucket per source address: true if this packet may be answered. */
-  private admit(source: string, nowMs: number): boolean {
+  /**
+   * One received datagram (the socket's 'message' handler). Never throws:
+   * whatever a peer sends, an unexpected fault is counted (`errors`,
+   * `droppedPackets`) and logged at most once a minute.
+   */
+  receive(msg: Buffer, rinfo: RemoteInfo): void {
+    try {
+      this.onMessage(msg, rinfo);
+    } catch (e) {
+      this.errors++;
+      this.o.counters.droppedPackets++;
+      this.rlog.line('internal', 'warn', `TWAMP-Light: packet from ${formatHostPort(String(rinfo?.address), Number(rinfo?.port))} ` +
+        `not reflected: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    }
+  }
+
+  /**
+   * Per-source then global budgets for one reply of `octets` (IP level):
+   * true and spent when both allow it, else false (and nothing spent).
+   */
+  private admit(source: string, octets: number, nowMs: number): boolean {
     let b = this.buckets.get(source);
     if (!b) {
       if (this.buckets.size >= this.maxSenders) this.sweepBuckets(nowMs);
-      b = { tokens: this.ratePps, at: nowMs };
+      b = { tokens: this.ratePps, octets: this.maxOctetsPerSource, at: nowMs };
       this.buckets.set(source, b);
     } else {
-      b.tokens = Math.min(this.ratePps, b.tokens + ((nowMs - b.at) * this.ratePps) / 1000);
-      b.at = nowMs;
+      const dt = nowMs - b.at;
+      if (dt > 0) {
+        b.tokens = Math.min(this.ratePps, b.tokens + (dt * this.ratePps) / 1000);
+        b.octets = Math.min(this.maxOctetsPerSource, b.octets + (dt * this.maxOctetsPerSource) / 1000);
+        b.at = nowMs;
+      }
     }
-    if (b.tokens < 1) return false;
+    if (b.tokens < 1 || b.octets < octets) return false;
+    const g = this.global;
+    const dt = nowMs - g.at;
+    if (dt > 0) {
+      g.tokens = Math.min(this.maxPps, g.tokens + (dt * this.maxPps) / 1000);
+      g.octets = Math.min(this.maxOctets, g.octets + (dt * this.maxOctets) / 1000);
+      g.at = nowMs;
+    }
+    if (g.tokens < 1 || g.octets < octets) { this.globalRateLimited++; return false; }
     b.tokens -= 1;
+    b.octets -= octets;
+    g.tokens -= 1;
+    g.octets -= octets;
     return true;
   }
 
@@ -191,42 +338,116 @@ export class LightReflector {
     return seq;
   }
 
+  /**
+   * Anti-replay (RFC 4303 §3.4.3, window of REPLAY_WINDOW): true and
+   * recorded when `seq` (with sender timestamp `t1`, seconds) is new for
+   * this sender, false for a duplicate, a seq older than the window or a
+   * packet from before the window's session. Sequence numbers wrap (mod 2^32).
+   */
+  private fresh(key: string, seq: number, t1: number, nowMs: number): boolean {
+    let w = this.windows.get(key);
+    if (w && nowMs - w.lastAt > this.idleMs) {
+      this.windows.delete(key);
+      w = undefined;
+    }
+    if (!w) {
+      if (this.windows.size >= this.maxSenders) {
+        const oldest = this.windows.keys().next();
+        if (!oldest.done) this.windows.delete(oldest.value);
+      }
+      w = { top: seq, bits: new Uint32Array(REPLAY_WINDOW / 32), floorT1: t1, maxT1: t1, lastAt: nowMs };
+      setBit(w.bits, seq);
+      this.windows.set(key, w);
+      return true;
+    }
+    let ok = false;
+    if (t1 >= w.floorT1) {
+      const ahead = (seq - w.top) >>> 0;
+      if (ahead !== 0 && ahead < 0x80000000) {
+        // Newer than anything seen: slide the window, forgetting the seqs it leaves behind.
+        if (ahead >= REPLAY_WINDOW) w.bits.fill(0);
+        else for (let i = 1; i <= ahead; i++) clearBit(w.bits, (w.top + i) >>> 0);
+        w.top = seq;
+        setBit(w.bits, seq);
+        ok = true;
+      } else {
+        const behind = (w.top - seq) >>> 0;
+        if (behind < REPLAY_WINDOW && !testBit(w.bits, seq)) {
+          setBit(w.bits, seq);
+          ok = true;
+        }
+      }
+    }
+    if (!ok && t1 > w.maxT1) {
+      // A T1 newer than every accepted one cannot be a replay: the sender restarted its sequence.
+      w.bits.fill(0);
+      w.top = seq;
+      setBit(w.bits, seq);
+      w.floorT1 = t1;
+      ok = true;
+    }
+    if (!ok) return false;
+    if (t1 > w.maxT1) w.maxT1 = t1;
+    w.lastAt = nowMs;
+    this.windows.delete(key);
+    this.windows.set(key, w);
+    return true;
+  }
+
+  private drop(): void {
+    this.o.counters.droppedPackets++;
+  }
+
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     const t2 = this.o.clock.nowNtp();
-    const c = this.o.counters;
-    const sock = this.socket;
+    const sock = this.replySocket;
     if (!sock) return;
     const key = lightRequestKey(msg, msg.length);
-    if (!key) { c.droppedPackets++; return; }
-    const nowMs = this.now();
+    if (!key) { this.drop(); return; }
+    // Never send where a reply must not go (port 0 would even make dgram throw).
+    if (replyTargetProblem(rinfo.address, rinfo.port, this.o.allowReplyPorts) !== undefined) { this.badTarget++; this.drop(); return; }
     const source = unmapAddress(rinfo.address);
-    if (this.o.acl?.check(source) !== undefined) { c.droppedPackets++; return; }
-    // Rate-limited packets count as dropped too (dropped_pkt = every test packet not reflected).
-    if (!this.admit(source, nowMs)) { this.rateLimited++; c.droppedPackets++; return; }
+    if (this.o.acl?.check(source) !== undefined) { this.drop(); return; }
     const auth = this.authKey;
-    if (auth && !verifyStampPacket(msg, msg.length, auth)) { this.authFailed++; c.droppedPackets++; return; }
+    const len = auth ? msg.length : lightReplyLength(msg.length);
+    if (this.o.symmetricOnly && len > msg.length) { this.asymmetric++; this.drop(); return; }
+    const nowMs = this.now();
+    // Rate-limited packets count as dropped too (dropped_pkt = every test packet not reflected).
+    if (!this.admit(source, len + this.overhead, nowMs)) { this.rateLimited++; this.drop(); return; }
+    let ssid = 0;
+    if (auth) {
+      if (!verifyStampPacket(msg, msg.length, auth)) {
+        this.authFailed++;
+        this.drop();
+        this.o.onRefused?.('hmac');
+        return;
+      }
+      ssid = readU16(msg, 26);
+      // T1 at 16 (HMAC-covered), as seconds: enough to order one sender's packets.
+      const t1 = readU32(msg, 16) + readU32(msg, 20) / 4294967296;
+      if (!this.fresh(`${source}|${rinfo.port}|${ssid}`, key.seq, t1, nowMs)) { this.replayed++; this.drop(); return; }
+    }
     let seq = key.seq;
     if (this.o.stateful) {
       // SSID only from packets that can be STAMP (≥ 44): in shorter TWAMP-Light packets octets 14–15 are padding.
       // Authenticated STAMP carries it at 26–27.
-      const ssid = auth ? readU16(msg, 26) : msg.length >= STAMP_BASE_SIZE ? key.ssid : 0;
+      if (!auth) ssid = msg.length >= STAMP_BASE_SIZE ? key.ssid : 0;
       seq = this.nextSeq(`${source}|${rinfo.port}|${ssid}`, nowMs);
     }
     const fields = { seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate, senderTtl: 255 };
-    let len: number;
     if (auth) {
       // In place: the reply has the request's length (≥ 112); T3 is covered by the HMAC, so sign last.
-      len = buildStampAuthReflection(msg, msg.length, msg, fields);
+      buildStampAuthReflection(msg, msg.length, msg, fields);
       patchReflectorTimestamp(msg, this.o.clock.nowNtp(), 'authenticated');
       signStampPacket(msg, auth);
       sock.send(msg, 0, len, rinfo.port, rinfo.address);
     } else {
-      len = lightReplyLength(msg.length);
       const out = len === msg.length ? msg : Buffer.allocUnsafe(len);
       buildLightReflection(msg, msg.length, out, fields);
       patchReflectorTimestamp(out, this.o.clock.nowNtp());
       sock.send(out, 0, len, rinfo.port, rinfo.address);
     }
+    const c = this.o.counters;
     c.reflectedPackets++;
     c.reflectedOctets += len + this.overhead;
   }
@@ -234,13 +455,16 @@ export class LightReflector {
   private sweep(): void {
     const nowMs = this.now();
     for (const [k, s] of this.senders) if (nowMs - s.lastAt > this.idleMs) this.senders.delete(k);
+    for (const [k, w] of this.windows) if (nowMs - w.lastAt > this.idleMs) this.windows.delete(k);
     this.sweepBuckets(nowMs);
   }
 
   /** Drop buckets that have refilled completely: they hold no state worth keeping. */
   private sweepBuckets(nowMs: number): void {
     for (const [k, b] of this.buckets) {
-      if (b.tokens + ((nowMs - b.at) * this.ratePps) / 1000 >= this.ratePps) this.buckets.delete(k);
+      const dt = nowMs - b.at;
+      if (b.tokens + (dt * this.ratePps) / 1000 >= this.ratePps &&
+        b.octets + (dt * this.maxOctetsPerSource) / 1000 >= this.maxOctetsPerSource) this.buckets.delete(k);
     }
     if (this.buckets.size >= this.maxSenders) {
       // Still full (a flood from many sources): forget the oldest half rather than grow.
@@ -248,4 +472,24 @@ export class LightReflector {
       for (const k of this.buckets.keys()) { if (n-- <= 0) break; this.buckets.delete(k); }
     }
   }
+}
+
+function positive(name: string, v: number): number {
+  if (!(v > 0)) throw new RangeError(`LightReflector: ${name} must be > 0, got ${v}`);
+  return v;
+}
+
+function setBit(bits: Uint32Array, seq: number): void {
+  const i = seq % REPLAY_WINDOW;
+  bits[i >>> 5]! |= 1 << (i & 31);
+}
+
+function clearBit(bits: Uint32Array, seq: number): void {
+  const i = seq % REPLAY_WINDOW;
+  bits[i >>> 5]! &= ~(1 << (i & 31));
+}
+
+function testBit(bits: Uint32Array, seq: number): boolean {
+  const i = seq % REPLAY_WINDOW;
+  return (bits[i >>> 5]! & (1 << (i & 31))) !== 0;
 }

@@ -33,6 +33,10 @@ const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'strin
   { flag: 'light-only', key: 'control', kind: 'bool', value: false },
   { flag: 'light-stateful', key: 'light_stateful', kind: 'bool' },
   { flag: 'light-rate-limit', key: 'light_rate_limit', kind: 'number' },
+  { flag: 'light-max-pps', key: 'light_max_pps', kind: 'number' },
+  { flag: 'light-max-octets-per-source', key: 'light_max_octets_per_source', kind: 'number' },
+  { flag: 'light-max-octets', key: 'light_max_octets', kind: 'number' },
+  { flag: 'light-symmetric-only', key: 'light_symmetric_only', kind: 'bool' },
   { flag: 'light-key-id', key: 'light_key_id', kind: 'string' },
 ];
 
@@ -60,6 +64,12 @@ Options:
       --light-only            Light/STAMP only, no TWAMP-Control (needs --light-port)
       --light-stateful        Light: a sequence counter per sender
       --light-rate-limit N    Light: packets per second per source (default 1000)
+      --light-max-pps N       Light: replies per second, all sources together (default 10000)
+      --light-max-octets-per-source N, --light-max-octets N
+                              Light: reply octets per second (IP level) per source
+                              (default 1250000) and in total (default 12500000)
+      --light-symmetric-only  Light: answer only requests at least as long as the reply
+                              (≥ 44 octets), so nothing is amplified
       --light-key-id ID       Light: answer only authenticated STAMP keyed with ID's
                               secret from --key-file
       --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics

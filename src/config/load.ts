@@ -329,6 +329,10 @@ function toReflector(p: ParsedReflector, defaultInterval: number, files: FileCon
     cfg.lightPort = p.light_port;
     cfg.lightStateful = p.light_stateful ?? false;
     cfg.lightRateLimit = p.light_rate_limit ?? 1000;
+    cfg.lightMaxPps = p.light_max_pps ?? 10_000;
+    cfg.lightMaxOctetsPerSource = p.light_max_octets_per_source ?? 1_250_000;
+    cfg.lightMaxOctets = p.light_max_octets ?? 12_500_000;
+    cfg.lightSymmetricOnly = p.light_symmetric_only ?? false;
     if (p.light_key_id !== undefined) cfg.lightKeyId = p.light_key_id;
   }
   if (!p.control) cfg.control = false;

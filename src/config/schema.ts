@@ -561,22 +561,39 @@ function reflectorShape(typeRequired: boolean) {
   };
 }
 
-/** TWAMP Light / STAMP reflector (issue 5): `light_port` absent = off; `control: false` = Light only. */
+/**
+ * TWAMP Light / STAMP reflector: `light_port` absent = off; `control: false` = Light only.
+ * The budgets and `light_symmetric_only` keep it from amplifying spoofed traffic (README "Security").
+ */
 function reflectorLightShape() {
   return {
     light_port: opt(int(0, 65535).optional()),
     control: opt(z.boolean({ error: expecting('true or false') }).default(true)),
     light_stateful: opt(z.boolean({ error: expecting('true or false') }).optional()),
     light_rate_limit: opt(int(1, 10_000_000).optional()),
+    light_max_pps: opt(int(1, 10_000_000).optional()),
+    light_max_octets_per_source: opt(int(1, 10_000_000_000).optional()),
+    light_max_octets: opt(int(1, 10_000_000_000).optional()),
+    light_symmetric_only: opt(z.boolean({ error: expecting('true or false') }).optional()),
     light_key_id: opt(keyId().optional()),
   };
 }
+
+/** Keys that mean something only with `light_port`. */
+const LIGHT_ONLY_KEYS = [
+  'light_stateful', 'light_rate_limit', 'light_max_pps', 'light_max_octets_per_source', 'light_max_octets',
+  'light_symmetric_only', 'light_key_id',
+] as const;
 
 interface ReflectorLightFields {
   light_port?: number | undefined;
   control: boolean;
   light_stateful?: boolean | undefined;
   light_rate_limit?: number | undefined;
+  light_max_pps?: number | undefined;
+  light_max_octets_per_source?: number | undefined;
+  light_max_octets?: number | undefined;
+  light_symmetric_only?: boolean | undefined;
   light_key_id?: string | undefined;
   key_file?: string | undefined;
 }
@@ -592,11 +609,11 @@ const reflectorLightCheck = z.superRefine<ReflectorLightFields>(
     if (!v.control) {
       ctx.addIssue({ code: 'custom', message: 'control: false needs light_port (nothing would listen)', path: ['light_port'], input: undefined });
     }
-    for (const k of ['light_stateful', 'light_rate_limit', 'light_key_id'] as const) {
+    for (const k of LIGHT_ONLY_KEYS) {
       if (v[k] !== undefined) ctx.addIssue({ code: 'custom', message: 'only used with light_port', path: [k], input: v[k] });
     }
   },
-  { when: whenClean(['light_port', 'control', 'light_stateful', 'light_rate_limit', 'light_key_id', 'key_file']) },
+  { when: whenClean(['light_port', 'control', ...LIGHT_ONLY_KEYS, 'key_file']) },
 );
 
 export function reflectorSchema(typeRequired = true) {

@@ -146,6 +146,14 @@ export interface ReflectorConfig extends CommonCollectorConfig {
   lightStateful?: boolean;
   /** Light: packets per second accepted per source address (`light_rate_limit`); absent = 1000. */
   lightRateLimit?: number;
+  /** Light: replies per second to all sources together (`light_max_pps`); absent = 10000. */
+  lightMaxPps?: number;
+  /** Light: reply octets (IP level) per second to one source address (`light_max_octets_per_source`); absent = 1,250,000. */
+  lightMaxOctetsPerSource?: number;
+  /** Light: reply octets (IP level) per second to all sources together (`light_max_octets`); absent = 12,500,000. */
+  lightMaxOctets?: number;
+  /** Light: answer only requests at least as long as their reply, i.e. ≥ 44 octets (`light_symmetric_only`); absent = false. */
+  lightSymmetricOnly?: boolean;
   /**
    * Light: authenticated STAMP (`light_key_id`): the entry of `keys` whose
    * secret is the HMAC-SHA-256 key; unauthenticated packets are then dropped.

@@ -4,8 +4,7 @@
  * collected and thrown together as one {@link ConfigError}, each naming the
  * offending key with `file:line:col` when the config came from text.
  */
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,6 +132,51 @@ class SourceMap {
   }
 }
 
+/**
+ * Keys defined twice in one map (YAML 1.2 §3.2.1.1: keys are unique), in
+ * document order: one pass with a set per map, no recursion (a deeply
+ * nested document cannot overflow the stack here). Equal means what the
+ * yaml package's `uniqueKeys: true` means: scalar keys with the same value.
+ */
+function duplicateKeys(doc: Document, map: SourceMap, source: string): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const stack: { node: unknown; path: ConfigPath }[] = [{ node: doc.contents, path: [] }];
+  while (stack.length > 0) {
+    const { node, path } = stack.pop()!;
+    const children: { node: unknown; path: ConfigPath }[] = [];
+    if (isMap(node)) {
+      const seen = new Map<unknown, number>();
+      for (const pair of node.items) {
+        const key = pair.key;
+        const keyPath = [...path, keyText(key)];
+        if (isScalar(key)) {
+          const at = key.range?.[0];
+          const first = seen.get(key.value);
+          if (first === undefined) {
+            if (at !== undefined) seen.set(key.value, at);
+          } else if (at !== undefined) {
+            const pos = map.position(at);
+            const id = keyPath[0] === 'collectors' && typeof keyPath[1] === 'number' ? doc.getIn(['collectors', keyPath[1], 'id']) : undefined;
+            out.push({
+              source,
+              path: keyPath,
+              message: `duplicate key (first defined on line ${map.position(first).line})`,
+              line: pos.line,
+              column: pos.column,
+              ...(typeof id === 'string' ? { collectorId: id } : {}),
+            });
+          }
+        }
+        children.push({ node: pair.value, path: keyPath });
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => children.push({ node: item, path: [...path, i] }));
+    }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+  }
+  return out.sort((a, b) => a.line! - b.line! || a.column! - b.column!);
+}
+
 function keyText(key: unknown): string {
   return isScalar(key) ? String(key.value) : String(key);
 }
@@ -187,13 +231,61 @@ function readProblem(err: unknown): string {
   return e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
 }
 
-/** The file's octets, or undefined after recording an issue naming it. */
-function readConfigFile(ctx: FileContext, key: string, name: string): { path: string; data: Buffer } | undefined {
+/** Largest `secret_file`: a pass-phrase is a line of text. */
+export const MAX_SECRET_FILE_OCTETS = 64 * 1024;
+/** Largest `key_file`: thousands of pfstore lines. */
+export const MAX_KEY_FILE_OCTETS = 1024 * 1024;
+/** Largest agent config file (50,000 labels are about 1 MiB). */
+export const MAX_CONFIG_FILE_OCTETS = 16 * 1024 * 1024;
+
+/** Why a file was not read (the message names the path). */
+class FileReadError extends Error {}
+
+function describeKind(st: Stats): string {
+  return st.isDirectory() ? 'is a directory' : st.isFIFO() ? 'is a FIFO (named pipe)' : st.isCharacterDevice() ? 'is a character device'
+    : st.isBlockDevice() ? 'is a block device' : st.isSocket() ? 'is a socket' : 'is not a regular file';
+}
+
+/**
+ * A regular file's octets, at most `limit` of them. Opened non-blocking, so
+ * a FIFO cannot stall the event loop in open(), and refused unless fstat
+ * says it is a regular file (no /dev/zero, no pipes); the read stops past
+ * `limit` even if the file grows after the fstat.
+ */
+export function readBoundedFile(path: string, limit: number): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (err) {
+    throw new FileReadError(readProblem(err));
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new FileReadError(`${describeKind(st)}, expected a regular file`);
+    if (st.size > limit) throw new FileReadError(`is ${st.size} octets, more than the ${limit} allowed`);
+    const buf = Buffer.alloc(limit + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > limit) throw new FileReadError(`grew past the ${limit} octets allowed while being read`);
+    }
+    return buf.subarray(0, n);
+  } catch (err) {
+    throw err instanceof FileReadError ? err : new FileReadError(readProblem(err));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The file's octets, or undefined after recording an issue naming key and path. */
+function readConfigFile(ctx: FileContext, key: string, name: string, limit: number): { path: string; data: Buffer } | undefined {
   const path = resolvePath(ctx.baseDir, name);
   try {
-    return { path, data: readFileSync(path) };
+    return { path, data: readBoundedFile(path, limit) };
   } catch (err) {
-    ctx.issues.push({ path: [key], message: `cannot read ${JSON.stringify(path)}: ${readProblem(err)}` });
+    ctx.issues.push({ path: [key], message: `cannot read ${JSON.stringify(path)}: ${(err as Error).message}` });
     return undefined;
   }
 }
@@ -203,7 +295,7 @@ function readConfigFile(ctx: FileContext, key: string, name: string): { path: st
  * ignored). Messages name the file, never its content.
  */
 function readSecretFile(ctx: FileContext, name: string): Secret | undefined {
-  const f = readConfigFile(ctx, 'secret_file', name);
+  const f = readConfigFile(ctx, 'secret_file', name, MAX_SECRET_FILE_OCTETS);
   if (!f) return undefined;
   const text = f.data.toString('utf8').replace(/\r?\n$/, '');
   const problem =
@@ -245,7 +337,7 @@ export function parseKeyFile(text: string, file: string): { keys: Map<string, Se
 }
 
 function readKeyFile(ctx: FileContext, name: string): Map<string, Secret> | undefined {
-  const f = readConfigFile(ctx, 'key_file', name);
+  const f = readConfigFile(ctx, 'key_file', name, MAX_KEY_FILE_OCTETS);
   if (!f) return undefined;
   const parsed = parseKeyFile(f.data.toString('utf8'), f.path);
   if ('error' in parsed) {
@@ -382,11 +474,15 @@ function toOtlp(o: NonNullable<AgentFile['otlp']>, env: NodeJS.ProcessEnv): Otlp
  */
 export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  // uniqueKeys: false — the yaml package checks each key against every earlier key of its
+  // map (quadratic: 50,000 labels took ~20 s); duplicateKeys() does the same check in one pass.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: false });
   const map = new SourceMap(doc, lines);
 
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
+  const duplicates = duplicateKeys(doc, map, source);
+  if (doc.errors.length > 0 || duplicates.length > 0) {
+    const byPosition = (a: ConfigIssue, b: ConfigIssue) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+    throw new ConfigError([...duplicates, ...
       doc.errors.map((e): ConfigIssue => {
         const start = e.linePos?.[0] ?? { line: map.position(e.pos[0]).line, col: map.position(e.pos[0]).column };
         const base = { source, line: start.line, column: start.col };
@@ -406,7 +502,7 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
         // yaml's messages end with " at line L, column C:" and a source excerpt; we print the position ourselves.
         const message = e.message.replace(/ at line \d+, column \d+[\s\S]*$/, '');
         return { ...base, path: [], message: `YAML syntax error: ${message}` };
-      }),
+      })].sort(byPosition),
     );
   }
 
@@ -489,12 +585,9 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   const file = path.startsWith('file:') ? fileURLToPath(path) : path;
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readBoundedFile(file, MAX_CONFIG_FILE_OCTETS).toString('utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why =
-      e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
-    throw new ConfigError({ source: path, path: [], message: `cannot read config file: ${why}` });
+    throw new ConfigError({ source: path, path: [], message: `cannot read config file: ${(err as Error).message}` });
   }
   return parseAgentConfig(text, path);
 }

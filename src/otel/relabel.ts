@@ -265,6 +265,7 @@ export function translateRe2(src: string): { source: string; flags: string } {
   let out = '';
   let inClass = false;
   let classStart = false;
+  let depth = 0;
   let i = 0;
   while (i < p.length) {
     const c = p[i]!;
@@ -360,7 +361,12 @@ export function translateRe2(src: string): { source: string; flags: string } {
       case '$':
         out += flagM ? '(?![^\\n])' : '(?![\\s\\S])';
         break;
+      case ')':
+        depth--;
+        out += c;
+        break;
       case '(':
+        if (++depth > MAX_REGEX_NESTING) throw new Error(`groups nested more than ${MAX_REGEX_NESTING} deep`);
         if (p[i + 1] === '?') {
           const rest = p.slice(i + 2);
           if (rest.startsWith('P<')) {
@@ -400,10 +406,39 @@ export function translateRe2(src: string): { source: string; flags: string } {
   return { source: out, flags: flagI ? 'iu' : 'u' };
 }
 
+/**
+ * Bounds on a configured regex. RE2 itself refuses programs past a size and
+ * nesting limit; V8 instead throws "Regular expression too large" or
+ * overflows its stack — the latter only on first use, i.e. at scrape time.
+ * Prometheus label regexes are short; these leave ample room.
+ */
+export const MAX_REGEX_LENGTH = 4096;
+export const MAX_REGEX_NESTING = 100;
+
+/** V8's message repeats the whole pattern ("Invalid regular expression: /…/u: reason"); keep the reason. */
+function regexProblem(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const m = /^Invalid regular expression: \/[\s\S]*\/[a-z]*: ([^/]*)$/.exec(msg);
+  return m ? m[1]! : msg.length > 200 ? `${msg.slice(0, 200)}…` : msg;
+}
+
 function compileRegex(src: string, anchored: boolean): RegExp {
+  if (src.length > MAX_REGEX_LENGTH) throw new Error(`longer than ${MAX_REGEX_LENGTH} characters (${src.length})`);
   const { source, flags } = translateRe2(src);
-  new RegExp(source, flags); // validate the user's pattern on its own, before wrapping
-  return new RegExp(anchored ? `^(?:${source})$` : source, flags);
+  try {
+    new RegExp(source, flags); // validate the user's pattern on its own, before wrapping
+    const re = new RegExp(anchored ? `^(?:${source})$` : source, flags);
+    // V8 compiles a regex on first use; do it now, so "too large" is a config error, not a scrape error.
+    re.test('');
+    return re;
+  } catch (e) {
+    throw new Error(regexProblem(e));
+  }
+}
+
+/** A configured regex for a message: whole when short, else its start and length. */
+function shownRegex(src: string): string {
+  return src.length <= 80 ? JSON.stringify(src) : `${JSON.stringify(src.slice(0, 60))}… (${src.length} characters)`;
 }
 
 // ---------------------------------------------------------------------------------
@@ -554,7 +589,7 @@ function compileStep(rule: NormalizedRule, dialect: RegexDialect): Step {
       re = compileRegex(rule.regex, dialect === 'prometheus');
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
-      throw new RelabelConfigError(rule.index, 'regex', `invalid regular expression ${JSON.stringify(rule.regex)}: ${msg}`);
+      throw new RelabelConfigError(rule.index, 'regex', `invalid regular expression ${shownRegex(rule.regex)}: ${msg}`);
     }
   }
   const parse = dialect === 'prometheus' ? parseGoTemplate : parseGufoTemplate;

@@ -26,8 +26,9 @@
  *   second, and for all sources together `maxPps` packets and `maxOctets`
  *   octets per second (octets at IP level, as `reflectedOctets`), so
  *   spoofed sources spread over many addresses cannot multiply the output.
- *   A packet admitted spends its reply's budget even if it then fails
- *   authentication: that bounds the HMAC work too.
+ *   The per-source budgets are spent before the HMAC check (bounding that
+ *   work per source), the global ones only by packets that passed it, so
+ *   unauthenticated garbage cannot use up the authenticated senders' share.
  * Everything not answered counts in `droppedPackets` and in one of the
  * counters below. Nothing a peer sends throws past the socket handler: an
  * unexpected exception is counted in `errors` and logged at most once a
@@ -285,11 +286,8 @@ export class LightReflector {
     }
   }
 
-  /**
-   * Per-source then global budgets for one reply of `octets` (IP level):
-   * true and spent when both allow it, else false (and nothing spent).
-   */
-  private admit(source: string, octets: number, nowMs: number): boolean {
+  /** Per-source budgets for one reply of `octets` (IP level): true and spent when they allow it. */
+  private admitSource(source: string, octets: number, nowMs: number): boolean {
     let b = this.buckets.get(source);
     if (!b) {
       if (this.buckets.size >= this.maxSenders) this.sweepBuckets(nowMs);
@@ -304,6 +302,13 @@ export class LightReflector {
       }
     }
     if (b.tokens < 1 || b.octets < octets) return false;
+    b.tokens -= 1;
+    b.octets -= octets;
+    return true;
+  }
+
+  /** Global budgets (all sources together) for one reply of `octets`: true and spent when they allow it. */
+  private admitGlobal(octets: number, nowMs: number): boolean {
     const g = this.global;
     const dt = nowMs - g.at;
     if (dt > 0) {
@@ -311,9 +316,7 @@ export class LightReflector {
       g.octets = Math.min(this.maxOctets, g.octets + (dt * this.maxOctets) / 1000);
       g.at = nowMs;
     }
-    if (g.tokens < 1 || g.octets < octets) { this.globalRateLimited++; return false; }
-    b.tokens -= 1;
-    b.octets -= octets;
+    if (g.tokens < 1 || g.octets < octets) return false;
     g.tokens -= 1;
     g.octets -= octets;
     return true;
@@ -412,8 +415,9 @@ export class LightReflector {
     const len = auth ? msg.length : lightReplyLength(msg.length);
     if (this.o.symmetricOnly && len > msg.length) { this.asymmetric++; this.drop(); return; }
     const nowMs = this.now();
+    const octets = len + this.overhead;
     // Rate-limited packets count as dropped too (dropped_pkt = every test packet not reflected).
-    if (!this.admit(source, len + this.overhead, nowMs)) { this.rateLimited++; this.drop(); return; }
+    if (!this.admitSource(source, octets, nowMs)) { this.rateLimited++; this.drop(); return; }
     let ssid = 0;
     if (auth) {
       if (!verifyStampPacket(msg, msg.length, auth)) {
@@ -422,6 +426,9 @@ export class LightReflector {
         this.o.onRefused?.('hmac');
         return;
       }
+    }
+    if (!this.admitGlobal(octets, nowMs)) { this.rateLimited++; this.globalRateLimited++; this.drop(); return; }
+    if (auth) {
       ssid = readU16(msg, 26);
       // T1 at 16 (HMAC-covered), as seconds: enough to order one sender's packets.
       const t1 = readU32(msg, 16) + readU32(msg, 20) / 4294967296;

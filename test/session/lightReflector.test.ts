@@ -229,6 +229,21 @@ describe('LightReflector: authenticated STAMP', () => {
     }
   });
 
+  it('bad-HMAC packets from many sources do not use up the global budget of authenticated senders', async () => {
+    const { lr, sent, rx } = rig({ authKey: KEY, maxPps: 10 });
+    try {
+      for (let i = 0; i < 200; i++) rx(stamp(i, 112), `10.9.${i >> 8}.${i & 255}`);
+      assert.equal(lr.authFailed, 200);
+      for (let s = 1; s <= 10; s++) rx(authStamp(s));
+      assert.equal(sent.length, 10);
+      rx(authStamp(11));
+      assert.equal(sent.length, 10);
+      assert.equal(lr.globalRateLimited, 1);
+    } finally {
+      await lr.close();
+    }
+  });
+
   it('replays are dropped: duplicates and seqs older than the window; reordering inside the window is fine', async () => {
     const { lr, sent, counters, rx } = rig({ authKey: KEY });
     try {

@@ -9,8 +9,11 @@ import assert from 'node:assert/strict';
 import type { RemoteInfo } from 'node:dgram';
 import { LightReflector, REPLAY_WINDOW, type LightReflectorOptions } from '../../src/session/lightReflector.js';
 import { systemClock } from '../../src/session/clock.js';
+import { replyTargetProblem } from '../../src/session/address.js';
 import type { ReflectorCounters } from '../../src/session/reflectorSession.js';
 import type { Logger } from '../../src/session/log.js';
+import fc from 'fast-check';
+import { fuzzParams, testTimeout } from '../helpers/fuzz.js';
 import {
   writeStampSenderPacket, writeStampAuthSenderPacket, verifyStampPacket, encodeTlv, decodeReflectorPacket,
   TLV_TYPE_EXTRA_PADDING, TLV_FLAG_U, STAMP_AUTH_SIZE,
@@ -331,6 +334,35 @@ describe('LightReflector: authenticated STAMP', () => {
       assert.equal(decodeReflectorPacket(c!, c!.length, 'authenticated').senderSeq, 3);
     } finally {
       await lr.close();
+    }
+  });
+});
+
+describe('LightReflector: fuzz', { timeout: testTimeout(60_000) }, () => {
+  it('any datagram from any source: no unexpected exception, every packet reflected or dropped', async () => {
+    const address = fc.oneof(
+      fc.ipV4(), fc.ipV6(), fc.constantFrom('0.0.0.0', '::', '255.255.255.255', 'ff02::1', '::ffff:224.0.0.1', '', 'not-an-ip'),
+    );
+    const port = fc.oneof(fc.integer({ min: 0, max: 65535 }), fc.constantFrom(0, 7, 19, 53, 123, 862, -1, 70000, 1.5));
+    for (const authKey of [undefined, KEY]) {
+      fc.assert(fc.property(
+        fc.array(fc.record({ msg: fc.uint8Array({ maxLength: 300 }), address, port, valid: fc.boolean() }), { maxLength: 40 }),
+        fc.boolean(), fc.boolean(),
+        (pkts, stateful, symmetricOnly) => {
+          const r = rig({ ...(authKey ? { authKey } : {}), stateful, symmetricOnly, maxPps: 20 });
+          let seq = 0;
+          for (const p of pkts) {
+            // Some authenticated packets that verify, so the replay window and the reply paths run too.
+            const msg = p.valid && authKey ? authStamp(seq++, undefined, 3, Buffer.from(p.msg.subarray(0, 40))) : Buffer.from(p.msg);
+            r.rx(msg, p.address, p.port);
+          }
+          void r.lr.close();
+          assert.equal(r.lr.errors, 0);
+          assert.equal(r.counters.reflectedPackets + r.counters.droppedPackets, pkts.length);
+          assert.equal(r.sent.length, r.counters.reflectedPackets);
+          for (const s of r.sent) assert.equal(replyTargetProblem(s.address, s.port), undefined);
+        },
+      ), fuzzParams(200));
     }
   });
 });

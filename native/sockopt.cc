@@ -10,9 +10,13 @@
 //     (Linux: adjtimex(2) read-only query of the kernel NTP state, which NTP
 //     daemons — chrony, ntpd, systemd-timesyncd — and ptp4l/phc2sys keep;
 //     elsewhere undefined)
+//   Datapath, realtimeNs(), monotonicNs(): the test-socket datapath and the
+//     clocks behind every timestamp (Linux only; native/datapath.cc)
 // Failures throw an Error with .code (errno name), .errno and .syscall.
 
 #include <napi.h>
+
+#include "datapath.h"
 
 #include <cerrno>
 #include <cstring>
@@ -189,6 +193,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("clockStatus", Napi::Function::New(env, ClockStatus, "clockStatus"));
   exports.Set("setTos", Napi::Function::New(env, SetTos, "setTos"));
   exports.Set("getTos", Napi::Function::New(env, GetTos, "getTos"));
+  twamp::InitDatapath(env, exports);
   return exports;
 }
 

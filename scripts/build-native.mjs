@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
- * Builds the optional native helper (native/sockopt.cc -> build/Release/
- * twamp_sockopt.node) that marks TWAMP test packets with their DSCP
- * (IP_TOS / IPV6_TCLASS; Node 20's dgram cannot, shared/protocol.md §7.11).
+ * Builds the optional native helper (native/sockopt.cc, native/datapath.cc
+ * -> build/Release/twamp_sockopt.node): DSCP marking of TWAMP test packets
+ * (IP_TOS / IPV6_TCLASS; Node 20's dgram cannot), and on Linux the native
+ * test-socket datapath (kernel timestamps, scheduled departures) and the
+ * CLOCK_REALTIME clock (src/session/native.ts).
  *
  * Runs as the package's `install` script, so it must never fail an install:
  * on any problem it prints one warning and exits 0, and the agent runs
@@ -34,8 +36,9 @@ function finish(ok, message, detail) {
   }
   const tail = detail ? `\n${detail.trimEnd().split('\n').slice(-10).map((l) => `  | ${l}`).join('\n')}` : '';
   console.warn(
-    `otel-twamp: WARNING: native DSCP helper not built (${message}). ` +
-      'Test packets will be sent WITHOUT DSCP marking (TOS/Traffic Class 0). ' +
+    `otel-twamp: WARNING: native helper not built (${message}). ` +
+      'Test packets will be sent WITHOUT DSCP marking (TOS/Traffic Class 0), ' +
+      'with userspace timestamps (node:dgram) and an anchored clock. ' +
       'To enable it install python3, make and a C++ compiler, then run `npm run build:native`.' +
       tail,
   );
@@ -130,9 +133,10 @@ if (!existsSync(ADDON)) finish(false, `node-gyp succeeded but ${ADDON} is missin
 // Load it once, in a child, so a broken binary is reported here and not at run time.
 const check = spawnSync(
   process.execPath,
-  ['-e', `const a = require(${JSON.stringify(ADDON)}); if (typeof a.setTos !== 'function' || typeof a.getTos !== 'function') process.exit(3);`],
+  ['-e', `const a = require(${JSON.stringify(ADDON)}); if (typeof a.setTos !== 'function' || typeof a.getTos !== 'function') process.exit(3);` +
+    ` if (process.platform === 'linux' && (typeof a.Datapath !== 'function' || typeof a.realtimeNs() !== 'bigint')) process.exit(4);`],
   { encoding: 'utf8', timeout: 30_000 },
 );
 if (check.status !== 0) finish(false, `built ${ADDON} but it does not load`, `${check.stdout}${check.stderr}`);
 
-finish(true, `native DSCP helper built: ${ADDON}`);
+finish(true, `native helper built: ${ADDON}`);

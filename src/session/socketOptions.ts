@@ -14,10 +14,9 @@
  * descriptor, valid once the socket is bound. Windows has no such fd.
  */
 import type { Socket } from 'node:dgram';
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNative, NATIVE_ENABLE_HINT, type KernelClockStatus, type NativeAddon } from './native.js';
+
+export type { KernelClockStatus } from './native.js';
 
 export interface DscpSupport {
   available: boolean;
@@ -27,74 +26,12 @@ export interface DscpSupport {
 
 export type SetDscpResult = { ok: true } | { ok: false; reason: string };
 
-interface SockoptAddon {
-  setTos(fd: number, family: 4 | 6, tos: number): void;
-  getTos(fd: number, family: 4 | 6): number;
-  /** Linux adjtimex(2) query; undefined elsewhere (absent in older builds). */
-  clockStatus?(): KernelClockStatus | undefined;
-}
-
-/** The kernel's clock discipline state (NTP/PTP daemons keep it). */
-export interface KernelClockStatus {
-  synchronized: boolean;
-  /** Estimated error, µs. */
-  estErrorUs: number;
-  /** Maximum error, µs. */
-  maxErrorUs: number;
-}
-
-const ADDON_NAME = 'twamp_sockopt.node';
-const ENABLE_HINT =
-  'install python3, make and a C++ compiler and run `npm run build:native` in the otel-twamp package directory';
-
-let loaded: { addon: SockoptAddon } | { reason: string } | undefined;
-
-/** The directory holding otel-twamp's package.json (src/ and dist/src/ alike). */
-function packageRoot(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'otel-twamp') return dir;
-      } catch {
-        // unreadable package.json: keep looking upwards
-      }
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
-}
-
-function load(): { addon: SockoptAddon } | { reason: string } {
-  if (loaded !== undefined) return loaded;
-  if (process.platform === 'win32') {
-    loaded = { reason: 'DSCP marking is not supported on Windows' };
-    return loaded;
-  }
-  const root = packageRoot();
-  if (root === undefined) {
-    loaded = { reason: 'cannot locate the otel-twamp package root (package.json) to find the native helper' };
-    return loaded;
-  }
-  const candidates = [join(root, 'build', 'Release', ADDON_NAME), join(root, 'build', 'Debug', ADDON_NAME)];
-  const path = candidates.find((p) => existsSync(p));
-  if (path === undefined) {
-    loaded = { reason: `native DSCP helper not built (${candidates[0]} is missing); to enable DSCP marking, ${ENABLE_HINT}` };
-    return loaded;
-  }
-  try {
-    const addon = createRequire(import.meta.url)(path) as Partial<SockoptAddon>;
-    if (typeof addon.setTos !== 'function' || typeof addon.getTos !== 'function') {
-      loaded = { reason: `native DSCP helper ${path} lacks setTos/getTos; rebuild it: ${ENABLE_HINT}` };
-    } else {
-      loaded = { addon: addon as SockoptAddon };
-    }
-  } catch (e) {
-    loaded = { reason: `native DSCP helper ${path} failed to load (${(e as Error).message}); rebuild it: ${ENABLE_HINT}` };
-  }
-  return loaded;
+/** The helper, with reasons phrased for DSCP marking (the loader is shared: native.ts). */
+function load(): { addon: NativeAddon } | { reason: string } {
+  if (process.platform === 'win32') return { reason: 'DSCP marking is not supported on Windows' };
+  const l = loadNative();
+  if ('addon' in l) return l;
+  return { reason: `native DSCP helper unavailable: ${l.reason}; to enable DSCP marking, ${NATIVE_ENABLE_HINT}` };
 }
 
 /**

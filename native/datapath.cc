@@ -1,0 +1,1005 @@
+// otel-twamp native test-socket datapath (Linux): a UDP socket owned by
+// native code that
+//   - receives in batches (recvmmsg) with the kernel's metadata per datagram:
+//     receive time (SO_TIMESTAMPING software, or hardware when asked for and
+//     the NIC stamps), TTL / hop limit and TOS / traffic class — RFC 5357
+//     §4.2.1 wants T2 taken "as close as possible" to the wire and the
+//     sender's TTL echoed;
+//   - sends with a 64-bit NTP timestamp (RFC 5905 §6, RFC 4656 §4.1.2:
+//     seconds since 1900, 32-bit fraction, big-endian) written at a given
+//     offset right before sendmsg, singly or in sendmmsg batches;
+//   - reports kernel TX software timestamps (SOF_TIMESTAMPING_TX_SOFTWARE |
+//     OPT_ID | OPT_TSONLY, read from the error queue) by id: the real
+//     departure time;
+//   - sends scheduled packets from a native thread at absolute
+//     CLOCK_MONOTONIC deadlines (clock_nanosleep TIMER_ABSTIME, timer slack
+//     1 ns), without a busy event loop.
+// It knows nothing of TWAMP layouts: it stamps times at offsets it is given
+// and reports what the kernel says. Typed API: src/session/native.ts.
+//
+// Every failing syscall throws (or reports) an Error with .code (errno
+// name), .errno and .syscall. Nothing a peer sends can overrun a buffer:
+// receive slots and control buffers are fixed-size, copies are bounded by
+// the returned lengths, MSG_TRUNC / MSG_CTRUNC are reported, not trusted.
+//
+// The socket lives in the event loop like libuv's uv_udp: a uv_poll_t
+// watches a private epoll descriptor that holds the socket (EPOLLIN |
+// EPOLLERR). The indirection is needed because uv_poll stops a handle whose
+// fd reports POLLERR — which is exactly how the kernel signals a queued TX
+// timestamp.
+
+#include "datapath.h"
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#ifdef __linux__
+#include <arpa/inet.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <thread>
+#endif
+
+namespace twamp {
+
+namespace {
+
+std::string ErrnoCode(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char* n = strerrorname_np(err);
+  if (n != nullptr) return n;
+#endif
+  return "E" + std::to_string(err);
+}
+
+Napi::Error ErrnoError(Napi::Env env, const char* syscall, const std::string& what, int err) {
+  std::string msg = std::string(syscall) + (what.empty() ? "" : "(" + what + ")") + " failed: " +
+                    std::strerror(err) + " (" + ErrnoCode(err) + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, ErrnoCode(err)));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+Napi::Value ThrowErrno(Napi::Env env, const char* syscall, const std::string& what, int err) {
+  ErrnoError(env, syscall, what, err).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value ThrowType(Napi::Env env, const std::string& msg) {
+  Napi::TypeError e = Napi::TypeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG"));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+#ifdef __linux__
+
+int64_t NowNs(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+constexpr uint64_t kNtpUnixOffset = 2208988800ULL;  // 1900-01-01 to 1970-01-01, s
+
+// RFC 5905 §6 / RFC 4656 §4.1.2: 32-bit seconds since 1900, 32-bit fraction.
+void WriteNtp(uint8_t* p, int64_t unix_ns) {
+  uint64_t sec = static_cast<uint64_t>(unix_ns / 1000000000LL) + kNtpUnixOffset;
+  uint64_t nsec = static_cast<uint64_t>(unix_ns % 1000000000LL);
+  // Rounded to the nearest fraction unit, as ntpFromUnixNs (src/protocol/timestamp.ts) does.
+  uint32_t frac = static_cast<uint32_t>(((nsec << 32) + 500000000ULL) / 1000000000ULL);
+  uint32_t s32 = static_cast<uint32_t>(sec);
+  p[0] = s32 >> 24; p[1] = s32 >> 16; p[2] = s32 >> 8; p[3] = s32;
+  p[4] = frac >> 24; p[5] = frac >> 16; p[6] = frac >> 8; p[7] = frac;
+}
+
+bool NumArg(const Napi::Value& v, const char* name, double lo, double hi, double* out) {
+  if (!v.IsNumber()) {
+    ThrowType(v.Env(), std::string(name) + " must be a number");
+    return false;
+  }
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<long long>(d))) {
+    ThrowType(v.Env(), std::string(name) + " must be an integer in [" + std::to_string(static_cast<long long>(lo)) +
+                           ", " + std::to_string(static_cast<long long>(hi)) + "], got " + std::to_string(d));
+    return false;
+  }
+  *out = d;
+  return true;
+}
+
+// Parses a numeric address (IPv6 may carry %scope, a name or a number) for a
+// socket of `family`; an IPv4 literal on an IPv6 socket becomes v4-mapped.
+bool ParseAddr(int family, const std::string& host, int port, sockaddr_storage* ss, socklen_t* len,
+               std::string* why) {
+  std::memset(ss, 0, sizeof *ss);
+  if (family == 4) {
+    auto* a = reinterpret_cast<sockaddr_in*>(ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1) {
+      *why = "not an IPv4 address: '" + host + "'";
+      return false;
+    }
+    *len = sizeof *a;
+    return true;
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(ss);
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons(static_cast<uint16_t>(port));
+  std::string addr = host;
+  size_t pct = host.find('%');
+  if (pct != std::string::npos) {
+    addr = host.substr(0, pct);
+    std::string scope = host.substr(pct + 1);
+    if (scope.empty() || scope.size() >= IF_NAMESIZE) {
+      *why = "bad IPv6 scope in '" + host + "'";
+      return false;
+    }
+    char* end = nullptr;
+    unsigned long idx = std::strtoul(scope.c_str(), &end, 10);
+    if (end == nullptr || *end != '\0') idx = if_nametoindex(scope.c_str());
+    if (idx == 0 || idx > 0xffffffffUL) {
+      *why = "unknown IPv6 scope '" + scope + "'";
+      return false;
+    }
+    a->sin6_scope_id = static_cast<uint32_t>(idx);
+  }
+  if (inet_pton(AF_INET6, addr.c_str(), &a->sin6_addr) == 1) {
+    *len = sizeof *a;
+    return true;
+  }
+  struct in_addr v4;
+  if (pct == std::string::npos && inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    a->sin6_addr.s6_addr[10] = 0xff;
+    a->sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
+    *len = sizeof *a;
+    return true;
+  }
+  *why = "not an IP address: '" + host + "'";
+  return false;
+}
+
+// Address (with %scope when the peer's scope id is set) and port.
+void FormatAddr(const sockaddr_storage& ss, socklen_t len, std::string* host, int* port) {
+  char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  *port = 0;
+  *host = "";
+  if (ss.ss_family == AF_INET && len >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    if (inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf) != nullptr) *host = buf;
+    *port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6 && len >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (inet_ntop(AF_INET6, &a->sin6_addr, buf, INET6_ADDRSTRLEN) != nullptr) {
+      *host = buf;
+      if (a->sin6_scope_id != 0) {
+        char name[IF_NAMESIZE];
+        *host += "%";
+        *host += if_indextoname(a->sin6_scope_id, name) != nullptr ? std::string(name)
+                                                                   : std::to_string(a->sin6_scope_id);
+      }
+    }
+    *port = ntohs(a->sin6_port);
+  }
+}
+
+// Timestamp sources as reported to JS (kept in sync with native.ts).
+constexpr int kTsUserspace = 0;
+constexpr int kTsKernel = 1;
+constexpr int kTsHardware = 2;
+
+constexpr int kBatch = 32;                // datagrams per recvmmsg
+constexpr int kMaxBatchesPerWake = 8;     // fairness towards other handles
+constexpr size_t kSlot = 65536;           // receive slot: any UDP payload
+constexpr size_t kCtrl = 512;             // control buffer per datagram
+constexpr int kMaxErrqueuePerWake = 1024;
+
+// Receive arena shared by all sockets of one thread (callbacks of one event
+// loop never overlap); per-thread so worker threads each get their own.
+struct RxArena {
+  uint8_t data[kBatch][kSlot];
+  alignas(cmsghdr) uint8_t ctrl[kBatch][kCtrl];
+  sockaddr_storage addr[kBatch];
+  iovec iov[kBatch];
+  mmsghdr msgs[kBatch];
+};
+thread_local std::unique_ptr<RxArena> t_arena;
+
+struct Scheduled {
+  double id;
+  int64_t deadline;
+  uint64_t seq;
+  std::vector<uint8_t> data;
+  sockaddr_storage dst;
+  socklen_t dstlen;
+  int32_t stamp_off;
+};
+struct Later {
+  bool operator()(const Scheduled* a, const Scheduled* b) const {
+    return a->deadline != b->deadline ? a->deadline > b->deadline : a->seq > b->seq;
+  }
+};
+struct Departure {
+  double id;
+  int64_t deadline;
+  int64_t sent_mono;
+  int64_t stamped_real;
+  int64_t key;  // TX timestamp id, -1 when none will come
+  int err;
+};
+
+class Datapath : public Napi::ObjectWrap<Datapath> {
+ public:
+  static Napi::Function Class(Napi::Env env) {
+    return DefineClass(env, "Datapath",
+                       {
+                           InstanceMethod("bind", &Datapath::Bind),
+                           InstanceMethod("send", &Datapath::Send),
+                           InstanceMethod("sendBatch", &Datapath::SendBatch),
+                           InstanceMethod("schedule", &Datapath::Schedule),
+                           InstanceMethod("setTtl", &Datapath::SetTtl),
+                           InstanceMethod("setTos", &Datapath::SetTos),
+                           InstanceMethod("ref", &Datapath::RefLoop),
+                           InstanceMethod("unref", &Datapath::UnrefLoop),
+                           InstanceMethod("close", &Datapath::Close),
+                           InstanceAccessor("fd", &Datapath::Fd, nullptr),
+                           InstanceAccessor("timestamping", &Datapath::Timestamping, nullptr),
+                       });
+  }
+
+  // new Datapath({ family, onRecv, onTx, onDeparture, rcvbuf?, ipv6Only?,
+  //   hardwareTimestamps?, txTimestamps?, maxDatagram?, ttl?, tos? })
+  explicit Datapath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Datapath>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      ThrowType(env, "Datapath options must be an object");
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    double d;
+    if (!NumArg(o.Get("family"), "family", 4, 6, &d) || (d != 4 && d != 6)) {
+      if (!env.IsExceptionPending()) ThrowType(env, "family must be 4 or 6");
+      return;
+    }
+    family_ = static_cast<int>(d);
+    for (const char* name : {"onRecv", "onTx", "onDeparture"}) {
+      if (!o.Get(name).IsFunction()) {
+        ThrowType(env, std::string(name) + " must be a function");
+        return;
+      }
+    }
+    on_recv_ = Napi::Persistent(o.Get("onRecv").As<Napi::Function>());
+    on_tx_ = Napi::Persistent(o.Get("onTx").As<Napi::Function>());
+    on_departure_fn_ = Napi::Persistent(o.Get("onDeparture").As<Napi::Function>());
+    hw_ = o.Get("hardwareTimestamps").ToBoolean();
+    tx_ts_ = !o.Has("txTimestamps") || o.Get("txTimestamps").IsUndefined() || o.Get("txTimestamps").ToBoolean();
+    max_dgram_ = kSlot;
+    if (!o.Get("maxDatagram").IsUndefined()) {
+      if (!NumArg(o.Get("maxDatagram"), "maxDatagram", 1, kSlot, &d)) return;
+      max_dgram_ = static_cast<size_t>(d);
+    }
+    int rcvbuf = 0, ttl = 255, tos = 0;
+    if (!o.Get("rcvbuf").IsUndefined()) {
+      if (!NumArg(o.Get("rcvbuf"), "rcvbuf", 1, 0x7fffffff, &d)) return;
+      rcvbuf = static_cast<int>(d);
+    }
+    if (!o.Get("ttl").IsUndefined()) {
+      if (!NumArg(o.Get("ttl"), "ttl", 1, 255, &d)) return;
+      ttl = static_cast<int>(d);
+    }
+    if (!o.Get("tos").IsUndefined()) {
+      if (!NumArg(o.Get("tos"), "tos", 0, 255, &d)) return;
+      tos = static_cast<int>(d);
+    }
+    const bool v6only = o.Get("ipv6Only").ToBoolean();
+
+    fd_ = socket(family_ == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) {
+      ThrowErrno(env, "socket", family_ == 4 ? "AF_INET" : "AF_INET6", errno);
+      return;
+    }
+    int one = 1;
+    if (family_ == 6) {
+      int v = v6only ? 1 : 0;
+      if (!Opt(env, IPPROTO_IPV6, IPV6_V6ONLY, v, "IPV6_V6ONLY")) return;
+      if (!Opt(env, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, one, "IPV6_RECVHOPLIMIT")) return;
+      if (!Opt(env, IPPROTO_IPV6, IPV6_RECVTCLASS, one, "IPV6_RECVTCLASS")) return;
+      // v4-mapped peers of a dual-stack socket: their TTL/TOS come as IPv4
+      // control messages; Linux accepts these on AF_INET6 sockets.
+      if (!v6only) {
+        setsockopt(fd_, IPPROTO_IP, IP_RECVTTL, &one, sizeof one);
+        setsockopt(fd_, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);
+      }
+    } else {
+      if (!Opt(env, IPPROTO_IP, IP_RECVTTL, one, "IP_RECVTTL")) return;
+      if (!Opt(env, IPPROTO_IP, IP_RECVTOS, one, "IP_RECVTOS")) return;
+    }
+    if (rcvbuf > 0 && !Opt(env, SOL_SOCKET, SO_RCVBUF, rcvbuf, "SO_RCVBUF")) return;
+    int flags = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
+    if (hw_) flags |= SOF_TIMESTAMPING_RX_HARDWARE | SOF_TIMESTAMPING_RAW_HARDWARE | SOF_TIMESTAMPING_TX_HARDWARE;
+    if (tx_ts_) flags |= SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY;
+    if (setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) == 0) {
+      timestamping_ = true;
+    } else {
+      // Older kernels: nanosecond software receive stamps only.
+      tx_ts_ = false;
+      if (!Opt(env, SOL_SOCKET, SO_TIMESTAMPNS, one, "SO_TIMESTAMPNS")) return;
+    }
+    if (!ApplyTtl(env, ttl) || !ApplyTos(env, tos)) return;
+  }
+
+  // Only reached when nothing holds us (never bound, or closed) or at
+  // environment teardown: no JS-visible side effects here.
+  ~Datapath() override { Shutdown(true); }
+
+ private:
+  bool Opt(Napi::Env env, int level, int name, int value, const char* what) {
+    if (setsockopt(fd_, level, name, &value, sizeof value) != 0) {
+      int err = errno;
+      ThrowErrno(env, "setsockopt", what, err);
+      return false;
+    }
+    return true;
+  }
+
+  bool ApplyTtl(Napi::Env env, int ttl) {
+    if (family_ == 4) return Opt(env, IPPROTO_IP, IP_TTL, ttl, "IP_TTL");
+    if (!Opt(env, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl, "IPV6_UNICAST_HOPS")) return false;
+    setsockopt(fd_, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);  // v4-mapped peers; refusal only matters for them
+    return true;
+  }
+
+  bool ApplyTos(Napi::Env env, int tos) {
+    if (family_ == 4) return Opt(env, IPPROTO_IP, IP_TOS, tos, "IP_TOS");
+    if (!Opt(env, IPPROTO_IPV6, IPV6_TCLASS, tos, "IPV6_TCLASS")) return false;
+    setsockopt(fd_, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+    return true;
+  }
+
+  bool Open(Napi::Env env) {
+    if (fd_ < 0) {
+      Napi::Error e = ErrnoError(env, "datapath", "socket is closed", EBADF);
+      e.Set("code", Napi::String::New(env, "ERR_SOCKET_CLOSED"));
+      e.ThrowAsJavaScriptException();
+      return false;
+    }
+    return true;
+  }
+
+  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value Timestamping(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("soTimestamping", Napi::Boolean::New(info.Env(), timestamping_));
+    o.Set("tx", Napi::Boolean::New(info.Env(), tx_ts_));
+    o.Set("hardware", Napi::Boolean::New(info.Env(), hw_));
+    return o;
+  }
+
+  // bind(address, port) -> { address, port }; starts receiving.
+  Napi::Value Bind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Open(env)) return env.Undefined();
+    if (info.Length() < 2 || !info[0].IsString()) return ThrowType(env, "bind(address: string, port: number)");
+    double port;
+    if (!NumArg(info[1], "port", 0, 65535, &port)) return env.Undefined();
+    if (poll_ != nullptr) return ThrowType(env, "datapath socket is already bound");
+    sockaddr_storage ss;
+    socklen_t len;
+    std::string why, host = info[0].As<Napi::String>().Utf8Value();
+    if (!ParseAddr(family_, host, static_cast<int>(port), &ss, &len, &why)) return ThrowType(env, "bind: " + why);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+      return ThrowErrno(env, "bind", host + " port " + std::to_string(static_cast<int>(port)), errno);
+    }
+    len = sizeof ss;
+    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return ThrowErrno(env, "getsockname", "", errno);
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) return ThrowErrno(env, "epoll_create1", "", errno);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLERR;
+    ev.data.fd = fd_;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd_, &ev) != 0) return ThrowErrno(env, "epoll_ctl", "EPOLL_CTL_ADD", errno);
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    poll_ = new uv_poll_t;
+    int rc = uv_poll_init(loop, poll_, epfd_);
+    if (rc == 0) {
+      poll_->data = this;
+      rc = uv_poll_start(poll_, UV_READABLE, &Datapath::OnPoll);
+    }
+    if (rc != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      return ThrowErrno(env, "uv_poll_start", "", -rc);
+    }
+    Ref();  // alive while the poll handle points at us; dropped in the close callback
+    async_ = std::make_unique<Napi::AsyncContext>(env, "TwampDatapath");
+    std::string h;
+    int p;
+    FormatAddr(ss, len, &h, &p);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("address", h);
+    r.Set("port", p);
+    return r;
+  }
+
+  Napi::Value SetTtl(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    double v;
+    if (!Open(env) || info.Length() < 1 || !NumArg(info[0], "ttl", 1, 255, &v)) return env.Undefined();
+    ApplyTtl(env, static_cast<int>(v));
+    return env.Undefined();
+  }
+
+  Napi::Value SetTos(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    double v;
+    if (!Open(env) || info.Length() < 1 || !NumArg(info[0], "tos", 0, 255, &v)) return env.Undefined();
+    ApplyTos(env, static_cast<int>(v));
+    return env.Undefined();
+  }
+
+  Napi::Value RefLoop(const Napi::CallbackInfo& info) {
+    if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+  Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
+    if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  // Reads CLOCK_REALTIME, stamps it (NTP) at `off` unless off < 0, then sends;
+  // returns the errno (0 on success). Serialised with the scheduler thread so
+  // the TX timestamp ids (OPT_ID: the kernel counts the socket's sends) match.
+  int StampAndSend(uint8_t* data, size_t len, const sockaddr_storage& dst, socklen_t dstlen, int32_t off,
+                   int64_t* stamped, int64_t* sent_mono, int64_t* key) {
+    std::lock_guard<std::mutex> g(send_mu_);
+    if (fd_ < 0) return EBADF;
+    *stamped = NowNs(CLOCK_REALTIME);
+    if (sent_mono != nullptr) *sent_mono = NowNs(CLOCK_MONOTONIC);
+    if (off >= 0) WriteNtp(data + off, *stamped);
+    ssize_t n = sendto(fd_, data, len, 0, reinterpret_cast<const sockaddr*>(&dst), dstlen);
+    if (n < 0) {
+      *key = -1;
+      return errno;
+    }
+    *key = tx_ts_ ? static_cast<int64_t>(next_key_++) : -1;
+    return 0;
+  }
+
+  // Validates (buffer, address, port, stampOffset) at info[i..i+3].
+  bool PacketArgs(Napi::Env env, const Napi::Value& b, const Napi::Value& a, const Napi::Value& p,
+                  const Napi::Value& s, uint8_t** data, size_t* len, sockaddr_storage* dst, socklen_t* dstlen,
+                  int32_t* off) {
+    if (!b.IsBuffer()) {
+      ThrowType(env, "data must be a Buffer");
+      return false;
+    }
+    auto buf = b.As<Napi::Buffer<uint8_t>>();
+    *data = buf.Data();
+    *len = buf.Length();
+    if (!a.IsString()) {
+      ThrowType(env, "address must be a string");
+      return false;
+    }
+    double port;
+    if (!NumArg(p, "port", 0, 65535, &port)) return false;
+    std::string why;
+    if (!ParseAddr(family_, a.As<Napi::String>().Utf8Value(), static_cast<int>(port), dst, dstlen, &why)) {
+      ThrowType(env, "send: " + why);
+      return false;
+    }
+    *off = -1;
+    if (!s.IsUndefined() && !s.IsNull()) {
+      double o;
+      if (!NumArg(s, "stampOffset", 0, 0x7fffffff, &o)) return false;
+      if (o + 8 > static_cast<double>(*len)) {
+        ThrowType(env, "stampOffset " + std::to_string(static_cast<long long>(o)) + " + 8 exceeds the packet (" +
+                           std::to_string(*len) + " bytes)");
+        return false;
+      }
+      *off = static_cast<int32_t>(o);
+    }
+    return true;
+  }
+
+  // send(buf, address, port, stampOffset?) -> [stampedRealtimeNs: bigint, txKey: number]
+  // The stamp is written into `buf` itself.
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Open(env)) return env.Undefined();
+    uint8_t* data;
+    size_t len;
+    sockaddr_storage dst;
+    socklen_t dstlen;
+    int32_t off;
+    if (!PacketArgs(env, info[0], info[1], info[2], info[3], &data, &len, &dst, &dstlen, &off)) return env.Undefined();
+    int64_t stamped, key;
+    int err = StampAndSend(data, len, dst, dstlen, off, &stamped, nullptr, &key);
+    if (err != 0) {
+      return ThrowErrno(env, "sendmsg", info[1].As<Napi::String>().Utf8Value() + " port " +
+                                          std::to_string(info[2].As<Napi::Number>().Int32Value()), err);
+    }
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(0u, Napi::BigInt::New(env, stamped));
+    r.Set(1u, Napi::Number::New(env, static_cast<double>(key)));
+    return r;
+  }
+
+  // sendBatch([[buf, address, port, stampOffset?], ...]) ->
+  //   [sent: number, stampedRealtimeNs: bigint, firstTxKey: number]
+  // One clock read stamps every packet of the batch; one sendmmsg sends them.
+  // A partial send returns the count sent; a failure of the first throws.
+  Napi::Value SendBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Open(env)) return env.Undefined();
+    if (info.Length() < 1 || !info[0].IsArray()) return ThrowType(env, "sendBatch(items: array)");
+    Napi::Array items = info[0].As<Napi::Array>();
+    const uint32_t n = items.Length();
+    if (n == 0 || n > 1024) return ThrowType(env, "sendBatch: 1..1024 items");
+    std::vector<mmsghdr> msgs(n);
+    std::vector<iovec> iov(n);
+    std::vector<sockaddr_storage> dst(n);
+    std::vector<int32_t> offs(n);
+    for (uint32_t i = 0; i < n; i++) {
+      Napi::Value it = items.Get(i);
+      if (!it.IsArray()) return ThrowType(env, "sendBatch: item " + std::to_string(i) + " must be an array");
+      Napi::Array a = it.As<Napi::Array>();
+      uint8_t* data;
+      size_t len;
+      socklen_t dl;
+      if (!PacketArgs(env, a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), &data, &len, &dst[i], &dl, &offs[i])) {
+        return env.Undefined();
+      }
+      iov[i].iov_base = data;
+      iov[i].iov_len = len;
+      std::memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_name = &dst[i];
+      msgs[i].msg_hdr.msg_namelen = dl;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int sent;
+    int64_t stamped, first_key = -1;
+    int err = 0;
+    {
+      std::lock_guard<std::mutex> g(send_mu_);
+      stamped = NowNs(CLOCK_REALTIME);
+      for (uint32_t i = 0; i < n; i++) {
+        if (offs[i] >= 0) WriteNtp(static_cast<uint8_t*>(iov[i].iov_base) + offs[i], stamped);
+      }
+      sent = sendmmsg(fd_, msgs.data(), n, 0);
+      if (sent < 0) {
+        err = errno;
+      } else if (tx_ts_) {
+        first_key = next_key_;
+        next_key_ += static_cast<uint32_t>(sent);
+      }
+    }
+    if (sent < 0) return ThrowErrno(env, "sendmmsg", std::to_string(n) + " datagrams", err);
+    Napi::Array r = Napi::Array::New(env, 3);
+    r.Set(0u, Napi::Number::New(env, sent));
+    r.Set(1u, Napi::BigInt::New(env, stamped));
+    r.Set(2u, Napi::Number::New(env, static_cast<double>(first_key)));
+    return r;
+  }
+
+  // schedule(id: number, deadlineMonoNs: bigint, buf, address, port, stampOffset?)
+  // Copies buf; the scheduler thread sends it at the CLOCK_MONOTONIC deadline
+  // (process.hrtime.bigint() reads the same clock), stamping CLOCK_REALTIME at
+  // stampOffset unless it is undefined (pre-stamped packets). Results come to
+  // onDeparture in batches.
+  Napi::Value Schedule(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Open(env)) return env.Undefined();
+    if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBigInt()) {
+      return ThrowType(env, "schedule(id: number, deadlineMonoNs: bigint, buf, address, port, stampOffset?)");
+    }
+    bool lossless;
+    int64_t deadline = info[1].As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless || deadline < 0) return ThrowType(env, "deadlineMonoNs out of range");
+    auto s = std::make_unique<Scheduled>();
+    uint8_t* data;
+    size_t len;
+    if (!PacketArgs(env, info[2], info[3], info[4], info[5], &data, &len, &s->dst, &s->dstlen, &s->stamp_off)) {
+      return env.Undefined();
+    }
+    s->id = info[0].As<Napi::Number>().DoubleValue();
+    s->deadline = deadline;
+    s->data.assign(data, data + len);
+    if (!StartScheduler(env)) return env.Undefined();
+    {
+      std::lock_guard<std::mutex> g(q_mu_);
+      s->seq = seq_++;
+      queue_.push(s.release());
+    }
+    q_cv_.notify_one();
+    if (outstanding_++ == 0) tsfn_.Ref(env);
+    return env.Undefined();
+  }
+
+  bool StartScheduler(Napi::Env env) {
+    if (thread_.joinable()) return true;
+    tsfn_ = Napi::ThreadSafeFunction::New(env, on_departure_fn_.Value(), "TwampDatapathSchedule", 0, 1, this,
+                                          [](Napi::Env, Datapath* self) { self->Unref(); });
+    Ref();  // until the threadsafe function is finalised (its queued calls use `this`)
+    tsfn_.Unref(env);
+    stop_ = false;
+    thread_ = std::thread([this] { SchedulerLoop(); });
+    return true;
+  }
+
+  void SchedulerLoop() {
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    std::unique_lock<std::mutex> lk(q_mu_);
+    std::vector<Scheduled*> due;
+    while (!stop_) {
+      if (queue_.empty()) {
+        q_cv_.wait(lk);
+        continue;
+      }
+      int64_t deadline = queue_.top()->deadline;
+      int64_t now = NowNs(CLOCK_MONOTONIC);
+      if (deadline > now) {
+        if (deadline - now > 2000000) {
+          // Far: a wakeable wait (an earlier packet may be queued meanwhile).
+          // steady_clock is CLOCK_MONOTONIC in libstdc++ and libc++.
+          q_cv_.wait_until(lk, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline - 1000000)));
+        } else {
+          // Near: the precise absolute sleep.
+          lk.unlock();
+          struct timespec ts = {static_cast<time_t>(deadline / 1000000000LL), static_cast<long>(deadline % 1000000000LL)};
+          while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+          }
+          lk.lock();
+        }
+        continue;
+      }
+      due.clear();
+      while (!queue_.empty() && queue_.top()->deadline <= now) {
+        due.push_back(queue_.top());
+        queue_.pop();
+      }
+      lk.unlock();
+      std::vector<Departure> out;
+      out.reserve(due.size());
+      for (Scheduled* s : due) {
+        Departure d{s->id, s->deadline, 0, 0, -1, 0};
+        d.err = StampAndSend(s->data.data(), s->data.size(), s->dst, s->dstlen, s->stamp_off, &d.stamped_real,
+                             &d.sent_mono, &d.key);
+        out.push_back(d);
+        delete s;
+      }
+      Report(std::move(out));
+      lk.lock();
+    }
+  }
+
+  // Scheduler thread: queue results; one threadsafe call per burst.
+  void Report(std::vector<Departure>&& out) {
+    bool call;
+    {
+      std::lock_guard<std::mutex> g(res_mu_);
+      results_.insert(results_.end(), out.begin(), out.end());
+      call = !notify_pending_;
+      notify_pending_ = true;
+    }
+    if (call) {
+      tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function fn, Datapath* self) {
+        self->DeliverDepartures(env, fn);
+      });
+    }
+  }
+
+  // Main thread: onDeparture(records: Array<[id, deadlineMonoNs, sentMonoNs,
+  //   stampedRealtimeNs, txKey, errno, syscallError]>)
+  void DeliverDepartures(Napi::Env env, Napi::Function fn) {
+    std::vector<Departure> batch;
+    {
+      std::lock_guard<std::mutex> g(res_mu_);
+      batch.swap(results_);
+      notify_pending_ = false;
+    }
+    if (batch.empty() || env == nullptr) return;
+    Napi::HandleScope scope(env);
+    Napi::Array arr = Napi::Array::New(env, batch.size());
+    for (size_t i = 0; i < batch.size(); i++) {
+      const Departure& d = batch[i];
+      Napi::Array r = Napi::Array::New(env, 7);
+      r.Set(0u, Napi::Number::New(env, d.id));
+      r.Set(1u, Napi::BigInt::New(env, d.deadline));
+      r.Set(2u, Napi::BigInt::New(env, d.sent_mono));
+      r.Set(3u, Napi::BigInt::New(env, d.stamped_real));
+      r.Set(4u, Napi::Number::New(env, static_cast<double>(d.key)));
+      r.Set(5u, Napi::Number::New(env, d.err));
+      r.Set(6u, d.err != 0 ? ErrnoError(env, "sendmsg", "scheduled departure", d.err).Value() : env.Null());
+      arr.Set(static_cast<uint32_t>(i), r);
+    }
+    outstanding_ -= static_cast<int64_t>(batch.size());
+    if (outstanding_ <= 0) {
+      outstanding_ = 0;
+      if (!closed_) tsfn_.Unref(env);
+    }
+    fn.Call({arr});
+    if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
+  }
+
+  static void OnPoll(uv_poll_t* h, int status, int /*events*/) {
+    auto* self = static_cast<Datapath*>(h->data);
+    if (self == nullptr || self->fd_ < 0) return;
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    if (status < 0) {
+      self->Call(self->on_recv_, {ErrnoError(env, "uv_poll", "", -status).Value(), env.Null()});
+      return;
+    }
+    self->DrainErrqueue(env);
+    if (self->fd_ >= 0) self->DrainReceive(env);
+  }
+
+  void Call(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
+    Napi::Env env = Env();
+    fn.MakeCallback(Value(), args, *async_);
+    if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
+  }
+
+  // TX timestamps: onTx(records: Array<[txKey, realtimeNs: bigint, source]>)
+  void DrainErrqueue(Napi::Env env) {
+    Napi::Array arr;
+    uint32_t count = 0;
+    for (int i = 0; i < kMaxErrqueuePerWake && fd_ >= 0; i++) {
+      alignas(cmsghdr) uint8_t ctrl[kCtrl];
+      uint8_t data[64];
+      iovec iov{data, sizeof data};
+      msghdr m{};
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = ctrl;
+      m.msg_controllen = sizeof ctrl;
+      ssize_t n = recvmsg(fd_, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          Call(on_recv_, {ErrnoError(env, "recvmsg", "MSG_ERRQUEUE", errno).Value(), env.Null()});
+        }
+        break;
+      }
+      int64_t ts = -1;
+      int src = kTsKernel;
+      int64_t key = -1;
+      bool is_ts = false;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
+            c->cmsg_len >= CMSG_LEN(sizeof(scm_timestamping))) {
+          scm_timestamping t;
+          std::memcpy(&t, CMSG_DATA(c), sizeof t);
+          if (hw_ && (t.ts[2].tv_sec != 0 || t.ts[2].tv_nsec != 0)) {
+            ts = static_cast<int64_t>(t.ts[2].tv_sec) * 1000000000LL + t.ts[2].tv_nsec;
+            src = kTsHardware;
+          } else if (t.ts[0].tv_sec != 0 || t.ts[0].tv_nsec != 0) {
+            ts = static_cast<int64_t>(t.ts[0].tv_sec) * 1000000000LL + t.ts[0].tv_nsec;
+          }
+        } else if (((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+                    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(sock_extended_err))) {
+          sock_extended_err ee;
+          std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
+          if (ee.ee_errno == ENOMSG && ee.ee_origin == SO_EE_ORIGIN_TIMESTAMPING && ee.ee_info == SCM_TSTAMP_SND) {
+            is_ts = true;
+            key = ee.ee_data;
+          }
+        }
+      }
+      if (!is_ts || ts < 0) continue;  // other error-queue entries (e.g. ICMP) are not ours to report
+      if (count == 0) arr = Napi::Array::New(env);
+      Napi::Array r = Napi::Array::New(env, 3);
+      r.Set(0u, Napi::Number::New(env, static_cast<double>(key)));
+      r.Set(1u, Napi::BigInt::New(env, ts));
+      r.Set(2u, Napi::Number::New(env, src));
+      arr.Set(count++, r);
+    }
+    if (count > 0) Call(on_tx_, {arr});
+  }
+
+  // onRecv(null, records: Array<[data: Buffer, address, port, rxRealtimeNs: bigint,
+  //   ttl, tos, tsSource, truncated]>) — ttl/tos -1 when the kernel gave none.
+  void DrainReceive(Napi::Env env) {
+    if (!t_arena) t_arena = std::make_unique<RxArena>();
+    RxArena& A = *t_arena;
+    for (int b = 0; b < kMaxBatchesPerWake && fd_ >= 0; b++) {
+      for (int i = 0; i < kBatch; i++) {
+        A.iov[i].iov_base = A.data[i];
+        A.iov[i].iov_len = max_dgram_;
+        std::memset(&A.msgs[i], 0, sizeof A.msgs[i]);
+        msghdr& m = A.msgs[i].msg_hdr;
+        m.msg_name = &A.addr[i];
+        m.msg_namelen = sizeof A.addr[i];
+        m.msg_iov = &A.iov[i];
+        m.msg_iovlen = 1;
+        m.msg_control = A.ctrl[i];
+        m.msg_controllen = kCtrl;
+      }
+      int n = recvmmsg(fd_, A.msgs, kBatch, MSG_DONTWAIT, nullptr);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          Call(on_recv_, {ErrnoError(env, "recvmmsg", "", errno).Value(), env.Null()});
+        }
+        return;
+      }
+      if (n == 0) return;
+      int64_t user_now = -1;
+      Napi::Array arr = Napi::Array::New(env, n);
+      for (int i = 0; i < n; i++) {
+        msghdr& m = A.msgs[i].msg_hdr;
+        size_t len = A.msgs[i].msg_len;
+        if (len > max_dgram_) len = max_dgram_;
+        int ttl = -1, tos = -1, src = kTsUserspace;
+        int64_t ts = -1;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+          const size_t dlen = c->cmsg_len >= CMSG_LEN(0) ? c->cmsg_len - CMSG_LEN(0) : 0;
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING && dlen >= sizeof(scm_timestamping)) {
+            scm_timestamping t;
+            std::memcpy(&t, CMSG_DATA(c), sizeof t);
+            if (hw_ && (t.ts[2].tv_sec != 0 || t.ts[2].tv_nsec != 0)) {
+              ts = static_cast<int64_t>(t.ts[2].tv_sec) * 1000000000LL + t.ts[2].tv_nsec;
+              src = kTsHardware;
+            } else if (t.ts[0].tv_sec != 0 || t.ts[0].tv_nsec != 0) {
+              ts = static_cast<int64_t>(t.ts[0].tv_sec) * 1000000000LL + t.ts[0].tv_nsec;
+              src = kTsKernel;
+            }
+          } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS && dlen >= sizeof(timespec)) {
+            timespec t;
+            std::memcpy(&t, CMSG_DATA(c), sizeof t);
+            ts = static_cast<int64_t>(t.tv_sec) * 1000000000LL + t.tv_nsec;
+            src = kTsKernel;
+          } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL && dlen >= sizeof(int)) {
+            std::memcpy(&ttl, CMSG_DATA(c), sizeof(int));
+          } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS && dlen >= 1) {
+            tos = *CMSG_DATA(c);
+          } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT && dlen >= sizeof(int)) {
+            std::memcpy(&ttl, CMSG_DATA(c), sizeof(int));
+          } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS && dlen >= sizeof(int)) {
+            std::memcpy(&tos, CMSG_DATA(c), sizeof(int));
+          }
+        }
+        if (ttl < 0 || ttl > 255) ttl = -1;
+        if (tos < 0 || tos > 255) tos = -1;
+        if (ts < 0) {
+          if (user_now < 0) user_now = NowNs(CLOCK_REALTIME);
+          ts = user_now;
+          src = kTsUserspace;
+        }
+        std::string host;
+        int port;
+        FormatAddr(A.addr[i], m.msg_namelen, &host, &port);
+        Napi::Array r = Napi::Array::New(env, 9);
+        r.Set(0u, Napi::Buffer<uint8_t>::Copy(env, A.data[i], len));
+        r.Set(1u, Napi::String::New(env, host));
+        r.Set(2u, Napi::Number::New(env, port));
+        r.Set(3u, Napi::BigInt::New(env, ts));
+        r.Set(4u, Napi::Number::New(env, ttl));
+        r.Set(5u, Napi::Number::New(env, tos));
+        r.Set(6u, Napi::Number::New(env, src));
+        r.Set(7u, Napi::Boolean::New(env, (m.msg_flags & MSG_TRUNC) != 0));
+        r.Set(8u, Napi::Boolean::New(env, (m.msg_flags & MSG_CTRUNC) != 0));
+        arr.Set(static_cast<uint32_t>(i), r);
+      }
+      Call(on_recv_, {env.Null(), arr});
+      if (n < kBatch) return;
+    }
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown(false);
+    return info.Env().Undefined();
+  }
+
+  // Idempotent: stops the scheduler (pending departures are dropped), the
+  // poll handle, the threadsafe function, then closes the descriptors.
+  void Shutdown(bool teardown) {
+    closed_ = true;
+    if (thread_.joinable()) {
+      {
+        std::lock_guard<std::mutex> g(q_mu_);
+        stop_ = true;
+      }
+      q_cv_.notify_one();
+      thread_.join();
+      while (!queue_.empty()) {
+        delete queue_.top();
+        queue_.pop();
+      }
+      if (!teardown) tsfn_.Release();
+    }
+    if (poll_ != nullptr) {
+      uv_poll_stop(poll_);
+      poll_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+      if (!teardown) Unref();
+    }
+    {
+      std::lock_guard<std::mutex> g(send_mu_);
+      if (epfd_ >= 0) close(epfd_);
+      if (fd_ >= 0) close(fd_);
+      epfd_ = -1;
+      fd_ = -1;
+    }
+  }
+
+  int family_ = 4;
+  int fd_ = -1;
+  int epfd_ = -1;
+  bool hw_ = false;
+  bool tx_ts_ = true;
+  bool timestamping_ = false;
+  bool closed_ = false;
+  size_t max_dgram_ = kSlot;
+  uv_poll_t* poll_ = nullptr;
+  std::unique_ptr<Napi::AsyncContext> async_;
+  Napi::FunctionReference on_recv_, on_tx_, on_departure_fn_;
+
+  std::mutex send_mu_;
+  uint32_t next_key_ = 0;  // mirrors the kernel's OPT_ID counter of this socket
+
+  std::thread thread_;
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::priority_queue<Scheduled*, std::vector<Scheduled*>, Later> queue_;
+  uint64_t seq_ = 0;
+  bool stop_ = false;
+  Napi::ThreadSafeFunction tsfn_;
+  std::mutex res_mu_;
+  std::vector<Departure> results_;
+  bool notify_pending_ = false;
+  int64_t outstanding_ = 0;  // main thread only
+};
+
+Napi::Value RealtimeNs(const Napi::CallbackInfo& info) {
+  return Napi::BigInt::New(info.Env(), NowNs(CLOCK_REALTIME));
+}
+
+Napi::Value MonotonicNs(const Napi::CallbackInfo& info) {
+  return Napi::BigInt::New(info.Env(), NowNs(CLOCK_MONOTONIC));
+}
+
+#endif  // __linux__
+
+}  // namespace
+
+void InitDatapath(Napi::Env env, Napi::Object exports) {
+#ifdef __linux__
+  exports.Set("Datapath", Datapath::Class(env));
+  exports.Set("realtimeNs", Napi::Function::New(env, RealtimeNs, "realtimeNs"));
+  exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNs, "monotonicNs"));
+#else
+  (void)env;
+  (void)exports;
+#endif
+}
+
+}  // namespace twamp

@@ -1,0 +1,169 @@
+/**
+ * The optional native helper (build/Release/twamp_sockopt.node, built from
+ * native/ by `npm run build:native`; the package's install script tries to
+ * build it and never fails the install): one loader and the typed surface of
+ * what it exports.
+ *
+ *  - setTos/getTos/clockStatus: DSCP marking and the kernel's clock
+ *    discipline state (used by socketOptions.ts);
+ *  - realtimeNs/monotonicNs: clock_gettime(CLOCK_REALTIME / CLOCK_MONOTONIC)
+ *    as bigint ns (used by clock.ts);
+ *  - Datapath: the native test socket (native/datapath.cc; wrapped by
+ *    datapath.ts), Linux only.
+ *
+ * OTEL_TWAMP_NATIVE=0 turns the native datapath and the native clock off
+ * (tests of the pure-JS fallbacks, or an operator's escape hatch); DSCP
+ * marking still uses the helper.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The kernel's clock discipline state (NTP/PTP daemons keep it). */
+export interface KernelClockStatus {
+  synchronized: boolean;
+  /** Estimated error, µs. */
+  estErrorUs: number;
+  /** Maximum error, µs. */
+  maxErrorUs: number;
+}
+
+/** Options of the native Datapath constructor (see native/datapath.cc). */
+export interface RawDatapathOptions {
+  family: 4 | 6;
+  /** (error, records): records are [data, address, port, rxRealtimeNs, ttl, tos, tsSource, truncated, ctruncated]. */
+  onRecv: (err: Error | null, records: RawRx[] | null) => void;
+  /** TX timestamps: [txKey, realtimeNs, tsSource]. */
+  onTx: (records: RawTx[]) => void;
+  /** Scheduled departures: [id, deadlineMonoNs, sentMonoNs, stampedRealtimeNs, txKey, errno, error]. */
+  onDeparture: (records: RawDeparture[]) => void;
+  rcvbuf?: number;
+  ipv6Only?: boolean;
+  hardwareTimestamps?: boolean;
+  txTimestamps?: boolean;
+  maxDatagram?: number;
+  ttl?: number;
+  tos?: number;
+}
+
+/** Timestamp source codes of the native records: 0 userspace, 1 kernel, 2 hardware. */
+export type RawTsSource = 0 | 1 | 2;
+export type RawRx = [Buffer, string, number, bigint, number, number, RawTsSource, boolean, boolean];
+export type RawTx = [number, bigint, RawTsSource];
+export type RawDeparture = [number, bigint, bigint, bigint, number, number, Error | null];
+
+export interface RawDatapath {
+  bind(address: string, port: number): { address: string; port: number };
+  /** Stamps CLOCK_REALTIME (NTP format) into `data` at stampOffset, sends; [stampedRealtimeNs, txKey]. */
+  send(data: Buffer, address: string, port: number, stampOffset?: number): [bigint, number];
+  /** One clock read for the batch, one sendmmsg; [sent, stampedRealtimeNs, firstTxKey]. */
+  sendBatch(items: [Buffer, string, number, number | undefined][]): [number, bigint, number];
+  /** Sends a copy of `data` at the CLOCK_MONOTONIC deadline from the scheduler thread. */
+  schedule(id: number, deadlineMonoNs: bigint, data: Buffer, address: string, port: number, stampOffset?: number): void;
+  setTtl(ttl: number): void;
+  setTos(tos: number): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+  readonly fd: number;
+  readonly timestamping: { soTimestamping: boolean; tx: boolean; hardware: boolean };
+}
+
+export interface NativeAddon {
+  setTos(fd: number, family: 4 | 6, tos: number): void;
+  getTos(fd: number, family: 4 | 6): number;
+  /** Linux adjtimex(2) query; undefined elsewhere (absent in older builds). */
+  clockStatus?(): KernelClockStatus | undefined;
+  realtimeNs?(): bigint;
+  monotonicNs?(): bigint;
+  Datapath?: new (opts: RawDatapathOptions) => RawDatapath;
+}
+
+const ADDON_NAME = 'twamp_sockopt.node';
+export const NATIVE_ENABLE_HINT =
+  'install python3, make and a C++ compiler and run `npm run build:native` in the otel-twamp package directory';
+
+let loaded: { addon: NativeAddon; path: string } | { reason: string } | undefined;
+
+/** The directory holding otel-twamp's package.json (src/ and dist/src/ alike). */
+function packageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'otel-twamp') return dir;
+      } catch {
+        // unreadable package.json: keep looking upwards
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** Loads the native helper once; the reason says why it is unavailable. */
+export function loadNative(): { addon: NativeAddon; path: string } | { reason: string } {
+  if (loaded !== undefined) return loaded;
+  if (process.platform === 'win32') {
+    loaded = { reason: 'the native helper is not supported on Windows' };
+    return loaded;
+  }
+  const root = packageRoot();
+  if (root === undefined) {
+    loaded = { reason: 'cannot locate the otel-twamp package root (package.json) to find the native helper' };
+    return loaded;
+  }
+  const candidates = [join(root, 'build', 'Release', ADDON_NAME), join(root, 'build', 'Debug', ADDON_NAME)];
+  const path = candidates.find((p) => existsSync(p));
+  if (path === undefined) {
+    loaded = { reason: `native helper not built (${candidates[0]} is missing)` };
+    return loaded;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(path) as Partial<NativeAddon>;
+    if (typeof addon.setTos !== 'function' || typeof addon.getTos !== 'function') {
+      loaded = { reason: `native helper ${path} lacks setTos/getTos (stale build)` };
+    } else {
+      loaded = { addon: addon as NativeAddon, path };
+    }
+  } catch (e) {
+    loaded = { reason: `native helper ${path} failed to load (${(e as Error).message})` };
+  }
+  return loaded;
+}
+
+/** Why OTEL_TWAMP_NATIVE turns the native datapath and clock off, or undefined. */
+export function nativeForcedOff(): string | undefined {
+  const v = (process.env.OTEL_TWAMP_NATIVE ?? '').trim().toLowerCase();
+  return v === '0' || v === 'false' || v === 'off' || v === 'no' ? `OTEL_TWAMP_NATIVE=${v}` : undefined;
+}
+
+/** The native datapath constructor, or why there is none. */
+export function nativeDatapath(): { Datapath: new (opts: RawDatapathOptions) => RawDatapath } | { reason: string } {
+  const off = nativeForcedOff();
+  if (off !== undefined) return { reason: `native datapath disabled by ${off}` };
+  const l = loadNative();
+  if (!('addon' in l)) return { reason: `${l.reason}; to enable it, ${NATIVE_ENABLE_HINT}` };
+  if (typeof l.addon.Datapath !== 'function') {
+    return {
+      reason: process.platform === 'linux'
+        ? `native helper ${l.path} has no Datapath (stale build); rebuild it: ${NATIVE_ENABLE_HINT}`
+        : `the native datapath is Linux-only (${process.platform})`,
+    };
+  }
+  return { Datapath: l.addon.Datapath };
+}
+
+/** clock_gettime(CLOCK_REALTIME) through the helper, or why it is unavailable. */
+export function nativeRealtime(): { realtimeNs: () => bigint } | { reason: string } {
+  const off = nativeForcedOff();
+  if (off !== undefined) return { reason: `native clock disabled by ${off}` };
+  const l = loadNative();
+  if (!('addon' in l)) return { reason: l.reason };
+  const f = l.addon.realtimeNs;
+  if (typeof f !== 'function') return { reason: `native helper ${l.path} has no realtimeNs (stale build or not Linux)` };
+  return { realtimeNs: f };
+}

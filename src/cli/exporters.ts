@@ -11,6 +11,8 @@
  * stay cumulative (Prometheus semantics).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   MetricReader, PeriodicExportingMetricReader, AggregationTemporality, InstrumentType,
   type PushMetricExporter, type ResourceMetrics,
@@ -53,22 +55,110 @@ export class PullMetricReader extends MetricReader {
   protected override async onForceFlush(): Promise<void> {}
 }
 
+/**
+ * Limits of the Prometheus endpoint. It shares the process, and so the event
+ * loop, with the reflector: whatever a scraper sends must not cost the
+ * reflector file descriptors, memory or timestamps (README "Security").
+ */
+export interface PrometheusLimits {
+  /** Connections held at once. One more closes the longest-idle connection, or itself when every one is busy. */
+  maxConnections: number;
+  /** Requests answered on one connection; the last says `Connection: close`. */
+  maxRequestsPerSocket: number;
+  /** Requests waiting on one connection (HTTP/1.1 pipelining); one more closes the connection. */
+  maxPipelined: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** A request's headers must arrive within this; a connection without any activity (nothing sent, a response not read) is closed after it. */
+  requestTimeoutMs: number;
+  /** A rendered exposition is served again for this long; concurrent scrapes share one collection. */
+  cacheMs: number;
+  /** Metrics responses per second, all clients together (burst as large); beyond: 429 and the connection closed. */
+  maxScrapesPerSecond: number;
+}
+
+export const PROMETHEUS_LIMIT_DEFAULTS: Readonly<PrometheusLimits> = Object.freeze({
+  maxConnections: 64,
+  maxRequestsPerSocket: 100,
+  maxPipelined: 4,
+  keepAliveTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  cacheMs: 1_000,
+  maxScrapesPerSecond: 20,
+});
+
+interface ConnectionState {
+  /** Requests received and not yet answered. */
+  inFlight: number;
+  /** Requests received in all. */
+  requests: number;
+}
+
+/** What the endpoint has refused, for tests and logs. */
+export interface PrometheusEndpointStats {
+  /** Collections run for HTTP scrapes (render() calls by others are not counted). */
+  collections: number;
+  /** Idle connections closed to make room for a new one. */
+  evicted: number;
+  /** New connections closed because every held connection was busy. */
+  refused: number;
+  /** Connections closed for pipelining more than maxPipelined requests. */
+  pipelineClosed: number;
+  /** Requests answered 429 (over maxScrapesPerSecond). */
+  rateLimited: number;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+
+/** End our side once queued writes are flushed, then destroy (a half-open peer cannot hold the socket). */
+function closeAfterWrites(socket: Socket): void {
+  socket.end(() => { socket.destroy(); });
+}
+
 /** Prometheus text exposition on our own http.Server (the stock exporter treats port 0 as 9464). */
 export class PrometheusEndpoint {
   readonly reader = new PullMetricReader();
+  readonly limits: Readonly<PrometheusLimits>;
+  readonly stats: PrometheusEndpointStats = { collections: 0, evicted: 0, refused: 0, pipelineClosed: 0, rateLimited: 0 };
   private server: Server | undefined;
   private readonly serializer: PrometheusSerializer;
+  /** Held connections, least recently active first (a Map keeps insertion order). */
+  private readonly connections = new Map<Socket, ConnectionState>();
+  private cached: { body: string; at: number } | undefined;
+  private collecting: Promise<string> | undefined;
+  private tokens: number;
+  private tokensAt = performance.now();
 
   /** Applied to every collection before it is serialized (retired collectors). */
   filter: ((rm: ResourceMetrics) => ResourceMetrics) | undefined;
 
-  constructor(private readonly cfg: PrometheusConfig, naming: NamingProfile) {
+  constructor(private readonly cfg: PrometheusConfig, naming: NamingProfile, limits: Partial<PrometheusLimits> = {}) {
     // legacy profile: the reference's exposition, without otel_scope_* labels.
     this.serializer = new PrometheusSerializer('', false, undefined, false, naming === 'legacy');
+    this.limits = { ...PROMETHEUS_LIMIT_DEFAULTS, ...limits };
+    this.tokens = this.limits.maxScrapesPerSecond;
+  }
+
+  /** Connections the server holds now. */
+  get connectionCount(): number {
+    return this.connections.size;
   }
 
   async start(): Promise<{ host: string; port: number; url: string }> {
-    const server = createServer((req, res) => { void this.handle(req, res); });
+    const l = this.limits;
+    const server = createServer({
+      headersTimeout: l.requestTimeoutMs,
+      requestTimeout: l.requestTimeoutMs,
+      // How often node checks headersTimeout/requestTimeout (default 30 s).
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, l.requestTimeoutMs / 2)),
+      maxHeaderSize: 8 * 1024,
+    }, (req, res) => { this.onRequest(req, res); });
+    server.keepAliveTimeout = l.keepAliveTimeoutMs;
+    server.maxRequestsPerSocket = l.maxRequestsPerSocket;
+    // Socket inactivity: a connection that never sends, or never reads its response, is destroyed.
+    server.setTimeout(l.requestTimeoutMs);
+    server.on('connection', (socket: Socket) => { this.onConnection(socket); });
+    server.on('clientError', (_e, socket: Duplex) => { socket.destroy(); });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(
@@ -81,7 +171,7 @@ export class PrometheusEndpoint {
     return { host: this.cfg.host, port, url: `http://${formatHostPort(shown, port)}${this.cfg.path}` };
   }
 
-  /** Render the current exposition (also used by tests and the probe). */
+  /** Render the current exposition (also used by tests and the probe); not cached. */
   async render(): Promise<string> {
     const { resourceMetrics, errors } = await this.reader.collect();
     if (errors.length) process.stderr.write(`metric collection errors: ${errors.map(String).join('; ')}\n`);
@@ -89,10 +179,82 @@ export class PrometheusEndpoint {
     return this.serializer.serialize(this.filter ? this.filter(rm) : rm);
   }
 
+  /** The exposition for a scrape: the cached one while fresh, else one collection shared by all waiting scrapes. */
+  private scrapeBody(): Promise<string> {
+    const c = this.cached;
+    if (c && performance.now() - c.at < this.limits.cacheMs) return Promise.resolve(c.body);
+    if (this.collecting) return this.collecting;
+    this.stats.collections++;
+    const p = this.render().then((body) => {
+      this.cached = { body, at: performance.now() };
+      return body;
+    }).finally(() => { this.collecting = undefined; });
+    this.collecting = p;
+    return p;
+  }
+
+  /** Hold at most maxConnections: make room by closing the longest-idle one, or refuse this one. */
+  private onConnection(socket: Socket): void {
+    this.connections.set(socket, { inFlight: 0, requests: 0 });
+    socket.once('close', () => { this.connections.delete(socket); });
+    if (this.connections.size <= this.limits.maxConnections) return;
+    for (const [s, st] of this.connections) {
+      if (s !== socket && st.inFlight === 0) {
+        this.connections.delete(s);
+        s.destroy();
+        this.stats.evicted++;
+        return;
+      }
+    }
+    this.connections.delete(socket);
+    socket.destroy();
+    this.stats.refused++;
+  }
+
+  /** Token bucket over all clients: maxScrapesPerSecond, burst as large. */
+  private takeToken(): boolean {
+    const now = performance.now();
+    const max = this.limits.maxScrapesPerSecond;
+    this.tokens = Math.min(max, this.tokens + ((now - this.tokensAt) / 1000) * max);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket as Socket;
+    const st = this.connections.get(socket);
+    // Closed already (evicted, or an earlier pipelined request closed it): node still parses what it had read.
+    if (st === undefined || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    st.requests++;
+    st.inFlight++;
+    res.once('close', () => {
+      st.inFlight--;
+      // Most recently active last: eviction takes the longest idle.
+      if (this.connections.delete(socket)) this.connections.set(socket, st);
+    });
+    // node says `Connection: close` on the last allowed response but leaves the connection open.
+    if (st.requests >= this.limits.maxRequestsPerSocket) res.once('finish', () => { closeAfterWrites(socket); });
+    if (st.inFlight > this.limits.maxPipelined) {
+      this.stats.pipelineClosed++;
+      this.connections.delete(socket);
+      socket.destroy();
+      return;
+    }
+    void this.handle(req, res).catch(() => { socket.destroy(); });
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A scrape has no body; one announced is not read, and the connection closes after the answer.
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+    if (hasBody) res.shouldKeepAlive = false;
     const path = (req.url ?? '/').split('?')[0];
     if (path !== this.cfg.path) {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+      res.writeHead(404, { 'content-type': TEXT });
       res.end(`not found: metrics are at ${this.cfg.path}\n`);
       return;
     }
@@ -101,12 +263,26 @@ export class PrometheusEndpoint {
       res.end();
       return;
     }
-    try {
-      const body = await this.render();
+    if (!this.takeToken()) {
+      this.stats.rateLimited++;
+      res.shouldKeepAlive = false;
+      res.writeHead(429, { 'content-type': TEXT, 'retry-after': '1' });
+      res.end('too many scrapes\n');
+      return;
+    }
+    if (req.method === 'HEAD') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      res.end();
+      return;
+    }
+    try {
+      const body = await this.scrapeBody();
+      if (res.destroyed) return;
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      res.end(body);
     } catch (e) {
-      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      if (res.destroyed) return;
+      res.writeHead(500, { 'content-type': TEXT });
       res.end(`collection failed: ${(e as Error).message}\n`);
     }
   }
@@ -116,6 +292,8 @@ export class PrometheusEndpoint {
     this.server = undefined;
     if (!s) return;
     s.closeAllConnections?.();
+    for (const socket of this.connections.keys()) socket.destroy();
+    this.connections.clear();
     await new Promise<void>((r) => s.close(() => r()));
   }
 }

@@ -3,12 +3,11 @@
  * otel-twamp command line: `agent` runs collectors from a Gufo Agent-style
  * YAML file and exports their metrics.
  */
-import { parseArgs } from 'node:util';
 import { loadAgentConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { consoleLogger, type LogLevel } from '../session/log.js';
 import { Agent } from './agent.js';
-import { untilStopped } from './common.js';
+import { parseArgs, parseOrExit, untilStopped } from './common.js';
 import { createTwampViews, ViewConfigError } from '../otel/views.js';
 import { VERSION } from '../version.js';
 
@@ -75,23 +74,18 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
 export async function main(argv: string[]): Promise<number> {
   const command = argv[0] !== undefined && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
   if (command) return (await command())(argv.slice(1));
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        check: { type: 'boolean' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
-    });
-  } catch (e) {
-    process.stderr.write(`otel-twamp: ${(e as Error).message}\nTry 'otel-twamp --help'.\n`);
-    return 2;
-  }
+  const parsed = parseOrExit(argv.includes('agent') ? 'agent' : '', () => parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      check: { type: 'boolean' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'V' },
+    },
+  }));
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
   if (values.help) { process.stdout.write(HELP); return 0; }
   if (values.version) { process.stdout.write(`${VERSION}\n`); return 0; }

@@ -7,8 +7,7 @@
  * reason); 2 usage error (the message names the flag); 3 round-trip loss
  * above `--max-loss`.
  */
-import { UsageError, parseFlags, parseOrExit } from './common.js';
-import { parseArgs } from 'node:util';
+import { UsageError, parseArgs, parseFlags, parseOrExit, type FlagNames } from './common.js';
 import { parseSenderConfig } from '../config/load.js';
 import type { SenderConfig } from '../config/types.js';
 import { formatHostPort } from '../session/errors.js';
@@ -73,6 +72,21 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   format: '--format',
 };
 
+/**
+ * The sender schema's cross-key messages in the probe's words:
+ * `format "stamp" needs control: false` → `--format stamp needs --light`.
+ */
+const PHRASES: FlagNames = {
+  phrases: [
+    [/^secret or secret_file\b/, '--secret-file'],
+    [/\bformat "(\w+)"/g, '--format $1'],
+    [/\bmode includes\b/g, '--mode includes'],
+    [/\bgot mode\b/g, 'got --mode'],
+    [/\bby model (\w+)/g, 'by --model $1'],
+    [/\bset port to\b/g, 'set PORT (HOST:PORT) to'],
+  ],
+};
+
 
 /** `host`, `host:port`, `[v6]`, `[v6]:port`, or a bare IPv6 literal (no port). */
 export function parseTarget(s: string): { host: string; port: string | undefined } {
@@ -102,34 +116,29 @@ interface ProbeArgs {
 }
 
 function parseProbeArgs(argv: string[]): ProbeArgs | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        model: { type: 'string', short: 'm' },
-        count: { type: 'string', short: 'c' },
-        bandwidth: { type: 'string' },
-        size: { type: 'string' },
-        dscp: { type: 'string' },
-        'reflector-port': { type: 'string' },
-        timeout: { type: 'string' },
-        'reply-timeout': { type: 'string' },
-        mode: { type: 'string' },
-        'key-id': { type: 'string' },
-        'secret-file': { type: 'string' },
-        light: { type: 'boolean' },
-        format: { type: 'string' },
-        'max-loss': { type: 'string' },
-        json: { type: 'boolean' },
-        quiet: { type: 'boolean', short: 'q' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const parsed = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string', short: 'm' },
+      count: { type: 'string', short: 'c' },
+      bandwidth: { type: 'string' },
+      size: { type: 'string' },
+      dscp: { type: 'string' },
+      'reflector-port': { type: 'string' },
+      timeout: { type: 'string' },
+      'reply-timeout': { type: 'string' },
+      mode: { type: 'string' },
+      'key-id': { type: 'string' },
+      'secret-file': { type: 'string' },
+      light: { type: 'boolean' },
+      format: { type: 'string' },
+      'max-loss': { type: 'string' },
+      json: { type: 'boolean' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   const { values: v, positionals } = parsed;
   if (v.help) return 'help';
   if (positionals.length === 0) throw new UsageError('HOST is required (HOST[:PORT], [IPv6]:PORT)');
@@ -162,7 +171,7 @@ function parseProbeArgs(argv: string[]): ProbeArgs | 'help' {
   if (v.light) raw.control = false;
   opt('format', v.format, false);
 
-  const config = parseFlags(FLAG_OF, () => parseSenderConfig(raw));
+  const config = parseFlags(FLAG_OF, () => parseSenderConfig(raw), PHRASES);
 
   let maxLoss: number | undefined;
   if (v['max-loss'] !== undefined) {

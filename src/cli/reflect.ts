@@ -4,7 +4,7 @@
  * optionally exporting its counters for Prometheus. SIGINT/SIGTERM stop it
  * cleanly (exit 0).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from './common.js'; // our messages for unknown options
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { parseReflectorConfig } from '../config/load.js';
 import { parseListen } from '../config/schema.js';

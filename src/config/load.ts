@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import type * as z from 'zod';
-import { ConfigError } from './errors.js';
+import { ConfigError, sourceLine } from './errors.js';
 import type { ConfigIssue, ConfigPath } from './errors.js';
 import {
   agentFileSchema,
@@ -499,10 +499,14 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
             };
           }
         }
-        // yaml's messages end with " at line L, column C:" and a source excerpt; we print the position ourselves.
+        // yaml's messages end with " at line L, column C:" and a source excerpt; we print the position
+        // and the line (with a caret) ourselves.
         const message = e.message.replace(/ at line \d+, column \d+[\s\S]*$/, '');
-        return { ...base, path: [], message: `YAML syntax error: ${message}` };
+        const excerpt = sourceLine(text, start.line);
+        return { ...base, path: [], message: `YAML syntax error: ${message}`, ...(excerpt !== undefined ? { excerpt } : {}) };
       })].sort(byPosition),
+      // One syntax mistake makes the parser report more after it: print the first, count the rest.
+      { firstOnly: doc.errors.some((e) => e.code !== 'DUPLICATE_KEY') },
     );
   }
 

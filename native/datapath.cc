@@ -12,8 +12,8 @@
 //     OPT_ID | OPT_TSONLY, read from the error queue) by id: the real
 //     departure time;
 //   - sends scheduled packets from a native thread at absolute
-//     CLOCK_MONOTONIC deadlines (clock_nanosleep TIMER_ABSTIME, timer slack
-//     1 ns), without a busy event loop.
+//     CLOCK_MONOTONIC deadlines (an absolute futex wait, timer slack 1 ns;
+//     optionally SCHED_FIFO and a short final spin), without a busy event loop.
 // It knows nothing of TWAMP layouts: it stamps times at offsets it is given
 // and reports what the kernel says. Typed API: src/session/native.ts.
 //
@@ -51,6 +51,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -315,6 +316,14 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       tos = static_cast<int>(d);
     }
     const bool v6only = o.Get("ipv6Only").ToBoolean();
+    if (!o.Get("schedulerSpinUs").IsUndefined()) {
+      if (!NumArg(o.Get("schedulerSpinUs"), "schedulerSpinUs", 0, 1000, &d)) return;
+      spin_ns_ = static_cast<int64_t>(d) * 1000;
+    }
+    if (!o.Get("schedulerPriority").IsUndefined()) {
+      if (!NumArg(o.Get("schedulerPriority"), "schedulerPriority", 0, 99, &d)) return;
+      sched_prio_ = static_cast<int>(d);
+    }
 
     fd_ = socket(family_ == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
@@ -395,6 +404,9 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     o.Set("soTimestamping", Napi::Boolean::New(info.Env(), timestamping_));
     o.Set("tx", Napi::Boolean::New(info.Env(), tx_ts_));
     o.Set("hardware", Napi::Boolean::New(info.Env(), hw_));
+    // Scheduler thread: 0 not started or normal priority, -1 SCHED_FIFO in
+    // effect, > 0 the errno pthread_setschedparam failed with.
+    o.Set("schedulerRealtime", Napi::Number::New(info.Env(), sched_err_.load()));
     return o;
   }
 
@@ -656,6 +668,15 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
 
   void SchedulerLoop() {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    if (sched_prio_ > 0) {
+      // Opt-in SCHED_FIFO: on a busy host the wake-up otherwise waits for the
+      // CFS scheduler. Needs CAP_SYS_NICE (or an RLIMIT_RTPRIO); the outcome
+      // is reported through the `timestamping` accessor.
+      sched_param sp{};
+      sp.sched_priority = sched_prio_;
+      int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+      sched_err_.store(rc == 0 ? -1 : rc);
+    }
     std::unique_lock<std::mutex> lk(q_mu_);
     std::vector<Scheduled*> due;
     while (!stop_) {
@@ -665,20 +686,21 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       }
       int64_t deadline = queue_.top()->deadline;
       int64_t now = NowNs(CLOCK_MONOTONIC);
-      if (deadline > now) {
-        if (deadline - now > 2000000) {
-          // Far: a wakeable wait (an earlier packet may be queued meanwhile).
-          // steady_clock is CLOCK_MONOTONIC in libstdc++ and libc++.
-          q_cv_.wait_until(lk, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline - 1000000)));
-        } else {
-          // Near: the precise absolute sleep.
-          lk.unlock();
-          struct timespec ts = {static_cast<time_t>(deadline / 1000000000LL), static_cast<long>(deadline % 1000000000LL)};
-          while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-          }
-          lk.lock();
-        }
+      if (deadline - spin_ns_ > now) {
+        // An absolute CLOCK_MONOTONIC wait (futex hrtimer, timer slack 1 ns:
+        // as precise here as clock_nanosleep TIMER_ABSTIME) that an earlier
+        // schedule() can cut short; steady_clock is CLOCK_MONOTONIC.
+        q_cv_.wait_until(lk, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline - spin_ns_)));
         continue;
+      }
+      if (deadline > now) {
+        // Optional final spin (schedulerSpinUs): trades CPU for the host's
+        // timer wake-up latency.
+        lk.unlock();
+        while (NowNs(CLOCK_MONOTONIC) < deadline) {
+        }
+        lk.lock();
+        now = NowNs(CLOCK_MONOTONIC);
       }
       due.clear();
       while (!queue_.empty() && queue_.top()->deadline <= now) {
@@ -958,6 +980,9 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   bool tx_ts_ = true;
   bool timestamping_ = false;
   bool closed_ = false;
+  int sched_prio_ = 0;
+  int64_t spin_ns_ = 0;
+  std::atomic<int> sched_err_{0};
   size_t max_dgram_ = kSlot;
   uv_poll_t* poll_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> async_;

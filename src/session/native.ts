@@ -45,6 +45,10 @@ export interface RawDatapathOptions {
   maxDatagram?: number;
   ttl?: number;
   tos?: number;
+  /** SCHED_FIFO priority of the scheduler thread (1..99); 0/absent: normal priority. */
+  schedulerPriority?: number;
+  /** Busy-wait the last µs before each departure (0..1000); default 0. */
+  schedulerSpinUs?: number;
 }
 
 /** Timestamp source codes of the native records: 0 userspace, 1 kernel, 2 hardware. */
@@ -67,7 +71,8 @@ export interface RawDatapath {
   unref(): void;
   close(): void;
   readonly fd: number;
-  readonly timestamping: { soTimestamping: boolean; tx: boolean; hardware: boolean };
+  /** schedulerRealtime: 0 normal priority (or not started), -1 SCHED_FIFO in effect, > 0 errno of the refusal. */
+  readonly timestamping: { soTimestamping: boolean; tx: boolean; hardware: boolean; schedulerRealtime: number };
 }
 
 export interface NativeAddon {

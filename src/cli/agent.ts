@@ -5,7 +5,7 @@
  * start is logged and the others keep running.
  */
 import { MeterProvider, type IMetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { defaultResource, resourceFromAttributes, detectResources, envDetector, type Resource } from '@opentelemetry/resources';
+import { cliResource } from './resource.js';
 import type { AgentConfig, CollectorConfig } from '../config/types.js';
 import { TwampSender } from '../sender.js';
 import { TwampReflector } from '../reflector.js';
@@ -51,7 +51,7 @@ export class Agent {
     this.otlpEnabled = wanted ? wanted.has('otlp') : config.otlp !== undefined;
     if (this.otlpEnabled) this.readers.push(createOtlpReader(otlpFromEnv(config.otlp, env), filter));
     this.views = createTwampViews(config.collectors, { naming: config.naming, agentLabels: this.agentLabels() });
-    this.meterProvider = new MeterProvider({ resource: agentResource(config, env), readers: this.readers, views: this.views });
+    this.meterProvider = new MeterProvider({ resource: cliResource({ host: config.host, env }), readers: this.readers, views: this.views });
   }
 
   get otlp(): boolean {
@@ -175,15 +175,3 @@ function describeChanges(c: { stopped: string[]; started: string[]; restarted: s
     `${c.unchanged.length} unchanged`].filter(Boolean).join('; ');
 }
 
-/** service.name, service.version, service.instance.id and host.name by default; OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME win. */
-export function agentResource(config: AgentConfig, env: NodeJS.ProcessEnv): Resource {
-  const ours = resourceFromAttributes({
-    'service.name': 'otel-twamp',
-    'service.version': VERSION,
-    'service.instance.id': config.host,
-    'host.name': config.host,
-  });
-  // envDetector reads process.env; pass through only when env is the process' own.
-  const fromEnv = env === process.env ? detectResources({ detectors: [envDetector] }) : resourceFromAttributes({});
-  return defaultResource().merge(ours).merge(fromEnv);
-}

@@ -14,6 +14,7 @@ import { TwampReflector } from '../reflector.js';
 import { UsageError, parseFlags, parseOrExit, untilStopped } from './common.js';
 import { childLogger, consoleLogger, type Logger, type LogLevel } from '../session/log.js';
 import { PrometheusEndpoint } from './exporters.js';
+import { cliResource } from './resource.js';
 
 /** Every other twamp_reflector key as a flag: limits, access lists, security modes, TWAMP Light. */
 const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'string' | 'list' | 'bool'; value?: boolean }[] = [
@@ -171,7 +172,7 @@ export async function reflectMain(argv: string[]): Promise<number> {
 
   const log = consoleLogger(args.level);
   const endpoint = args.metrics ? new PrometheusEndpoint({ ...args.metrics, path: '/metrics' }, 'legacy') : undefined;
-  const meterProvider = new MeterProvider({ readers: endpoint ? [endpoint.reader] : [] });
+  const meterProvider = new MeterProvider({ resource: cliResource(), readers: endpoint ? [endpoint.reader] : [] });
   const reflector = new TwampReflector(args.config, { meterProvider, logger: log, onSessionEvent: (e) => logSessionEvent(childLogger(log, `[${args.config.id}] `), e) });
   try {
     await reflector.start();

@@ -1,12 +1,16 @@
 // Usage errors as a user meets them: unknown options get our message with a
 // suggestion from the command's own flags, and probe's config errors name the
-// flags the user typed, never the config keys they map to.
+// flags the user typed, never the config keys they map to. And every entry
+// point exports under one resource (service.name otel-twamp).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from '../helpers/peers.js';
+import { freePort, repoRoot } from '../helpers/peers.js';
 import { UsageError, closestName, editDistance, parseArgs } from '../../src/cli/common.js';
+import { cliResource } from '../../src/cli/resource.js';
+import { VERSION } from '../../src/version.js';
 
 const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 
@@ -93,5 +97,62 @@ describe('probe errors name the flags', { timeout: 60_000 }, () => {
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^otel-twamp reflect: --light-port: --light-only needs --light-port/);
     assert.doesNotMatch(r.stderr, /control: false|light_port/);
+  });
+});
+
+describe('one resource for every entry point', { timeout: 60_000 }, () => {
+  it('cliResource: otel-twamp, version, host; OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win', () => {
+    const plain = cliResource({ host: 'h1', env: {} }).attributes;
+    assert.equal(plain['service.name'], 'otel-twamp');
+    assert.equal(plain['service.version'], VERSION);
+    assert.equal(plain['host.name'], 'h1');
+    assert.equal(plain['service.instance.id'], 'h1');
+    assert.equal(cliResource({ env: {} }).attributes['host.name'], os.hostname());
+    const saved = { name: process.env.OTEL_SERVICE_NAME, attrs: process.env.OTEL_RESOURCE_ATTRIBUTES };
+    try {
+      process.env.OTEL_SERVICE_NAME = 'edge-reflector';
+      process.env.OTEL_RESOURCE_ATTRIBUTES = 'deployment.environment=lab';
+      const env = cliResource({ host: 'h1' }).attributes;
+      assert.equal(env['service.name'], 'edge-reflector');
+      assert.equal(env['deployment.environment'], 'lab');
+      assert.equal(env['host.name'], 'h1');
+    } finally {
+      for (const [k, v] of [['OTEL_SERVICE_NAME', saved.name], ['OTEL_RESOURCE_ATTRIBUTES', saved.attrs]] as const) {
+        if (v === undefined) delete process.env[k]; else process.env[k] = v;
+      }
+    }
+  });
+
+  it('reflect --metrics: target_info says service_name="otel-twamp" like the agent', async () => {
+    const prom = await freePort('127.0.0.1', 'tcp');
+    const env = { ...process.env };
+    delete env.OTEL_SERVICE_NAME;
+    delete env.OTEL_RESOURCE_ATTRIBUTES;
+    const child = spawn(process.execPath, [MAIN, 'reflect', '--listen', '127.0.0.1', '--port', '0', '--metrics', `127.0.0.1:${prom}`],
+      { stdio: ['ignore', 'ignore', 'pipe'], env });
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+    let text = '';
+    try {
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && !/^target_info\{/m.test(text)) {
+        await new Promise((r) => setTimeout(r, 200));
+        try {
+          text = await (await fetch(`http://127.0.0.1:${prom}/metrics`)).text();
+        } catch {
+          // not listening yet
+        }
+      }
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const code = await new Promise<number | null>((r) => {
+      const t = setTimeout(() => { child.kill('SIGKILL'); r(null); }, 15_000);
+      child.once('exit', (c) => { clearTimeout(t); r(c); });
+    });
+    assert.match(text, /^target_info\{[^}]*service_name="otel-twamp"/m, `${text}\n${log}`);
+    assert.match(text, new RegExp(`^target_info\\{[^}]*service_version="${VERSION.replace(/\./g, '\\.')}"`, 'm'));
+    assert.doesNotMatch(text, /unknown_service/);
+    assert.equal(code, 0, log);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Shared helpers of the benchmark (issue 6): child processes talking JSON over
+ * Shared helpers of the benchmark: child processes talking JSON over
  * the IPC channel, deadlines, and number formatting. Nothing here measures.
  */
 import { fork, type ChildProcess } from 'node:child_process';

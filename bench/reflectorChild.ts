@@ -16,7 +16,7 @@ function gcNow(): void {
 }
 
 async function main(): Promise<void> {
-  // The issue 7 admission limits (max_connections 256, max_pps_per_session 10,000,
+  // The reflector's admission limits (max_connections 256, max_pps_per_session 10,000,
   // max_pps 100,000 by default) are raised out of the way: this measures what the
   // reflector can do, not the policy that protects it.
   const reflector = new TwampReflector({

@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (issue 6): performance figures of otel-twamp, each with a
+ * `npm run bench`: performance figures of otel-twamp, each with a
  * baseline measured in the same run on the same machine, because machines
  * are shared and noisy and only same-run ratios mean anything. No pass/fail:
  * it reports.

@@ -1,7 +1,7 @@
 // otel-twamp native helper: set/get the IP TOS byte (IPv4) and the IPv6
 // Traffic Class on an existing socket descriptor. Node 20's dgram has no
-// setter for either (shared/protocol.md §7 item 11); TWAMP test packets must
-// carry the session's DSCP (RFC 5357 §3.5 Type-P, protocol.md §1.9).
+// setter for either; TWAMP test packets must
+// carry the session's DSCP (RFC 5357 §3.5 Type-P, RFC 2474 DSCP).
 //
 // Exports:
 //   setTos(fd: number, family: 4 | 6, tos: number): void

@@ -1,5 +1,5 @@
 /**
- * Accuracy lab (issue 6): `npm run lab`, as root.
+ * Accuracy lab: `npm run lab`, as root.
  *
  * Builds three network namespaces in a line (scripts/lab/netns.ts):
  * otl-a (our sender) — otl-r (a router) — otl-b (our reflector), runs one

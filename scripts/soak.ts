@@ -1,5 +1,5 @@
 /**
- * Soak test (issue 7): `npm run soak -- --minutes N [--senders 20]`.
+ * Soak test: `npm run soak -- --minutes N [--senders 20]`.
  *
  * Runs an agent in-process, as `otel-twamp agent` would (src/cli/agent.ts):
  * one reflector, N healthy senders at short intervals with mixed traffic

@@ -1,14 +1,14 @@
 // ITU-T G.107 E-model: transmission rating R and its MOS estimate.
 //
 // Pure math. Two entry points on purpose:
-// - rFactorG107(): the full formula chain (protocol.md §6.1/§6.2), for
+// - rFactorG107(): the full formula chain (ITU-T G.107 §3), for
 //   planning questions and to anchor the simplified model to the standard.
 // - estimateVoiceQuality(): the simplified monitoring model (§6.4) that the
 //   sender feeds with TWAMP one-way delay, jitter and loss.
 // gufoMos() reproduces Gufo Agent's own hybrid formula bit for bit (f32), for
 // users who compare dashboards with the reference agent; it is not G.107.
 
-/** Codec figures the E-model needs (G.113 Appendix I; protocol.md §6.5). */
+/** Codec figures the E-model needs (G.113 Appendix I). */
 export interface VoiceCodec {
   readonly name: string;
   /** Equipment impairment factor Ie. */
@@ -57,7 +57,7 @@ export function mosFromR(r: number): number {
   return Math.min(4.5, Math.max(1, mos));
 }
 
-/** Every input of the G.107 formula chain; symbols as in G.107 (protocol.md §6.2). */
+/** Every input of the G.107 formula chain; symbols as in G.107. */
 export interface G107Params {
   /** Send Loudness Rating, dB. */
   SLR: number;
@@ -108,7 +108,7 @@ export interface G107Params {
 }
 
 /**
- * G.107 default values (protocol.md §6.2). Bpl 4.3 is the value of recent
+ * G.107 default values (G.107 Table 3). Bpl 4.3 is the value of recent
  * implementations; it has no effect while Ppl = 0.
  */
 export const G107_DEFAULTS: Readonly<G107Params> = Object.freeze({
@@ -146,7 +146,7 @@ function ieEff(ie: number, bpl: number, pplPercent: number, burstR: number): num
 }
 
 /**
- * Full G.107 rating R = Ro − Is − Id − Ie_eff + A (protocol.md §6.1, 06/2015
+ * Full G.107 rating R = Ro − Is − Id − Ie_eff + A (G.107 06/2015
  * structure). Defaults give 93.21 (G.107 quotes 93.2).
  */
 export function rFactorG107(p: Partial<G107Params> = {}): number {
@@ -200,7 +200,7 @@ export function rFactorG107(p: Partial<G107Params> = {}): number {
 }
 
 /**
- * Simplified monitoring model (protocol.md §6.4): R = 93.2 − Id − Ie_eff with
+ * Simplified monitoring model (G.107 applied with default values): R = 93.2 − Id − Ie_eff with
  * Cole–Rosenbluth's delay term Id = 0.024·d + 0.11·(d − 177.3)·H(d − 177.3),
  * d = mouth-to-ear delay in ms (no 100 ms threshold: that belongs to Idd).
  * Matches the full model with default terminals and T = Ta, Tr = 2·Ta within

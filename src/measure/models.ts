@@ -51,7 +51,7 @@ export class ModelConfigError extends Error {
 
 const IPV4_UDP_OVERHEAD = 20 + 8;
 const IPV6_UDP_OVERHEAD = 40 + 8;
-/** Unauthenticated TWAMP-Test sender packet (RFC 5357 §4.1.2; protocol.md §3.3). */
+/** Unauthenticated TWAMP-Test sender packet (RFC 5357 §4.1.2). */
 const TWAMP_SENDER_MIN_PAYLOAD = 14;
 /** Largest UDP payload: 65535 − 20 − 8 on IPv4; 65535 − 8 on IPv6 (no jumbograms). */
 const MAX_UDP_PAYLOAD = { 4: 65507, 6: 65527 } as const;

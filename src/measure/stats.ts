@@ -1,5 +1,5 @@
 // Per-session statistics of a TWAMP sender, from T1..T4 (RFC 5357 §4.1.2,
-// §4.2.1; protocol.md §5).
+// §4.2.1).
 //
 // Pure math: timestamps come in as 64-bit NTP values (bigint, seconds << 32 |
 // fraction, RFC 5905 §6); nothing here reads a clock. Memory is O(n) in typed
@@ -378,7 +378,7 @@ export class SessionStats {
   }
 
   /**
-   * Loss counts (protocol.md §5.2), each clamped at 0:
+   * Loss counts (RFC 5357 §4.2.1 split of forward and backward loss), each clamped at 0:
    * - rt  = packets sent − distinct sender packets answered (RFC 6673).
    * - out = packets up to the highest answered sender seq that the reflector
    *   never saw: (max senderSeq + 1) − (reflections sent − forward duplicates),

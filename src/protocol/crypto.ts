@@ -4,7 +4,7 @@
  * §4.1.2, RFC 5357 §3–4, RFC 5618 mixed mode). Pure: no I/O, no clocks, no
  * randomness — callers pass in random keys, IVs and challenges.
  * Every rule here was checked byte for byte against perfSONAR twping/twampd
- * captures (shared/conformance, protocol.md Appendix B).
+ * captures (test/fixtures/conformance).
  *
  * Control connection (both roles), after Server-Greeting:
  *

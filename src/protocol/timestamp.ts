@@ -122,7 +122,7 @@ export function ntpFromPtpTruncated(ts: bigint): bigint {
 
 /**
  * A reflector's timestamp in NTP format, decoded with the Z bit of the Error
- * Estimate that belongs to it (protocol.md §7 item 10). Some reflectors copy
+ * Estimate that belongs to it (RFC 8186 §2). Some reflectors copy
  * the sender's Z bit instead of setting their own, so a "PTP" value whose
  * seconds look like NTP seconds (≥ 2^31: NTP era 0 is past 2^31 since 1968,
  * PTP seconds reach it only in 2038) or whose nanoseconds overflow is read

@@ -121,7 +121,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       senderAddress: client.localAddress,
       receiverAddress: client.remoteAddress,
       paddingLength,
-      startTime: 0n, // "as soon as Start-Sessions is done" (protocol.md §7.13)
+      startTime: 0n, // "as soon as Start-Sessions is done" (RFC 4656 §3.5: a Start Time in the past)
       timeout: ntpIntervalFromNs(BigInt(o.replyTimeoutMs) * 1_000_000n),
       typeP: typePFromDscp(o.dscp),
     });

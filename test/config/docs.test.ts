@@ -1,5 +1,5 @@
-// Every YAML example of the reference docs (twamp_sender.md, twamp_reflector.md,
-// gufo-agent-notes.md §5.2), wrapped in an agent file, parses.
+// Every YAML example of Gufo Agent's collector docs (twamp_sender,
+// twamp_reflector, and its agent-config example), wrapped in an agent file, parses.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ReflectorConfig, SenderConfig } from '../../src/config/index.js';
@@ -166,7 +166,7 @@ collectors:
   });
 });
 
-describe('gufo-agent-notes.md §5.2 example', () => {
+describe("Gufo Agent's agent-config example", () => {
   it('parses', () => {
     const cfg = parse(
       agentWith(`

@@ -1,4 +1,4 @@
-// Security keys (issue 5): sender mode / key_id / secret / secret_file,
+// Security keys: sender mode / key_id / secret / secret_file,
 // reflector modes / key_file / kdf_count. Secrets are read at load time,
 // never echoed in messages or dumps; file problems name the file (and line).
 import assert from 'node:assert/strict';

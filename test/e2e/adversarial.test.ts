@@ -1,4 +1,4 @@
-// Adversarial load (issue 7): thousands of half-open, garbage and otherwise
+// Adversarial load: thousands of half-open, garbage and otherwise
 // broken TWAMP-Control connections plus a flood of unsolicited UDP datagrams
 // (to the live session's port, to random ports and to the control port)
 // against a TwampReflector, while a legitimate perfSONAR twping session

@@ -1,4 +1,4 @@
-// Sender and agent robustness (issue 7): unreachable, slow, refusing and
+// Sender and agent robustness: unreachable, slow, refusing and
 // misbehaving reflectors, DNS failures and descriptor/port exhaustion make a
 // run fail cleanly with a reason metric, and the other collectors of the same
 // agent are unaffected. SIGTERM during a running session sends Stop-Sessions

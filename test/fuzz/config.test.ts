@@ -1,5 +1,5 @@
-// Property-based fuzzing of the config loader and the relabel engine
-// (issue 7): parseAgentConfig throws only ConfigError (and returns quickly)
+// Property-based fuzzing of the config loader and the relabel engine:
+// parseAgentConfig throws only ConfigError (and returns quickly)
 // for random YAML-ish text and mutated valid configs; compileRelabel throws
 // only RelabelConfigError for random rules; a compiled apply() never throws
 // and never returns an empty label value. Budget: test/helpers/fuzz.ts.

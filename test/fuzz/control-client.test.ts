@@ -1,4 +1,4 @@
-// Property-based fuzzing of the sender side (issue 7): TwampSender.runOnce()
+// Property-based fuzzing of the sender side: TwampSender.runOnce()
 // against a fake TWAMP-Control server that answers each step (Server-Greeting,
 // Server-Start, Accept-Session, Start-Ack) with the valid message, a mutated
 // one (truncation, bit flips, octet overwrites, extension), random octets,

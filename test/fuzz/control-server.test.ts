@@ -1,5 +1,5 @@
 // Property-based fuzzing of the TWAMP-Control server state machine over real
-// loopback TCP (issue 7). fast-check generates what a client sends — a
+// loopback TCP. fast-check generates what a client sends — a
 // Set-Up-Response, then valid Request-TW-Session / Start / Stop mixed with
 // truncated messages, junk, unknown and Start-/Stop-N commands with huge N,
 // pauses and early closes — and each run checks that:

@@ -1,5 +1,5 @@
 // Property-based fuzzing of every wire decoder and the pure protocol helpers
-// (issue 7). Decoders must return a value or throw DecodeError — never any
+// . Decoders must return a value or throw DecodeError — never any
 // other exception — for random octets, truncations and bit flips of valid
 // encodings; valid encodings round-trip byte-exactly. Budget: test/helpers/fuzz.ts.
 import { describe, it } from 'node:test';

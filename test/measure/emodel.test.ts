@@ -31,7 +31,7 @@ describe('mosFromR (G.107 Annex B)', () => {
   });
 });
 
-describe('rFactorG107 (full model, protocol.md §6.1/§6.2)', () => {
+describe('rFactorG107 (full model, G.107 §3)', () => {
   it('defaults give 93.21', () => {
     near(rFactorG107(), 93.21);
     near(rFactorG107(G107_DEFAULTS), 93.21);
@@ -153,7 +153,7 @@ describe('codecs and estimateVoiceQuality', () => {
   });
 });
 
-describe('gufoMos reproduces Gufo Agent (gufo-agent-notes §1.5, §6)', () => {
+describe('gufoMos reproduces Gufo Agent', () => {
   // loss %, delay ms, jitter ms, G.711 MOS, G.729 MOS
   const table: [number, number, number, number, number][] = [
     [0, 0, 0, 4.4043946, 4.10877],

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SessionStats, ntpDiffNs, type SessionResult } from '../../src/measure/stats.js';
 
-// 2024-01-01T00:00:00Z in NTP (protocol.md §0.1) plus 1000 s, so that every
+// 2024-01-01T00:00:00Z in NTP (RFC 5905 era 0) plus 1000 s, so that every
 // test time, even with a negative clock offset, stays positive.
 const EPOCH = (0xe93c7f00n + 1000n) << 32n;
 

@@ -131,7 +131,7 @@ describe('replace', () => {
   });
 });
 
-describe('Gufo Agent vectors (gufo-agent-notes §6), gufo dialect', () => {
+describe('Gufo Agent vectors, gufo dialect', () => {
   const kata: Labels = { zzz: 'xxx', subsystem: 'kata', server: 'web000' };
   const evalRule = (extra: Partial<RelabelRule>): RelabelRule[] =>
     [{ source_labels: ['server', 'subsystem'], separator: '@', target_label: 'out', ...extra }];

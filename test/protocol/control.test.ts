@@ -36,7 +36,7 @@ interface Codec {
 const encodeAny = (c: Codec, msg: unknown, buf?: Buffer, offset?: number): Buffer =>
   (c.encode as (m: unknown, b?: Buffer, o?: number) => Buffer)(msg, buf, offset);
 
-/** Known-bytes fixtures: Gufo Agent's codec tests (gufo-agent-notes §6). */
+/** Known-bytes fixtures: Gufo Agent's codec tests. */
 const GUFO = {
   serverGreeting: {
     codec: ServerGreeting as Codec,
@@ -191,11 +191,11 @@ describe('TWAMP-Control messages: Gufo Agent byte vectors', () => {
 });
 
 /**
- * protocol.md Appendix B: authenticated session captured from twampd/twping.
+ * Authenticated session captured from twampd/twping (test/fixtures/conformance).
  * The clear parts are used directly; the encrypted parts come from the
  * digest's decrypted streams.
  */
-describe('TWAMP-Control messages: protocol.md Appendix B capture', () => {
+describe('TWAMP-Control messages: captured authenticated session', () => {
   const serverStream = hex(`
     00000000000000000000000000000007dc57ceaf63b506462bc0545b46d0d0f2
     c6e78cdc0e7636dd53d5dd1627790ca200000800000000000000000000000000

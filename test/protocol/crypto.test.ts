@@ -1,6 +1,6 @@
 /**
- * src/protocol/crypto.ts against the primitive vectors of protocol.md §2.6
- * and the authenticated twping/twampd session of protocol.md Appendix B
+ * src/protocol/crypto.ts against known-answer vectors of its primitives (RFC 4656 §3.1, §4.1.2)
+ * and the authenticated twping/twampd session in test/fixtures/conformance
  * (passphrase `secret`, KeyID `testuser`), plus round trips and tampering.
  */
 import { describe, it } from 'node:test';
@@ -122,7 +122,7 @@ function readClientCommands(rx: ControlCipher, wire: Buffer): Buffer[] {
   return out;
 }
 
-describe('crypto primitives (protocol.md §2.6 vectors)', () => {
+describe('crypto primitives (known vectors)', () => {
   const challenge = range(0x10, 16);
   const aesSessionKey = range(0x20, 16);
   const hmacKey = range(0x30, 32);

@@ -62,6 +62,13 @@ export class TwampReflector {
       messageTimeoutMs: this.config.controlTimeoutMs, maxConnections: this.config.maxConnections,
       maxSessionsPerConnection: this.config.maxSessionsPerConnection, maxSessionDurationMs: this.config.maxSessionDurationMs,
       maxPpsPerSession: this.config.maxPpsPerSession, maxPps: this.config.maxPps, maxPadding: this.config.maxPadding,
+      // Per-client fairness and third-party protection (README "Security").
+      ...(this.config.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: this.config.maxConnectionsPerClient } : {}),
+      ...(this.config.maxSessionsPerClient !== undefined ? { maxSessionsPerClient: this.config.maxSessionsPerClient } : {}),
+      ...(this.config.clientIpv6Prefix !== undefined ? { clientIpv6Prefix: this.config.clientIpv6Prefix } : {}),
+      ...(this.config.kdfRatePerClient !== undefined ? { kdfRatePerClient: this.config.kdfRatePerClient } : {}),
+      ...(this.config.allowThirdPartySender ? { allowThirdPartySender: true } : {}),
+      ...(this.config.allowReplyPorts ? { allowReplyPorts: this.config.allowReplyPorts } : {}),
       allow: this.config.allow, deny: this.config.deny,
       modes: this.config.modes ?? ['open'],
       ...(this.config.kdfCount !== undefined ? { kdfCount: this.config.kdfCount } : {}),

@@ -9,7 +9,8 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { parseReflectorConfig } from '../config/load.js';
 import { parseListen } from '../config/schema.js';
 import type { ReflectorConfig } from '../config/types.js';
-import type { SessionEvent } from '../session/controlServer.js';
+import { SESSION_LOG_LINES_PER_S, type SessionEvent } from '../session/controlServer.js';
+import { LineBudget } from '../session/limits.js';
 import { TwampReflector } from '../reflector.js';
 import { UsageError, parseFlags, parseOrExit, untilStopped } from './common.js';
 import { childLogger, consoleLogger, type Logger, type LogLevel } from '../session/log.js';
@@ -17,7 +18,7 @@ import { PrometheusEndpoint } from './exporters.js';
 import { cliResource } from './resource.js';
 
 /** Every other twamp_reflector key as a flag: limits, access lists, security modes, TWAMP Light. */
-const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'string' | 'list' | 'bool'; value?: boolean }[] = [
+const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'string' | 'list' | 'numbers' | 'bool'; value?: boolean }[] = [
   { flag: 'max-connections', key: 'max_connections', kind: 'number' },
   { flag: 'max-sessions-per-connection', key: 'max_sessions_per_connection', kind: 'number' },
   { flag: 'max-session-duration', key: 'max_session_duration', kind: 'number' },
@@ -27,6 +28,12 @@ const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'strin
   { flag: 'allow', key: 'allow', kind: 'list' },
   { flag: 'deny', key: 'deny', kind: 'list' },
   { flag: 'control-timeout', key: 'control_timeout', kind: 'number' },
+  { flag: 'max-connections-per-client', key: 'max_connections_per_client', kind: 'number' },
+  { flag: 'max-sessions-per-client', key: 'max_sessions_per_client', kind: 'number' },
+  { flag: 'client-ipv6-prefix', key: 'client_ipv6_prefix', kind: 'number' },
+  { flag: 'kdf-rate-per-client', key: 'kdf_rate_per_client', kind: 'number' },
+  { flag: 'allow-third-party-sender', key: 'allow_third_party_sender', kind: 'bool' },
+  { flag: 'allow-reply-ports', key: 'allow_reply_ports', kind: 'numbers' },
   { flag: 'modes', key: 'modes', kind: 'list' },
   { flag: 'key-file', key: 'key_file', kind: 'string' },
   { flag: 'kdf-count', key: 'kdf_count', kind: 'number' },
@@ -57,6 +64,12 @@ Options:
       --max-connections N, --max-sessions-per-connection N, --max-session-duration S,
       --max-pps-per-session N, --max-pps N, --max-padding OCTETS, --control-timeout S
                               limits (defaults as the twamp_reflector keys, see README)
+      --max-connections-per-client N (default 8), --max-sessions-per-client N (default 64),
+      --kdf-rate-per-client N (authenticated set-ups per second, default 10),
+      --client-ipv6-prefix BITS (IPv6 clients grouped by prefix, default 64)
+                              per-client limits (client = source address)
+      --allow-third-party-sender  accept a Sender Address other than the client's own
+      --allow-reply-ports P[,P…]  ports below 1024 replies may go to (default none)
       --allow CIDR[,CIDR…]    serve only these client networks; --deny CIDR[,…] refuses (wins)
       --modes M[,M…]          open, authenticated, encrypted, mixed (default open)
       --key-file FILE         pfstore-format pass-phrases (keyid hex) for the secured modes
@@ -96,13 +109,24 @@ function numeric(v: string): number | string {
 }
 
 /** One log line per test session as it is accepted and as it ends. */
-export function logSessionEvent(log: Logger, e: SessionEvent): void {
+export function logSessionEvent(log: Logger | LineBudget, e: SessionEvent): void {
+  const info = (msg: string): void => { if (log instanceof LineBudget) log.line('info', msg); else log.info(msg); };
   if (e.type === 'accepted') {
-    log.info(`${e.peer}: session accepted, reflector port ${e.port}` +
+    info(`${e.peer}: session accepted, reflector port ${e.port}` +
       (e.requestedPort && e.requestedPort !== e.port ? ` (requested ${e.requestedPort} was unusable)` : ''));
   } else {
-    log.info(`${e.peer}: session on port ${e.port} ended (${e.why}), ${e.reflected} packets reflected`);
+    info(`${e.peer}: session on port ${e.port} ended (${e.why}), ${e.reflected} packets reflected`);
   }
+}
+
+/**
+ * Session events as log lines, at most `perSecond` a second: a client
+ * churning sessions cannot flood the log (README "Security"); the rest are
+ * summed up as "N more session events not logged". flush() at shutdown.
+ */
+export function sessionEventLogger(log: Logger, perSecond = SESSION_LOG_LINES_PER_S): { onEvent: (e: SessionEvent) => void; flush: () => void } {
+  const budget = new LineBudget(log, perSecond, 'session events');
+  return { onEvent: (e) => logSessionEvent(budget, e), flush: () => budget.flush() };
 }
 
 interface ReflectArgs {
@@ -152,6 +176,7 @@ function parseReflectArgs(argv: string[]): ReflectArgs | 'help' {
     if (val === undefined) continue;
     raw[f.key] = f.kind === 'bool' ? f.value ?? true
       : f.kind === 'list' ? String(val).split(',').map((x) => x.trim()).filter(Boolean)
+        : f.kind === 'numbers' ? String(val).split(',').map((x) => x.trim()).filter(Boolean).map(numeric)
         : f.kind === 'number' ? numeric(String(val)) : val;
   }
   const config = parseFlags(FLAG_OF, () => parseReflectorConfig(raw));
@@ -173,7 +198,8 @@ export async function reflectMain(argv: string[]): Promise<number> {
   const log = consoleLogger(args.level);
   const endpoint = args.metrics ? new PrometheusEndpoint({ ...args.metrics, path: '/metrics' }, 'legacy') : undefined;
   const meterProvider = new MeterProvider({ resource: cliResource(), readers: endpoint ? [endpoint.reader] : [] });
-  const reflector = new TwampReflector(args.config, { meterProvider, logger: log, onSessionEvent: (e) => logSessionEvent(childLogger(log, `[${args.config.id}] `), e) });
+  const sessionLog = sessionEventLogger(childLogger(log, `[${args.config.id}] `));
+  const reflector = new TwampReflector(args.config, { meterProvider, logger: log, onSessionEvent: sessionLog.onEvent });
   try {
     await reflector.start();
     if (endpoint) {
@@ -191,6 +217,7 @@ export async function reflectMain(argv: string[]): Promise<number> {
   const c = reflector.counters;
   return untilStopped(log, async () => {
     await reflector.stop();
+    sessionLog.flush();
     await endpoint?.stop();
     await meterProvider.shutdown();
     log.info(`stopped: ${c.sessionAttempts} session request(s), ${c.sessionsStarted} started, ` +

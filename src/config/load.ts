@@ -27,6 +27,7 @@ import {
 import type { AgentFile, ParsedCollector, ParsedReflector, ParsedSender } from './schema.js';
 import { Secret } from './types.js';
 import type { AgentConfig, CollectorConfig, OtlpConfig, ReflectorConfig, SenderConfig } from './types.js';
+import { REFLECTOR_LIMIT_DEFAULTS } from '../session/limits.js';
 
 export const DEFAULT_INTERVAL_S = 60;
 export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318/v1/metrics';
@@ -416,6 +417,14 @@ function toReflector(p: ParsedReflector, defaultInterval: number, files: FileCon
     deny: p.deny,
     controlTimeoutMs: ms(p.control_timeout),
   };
+  // Per-client and third-party keys only when not the default, so older configs normalize as before.
+  const d = REFLECTOR_LIMIT_DEFAULTS;
+  if (p.max_connections_per_client !== d.maxConnectionsPerClient) cfg.maxConnectionsPerClient = p.max_connections_per_client;
+  if (p.max_sessions_per_client !== d.maxSessionsPerClient) cfg.maxSessionsPerClient = p.max_sessions_per_client;
+  if (p.client_ipv6_prefix !== d.clientIpv6Prefix) cfg.clientIpv6Prefix = p.client_ipv6_prefix;
+  if (p.kdf_rate_per_client !== d.kdfRatePerClient) cfg.kdfRatePerClient = p.kdf_rate_per_client;
+  if (p.allow_third_party_sender) cfg.allowThirdPartySender = true;
+  if (p.allow_reply_ports.length > 0) cfg.allowReplyPorts = p.allow_reply_ports;
   if (p.test_port_range !== undefined) cfg.testPortRange = p.test_port_range;
   if (p.light_port !== undefined) {
     cfg.lightPort = p.light_port;

@@ -10,7 +10,7 @@ import net from 'node:net';
 import * as z from 'zod';
 import { parseDscp } from '../protocol/dscp.js';
 import { checkKdfCount } from '../protocol/crypto.js';
-import { parseCidr, formatCidr } from '../session/limits.js';
+import { parseCidr, formatCidr, REFLECTOR_LIMIT_DEFAULTS } from '../session/limits.js';
 import type { SecurityMode } from '../protocol/crypto.js';
 import { checkModelForIpVersion, createTrafficModel, ModelConfigError } from '../measure/models.js';
 import type { ModelConfig, ModelName } from '../measure/models.js';
@@ -528,17 +528,31 @@ const cidrList = () =>
       return out;
     });
 
+const REPLY_PORTS_FORM = 'a list of ports below 1024 replies may go to (e.g. [862])';
+
+/** `allow_reply_ports`: ports 1–1023 (from 1024 on, every port is allowed anyway). */
+const replyPortList = () =>
+  z.array(int(1, 1023), { error: expecting(REPLY_PORTS_FORM) });
+
 function reflectorLimitsShape() {
+  const d = REFLECTOR_LIMIT_DEFAULTS;
   return {
-    max_connections: opt(int(1, 100_000).default(256)),
-    max_sessions_per_connection: opt(int(1, 100_000).default(16)),
-    max_session_duration: opt(seconds().default(3600)),
-    max_pps_per_session: opt(int(1, 10_000_000).default(10_000)),
-    max_pps: opt(int(1, 100_000_000).default(100_000)),
-    max_padding: opt(int(0, 65_535).default(9000)),
+    max_connections: opt(int(1, 100_000).default(d.maxConnections)),
+    max_sessions_per_connection: opt(int(1, 100_000).default(d.maxSessionsPerConnection)),
+    max_session_duration: opt(seconds().default(d.maxSessionDurationMs / 1000)),
+    max_pps_per_session: opt(int(1, 10_000_000).default(d.maxPpsPerSession)),
+    max_pps: opt(int(1, 100_000_000).default(d.maxPps)),
+    max_padding: opt(int(0, 65_535).default(d.maxPadding)),
     allow: opt(cidrList().default([])),
     deny: opt(cidrList().default([])),
-    control_timeout: opt(seconds().default(30)),
+    control_timeout: opt(seconds().default(d.controlTimeoutMs / 1000)),
+    // Per client (README "Security"): source address, IPv6 grouped by client_ipv6_prefix.
+    max_connections_per_client: opt(int(1, 100_000).default(d.maxConnectionsPerClient)),
+    max_sessions_per_client: opt(int(1, 100_000).default(d.maxSessionsPerClient)),
+    client_ipv6_prefix: opt(int(1, 128).default(d.clientIpv6Prefix)),
+    kdf_rate_per_client: opt(int(1, 100_000).default(d.kdfRatePerClient)),
+    allow_third_party_sender: opt(z.boolean({ error: expecting('true or false') }).default(false)),
+    allow_reply_ports: opt(replyPortList().default([])),
   };
 }
 

@@ -138,6 +138,19 @@ export interface ReflectorConfig extends CommonCollectorConfig {
   deny: string[];
   /** Bound on each expected control message as a whole (`control_timeout`). */
   controlTimeoutMs: number;
+  // Per-client and third-party keys: present only when not the default (REFLECTOR_LIMIT_DEFAULTS).
+  /** Control connections one client may hold (`max_connections_per_client`); absent = 8. */
+  maxConnectionsPerClient?: number;
+  /** Sessions one client may hold over all its connections (`max_sessions_per_client`); absent = 64. */
+  maxSessionsPerClient?: number;
+  /** IPv6 clients are grouped by this prefix length for the per-client limits (`client_ipv6_prefix`); absent = 64. */
+  clientIpv6Prefix?: number;
+  /** Authenticated set-ups (key derivations) per second per client (`kdf_rate_per_client`); absent = 10. */
+  kdfRatePerClient?: number;
+  /** Accept a Sender Address other than the control connection's peer (`allow_third_party_sender`); absent = false. */
+  allowThirdPartySender?: boolean;
+  /** Ports below 1024 test replies may go to (`allow_reply_ports`); absent = none. */
+  allowReplyPorts?: number[];
   /** UDP port of the TWAMP-Light / STAMP reflector (`light_port`); absent = none. */
   lightPort?: number;
   /** `control: false`: Light only, no TWAMP-Control listener. Absent = true. */

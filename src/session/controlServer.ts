@@ -11,24 +11,36 @@
  * counted in `refused` ('mode', 'key_id', 'auth'); a command whose HMAC does
  * not verify closes the connection ('auth'). Other connections and their
  * sessions are untouched.
+ *
+ * Fairness (README "Security"): connections, sessions, key derivations and
+ * the packet budget are also bounded per client (source address, IPv6 by
+ * `client_ipv6_prefix`); a full connection table first evicts the oldest
+ * connection that has not completed set-up, of the client holding the most
+ * such. Key derivation (PBKDF2) runs on libuv's thread pool, never on the
+ * event loop that timestamps test packets. Test sessions answer only the
+ * control connection's own address (unless `allow_third_party_sender`) and
+ * never a port below 1024 not in `allow_reply_ports`.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, pbkdf2 } from 'node:crypto';
 import { isIP } from 'node:net';
 import {
   ServerGreeting, SetupResponse, ServerStart, RequestTwSession, AcceptSession, StartAck,
   StopSessions, Accept, Mode, clientCommandLength, DecodeError, nsFromNtpInterval, writeTimestamp,
-  Command, dscpFromTypeP, REFLECTOR_HEADER_SIZE, SENDER_HEADER_SIZE, ControlCipher, deriveKey, decryptToken, constantTimeEqual, testSessionKeys,
+  Command, dscpFromTypeP, REFLECTOR_HEADER_SIZE, SENDER_HEADER_SIZE, ControlCipher, checkKdfCount, decryptToken, constantTimeEqual, testSessionKeys,
   securityModeOf, SECURITY_MODE_MASK, type SecurityMode, type ControlSecurityMode,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import { StreamReader, formatMs } from './streamReader.js';
 import { TwampSessionError, formatHostPort, type FailureReason } from './errors.js';
-import { unmapAddress, isZeroAddress, ipFamily } from './address.js';
-import { bindUdp } from './udp.js';
+import { unmapAddress, isZeroAddress, ipFamily, replyTargetProblem, LOWEST_REPLY_PORT } from './address.js';
+import { bindUdp, closeUdp } from './udp.js';
 import { setSocketDscp } from './socketOptions.js';
 import { ReflectorSession, END_MAX_DURATION, END_REFWAIT, type ReflectorCounters } from './reflectorSession.js';
-import { ClientAcl, RateLimiter, RateLimitedLog, parseCidr, type Cidr } from './limits.js';
+import {
+  ClientAcl, RateLimiter, RateLimitedLog, LineBudget, FairShare, clientKey, parseCidr, REFLECTOR_LIMIT_DEFAULTS,
+  type Cidr, type FairShareMember,
+} from './limits.js';
 import type { Logger } from './log.js';
 import { MODE_BIT } from './controlClient.js';
 
@@ -52,7 +64,12 @@ export interface ControlServerCounters extends ReflectorCounters {
    * or max_pps (one per dropped packet), 'duration' — a session ended by
    * max_session_duration, 'refwait' — a session ended by REFWAIT; and the
    * FailureReasons of broken connections such as 'timeout' (SERVWAIT or
-   * control_timeout) or 'protocol'). See REFUSAL_REASONS.
+   * control_timeout) or 'protocol'); per client: 'client_connection_limit',
+   * 'client_session_limit', 'kdf_rate' (key derivations per second), 'evicted'
+   * (a connection without completed set-up dropped for a new one when the
+   * table is full); third parties: 'sender_address' (a Sender Address not the
+   * client's own), 'reply_port' (a Sender Port replies may not go to); and
+   * 'hmac' (a test packet whose HMAC does not verify). See REFUSAL_REASONS.
    */
   refused: Map<string, number>;
 }
@@ -61,22 +78,18 @@ export interface ControlServerCounters extends ReflectorCounters {
 export const REFUSAL_REASONS = [
   'mode', 'key_id', 'auth', 'abandoned', 'request', 'resources', 'internal',
   'acl', 'connection_limit', 'session_limit', 'padding', 'rate', 'duration', 'refwait',
+  'client_connection_limit', 'client_session_limit', 'kdf_rate', 'evicted', 'sender_address', 'reply_port', 'hmac',
   'dns', 'connect', 'timeout', 'closed', 'protocol', 'refused', 'socket', 'aborted',
 ] as const satisfies readonly string[];
 
 /** Refusal reasons counted in ControlServerCounters.refused. */
 export type RefusalReason = (typeof REFUSAL_REASONS)[number] | FailureReason;
 
-/** Defaults of the issue 7 limits (also the config defaults). */
-export const REFLECTOR_LIMIT_DEFAULTS = {
-  maxConnections: 256,
-  maxSessionsPerConnection: 16,
-  maxSessionDurationMs: 3_600_000,
-  maxPpsPerSession: 10_000,
-  maxPps: 100_000,
-  maxPadding: 9000,
-  controlTimeoutMs: 30_000,
-} as const;
+/** Defaults of the limits (also the config defaults); defined in limits.ts. */
+export { REFLECTOR_LIMIT_DEFAULTS };
+
+/** Session start/end log lines per second (the rest are summed up, README "Security"). */
+export const SESSION_LOG_LINES_PER_S = 10;
 
 export interface ControlServerOptions {
   host: string;
@@ -98,8 +111,23 @@ export interface ControlServerOptions {
   maxSessionDurationMs?: number;
   /** Test packets per second reflected per session; excess dropped and counted. Default 10000. */
   maxPpsPerSession?: number;
-  /** Test packets per second reflected in total; excess dropped and counted. Default 100000. */
+  /**
+   * Test packets per second reflected in total, shared fairly among the
+   * clients holding sessions (FairShare); excess dropped and counted. Default 100000.
+   */
   maxPps?: number;
+  /** Control connections one client may hold; more get Modes 0. Default 8. */
+  maxConnectionsPerClient?: number;
+  /** Sessions one client may hold over all its connections; more get Accept 5. Default 64. */
+  maxSessionsPerClient?: number;
+  /** IPv6 clients are grouped by this prefix length (IPv4: per address). Default 64. */
+  clientIpv6Prefix?: number;
+  /** Key derivations (authenticated set-ups) per second per client; more get Server-Start Accept 5. Default 10. */
+  kdfRatePerClient?: number;
+  /** Accept a Sender Address other than the control connection's peer (still subject to allow/deny). Default false. */
+  allowThirdPartySender?: boolean;
+  /** Ports below 1024 replies may go to (Sender Port); default none. */
+  allowReplyPorts?: readonly number[];
   /** Largest Padding Length accepted; larger gets Accept 3. Default 9000. */
   maxPadding?: number;
   /** Client networks allowed (CIDR); empty or absent = all. */
@@ -141,10 +169,28 @@ interface ConnSecurity {
 interface Conn {
   socket: Socket;
   peer: string;
+  client: Client;
+  /** Server-Start with Accept 0 sent: no longer evictable. */
+  setupDone: boolean;
+  /** Dropped to make room (counted 'evicted', not also 'abandoned'). */
+  evicted?: boolean;
+  /** Set once serve() reads from the connection (to re-arm SERVWAIT). */
+  reader?: StreamReader;
   sessions: ReflectorSession[];
   security?: ConnSecurity;
   /** RFC 6038 feature bits the client chose (among those we offered). */
   features: number;
+}
+
+/** Everything one client (source address, IPv6 by prefix) holds, for the per-client limits. */
+interface Client {
+  key: string;
+  conns: Set<Conn>;
+  /** Connections that have not completed set-up, oldest first (Set keeps insertion order). */
+  preSetup: Set<Conn>;
+  sessions: number;
+  kdf: RateLimiter;
+  packets: FairShareMember;
 }
 
 /** RFC 6038 Modes bits: Reflect Octets (bit 5) and Symmetrical Size (bit 6). */
@@ -179,10 +225,19 @@ export class ControlServer {
   private readonly maxSessionDurationMs: number;
   private readonly maxPpsPerSession: number;
   private readonly maxPadding: number;
-  private readonly totalRate: RateLimiter;
+  private readonly packetBudget: FairShare;
+  private readonly maxConnectionsPerClient: number;
+  private readonly maxSessionsPerClient: number;
+  private readonly clientIpv6Prefix: number;
+  private readonly kdfRatePerClient: number;
+  private readonly allowThirdPartySender: boolean;
+  private readonly allowReplyPorts: ReadonlySet<number>;
+  private readonly clients = new Map<string, Client>();
   private readonly acl: ClientAcl;
   /** Refusals and faults: one line per reason per interval, with a count of the others. */
   private readonly rlog: RateLimitedLog;
+  /** Session start/end and other per-session lines: at most SESSION_LOG_LINES_PER_S. */
+  private readonly sessionLog: LineBudget;
 
   constructor(private readonly o: ControlServerOptions) {
     this.startTime = o.clock.nowNtp();
@@ -200,9 +255,18 @@ export class ControlServer {
     this.maxSessionDurationMs = o.maxSessionDurationMs ?? d.maxSessionDurationMs;
     this.maxPpsPerSession = o.maxPpsPerSession ?? d.maxPpsPerSession;
     this.maxPadding = o.maxPadding ?? d.maxPadding;
-    this.totalRate = new RateLimiter(o.maxPps ?? d.maxPps);
+    this.packetBudget = new FairShare(o.maxPps ?? d.maxPps);
+    this.maxConnectionsPerClient = o.maxConnectionsPerClient ?? d.maxConnectionsPerClient;
+    this.maxSessionsPerClient = o.maxSessionsPerClient ?? d.maxSessionsPerClient;
+    this.clientIpv6Prefix = o.clientIpv6Prefix ?? d.clientIpv6Prefix;
+    this.kdfRatePerClient = o.kdfRatePerClient ?? d.kdfRatePerClient;
+    this.allowThirdPartySender = o.allowThirdPartySender ?? false;
+    this.allowReplyPorts = new Set(o.allowReplyPorts ?? []);
     this.acl = new ClientAcl(cidrs(o.allow, 'allow'), cidrs(o.deny, 'deny'));
     this.rlog = new RateLimitedLog(o.log, o.logIntervalMs ?? 60_000);
+    this.sessionLog = new LineBudget(o.log, SESSION_LOG_LINES_PER_S, 'session events');
+    const kdfProblem = checkKdfCount(this.kdfCount, Math.max(this.kdfCount, 1));
+    if (kdfProblem !== undefined) throw new TypeError(`kdf_count: ${kdfProblem}`);
     if (this.modes.some((m) => m !== 'open') && !o.lookupKey) {
       throw new TypeError(`modes ${this.modes.join(', ')} need a key lookup (key_file)`);
     }
@@ -241,6 +305,7 @@ export class ControlServer {
     for (const c of this.conns) this.dropConnection(c, 'reflector shutting down');
     if (server) await new Promise<void>((r) => server.close(() => r()));
     this.rlog.flush();
+    this.sessionLog.flush();
   }
 
   private readonly warned = new Set<string>();
@@ -262,9 +327,14 @@ export class ControlServer {
   }
 
   private onConnection(socket: Socket): void {
-    socket.setNoDelay(true);
     socket.on('error', () => { /* reported through the reader, or irrelevant for a refused connection */ });
-    const address = unmapAddress(socket.remoteAddress ?? '?');
+    if (socket.remoteAddress === undefined) {
+      // Reset before we got to it: nothing to answer.
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const address = unmapAddress(socket.remoteAddress);
     const peer = `client ${formatHostPort(address, socket.remotePort ?? 0)}`;
     // RFC 4656 §3.1: a Server-Greeting with Modes 0 says the server will not talk to this client.
     const denied = this.acl.check(address);
@@ -273,16 +343,28 @@ export class ControlServer {
       this.greetAndClose(socket);
       return;
     }
-    if (this.conns.size >= this.maxConnections) {
-      this.refuseAndLog('connection_limit', 'warn', `${peer}: connection refused: ${this.maxConnections} control connections open (max_connections)`);
+    const key = clientKey(address, this.clientIpv6Prefix);
+    const known = this.clients.get(key);
+    if (known && known.conns.size >= this.maxConnectionsPerClient) {
+      this.refuseAndLog('client_connection_limit', 'warn', `${peer}: connection refused: client ${key} holds ` +
+        `${known.conns.size} control connections (max_connections_per_client)`);
       this.greetAndClose(socket);
       return;
     }
-    const conn: Conn = { socket, peer, sessions: [], features: 0 };
+    if (this.conns.size >= this.maxConnections && !this.evictOne(peer)) {
+      this.refuseAndLog('connection_limit', 'warn', `${peer}: connection refused: ${this.maxConnections} control connections open ` +
+        '(max_connections), all past set-up');
+      this.greetAndClose(socket);
+      return;
+    }
+    const client = known ?? this.newClient(key);
+    const conn: Conn = { socket, peer, client, setupDone: false, sessions: [], features: 0 };
     this.conns.add(conn);
+    client.conns.add(conn);
+    client.preSetup.add(conn);
     this.o.counters.controlConnections++;
     socket.on('close', () => {
-      this.conns.delete(conn);
+      this.forget(conn);
       for (const s of [...conn.sessions]) s.end('control connection closed');
     });
     this.serve(conn).catch((e: unknown) => {
@@ -296,6 +378,49 @@ export class ControlServer {
       }
       this.dropConnection(conn, err instanceof TwampSessionError && err.reason === 'closed' ? 'control connection closed' : err.message);
     });
+  }
+
+  private newClient(key: string): Client {
+    const c: Client = {
+      key, conns: new Set(), preSetup: new Set(), sessions: 0,
+      kdf: new RateLimiter(this.kdfRatePerClient), packets: this.packetBudget.member(),
+    };
+    this.clients.set(key, c);
+    return c;
+  }
+
+  /** Take a connection out of the tables (idempotent); the client goes when it holds nothing. */
+  private forget(conn: Conn): void {
+    this.conns.delete(conn);
+    const cl = conn.client;
+    cl.conns.delete(conn);
+    cl.preSetup.delete(conn);
+    if (cl.conns.size === 0 && cl.sessions === 0 && this.clients.get(cl.key) === cl) {
+      cl.packets.deactivate();
+      this.clients.delete(cl.key);
+    }
+  }
+
+  /**
+   * The connection table is full: drop the oldest connection that has not
+   * completed set-up, of the client holding the most such (README
+   * "Security"), so a flood of half-open connections cannot lock out a new
+   * client. False when every connection is past set-up.
+   */
+  private evictOne(newcomer: string): boolean {
+    let victimOf: Client | undefined;
+    for (const cl of this.clients.values()) {
+      if (cl.preSetup.size > 0 && (victimOf === undefined || cl.preSetup.size > victimOf.preSetup.size)) victimOf = cl;
+    }
+    if (victimOf === undefined) return false;
+    const victim = victimOf.preSetup.values().next().value as Conn;
+    this.refuseAndLog('evicted', 'warn', `${victim.peer}: connection dropped before set-up completed, for ${newcomer}: ` +
+      `${this.maxConnections} control connections open (max_connections); client ${victimOf.key} held ` +
+      `${victimOf.preSetup.size} not set up`);
+    victim.evicted = true;
+    this.forget(victim);
+    this.dropConnection(victim, 'evicted: connection table full');
+    return true;
   }
 
   /** A greeting with Modes 0 (no mode offered), then close; destroyed if the peer never closes. */
@@ -325,11 +450,12 @@ export class ControlServer {
   private async serve(c: Conn): Promise<void> {
     const { socket, peer } = c;
     const reader = new StreamReader(socket, peer);
+    c.reader = reader;
     const challenge = randomBytes(16);
     const salt = randomBytes(16);
     socket.write(ServerGreeting.encode({ modes: this.offeredModes, challenge, salt, count: this.kdfCount }));
     const setupWire = await reader.read(SetupResponse.SIZE, this.messageTimeoutMs, 'Set-Up-Response').catch((e: unknown) => {
-      if (e instanceof TwampSessionError && e.reason === 'closed' && this.server !== undefined) {
+      if (e instanceof TwampSessionError && e.reason === 'closed' && this.server !== undefined && !c.evicted) {
         // Hanging up after the greeting is how twping says "no common mode"
         // (it never sends Mode 0); a bare TCP probe looks the same.
         this.refuseAndLog('abandoned', 'info', `${peer}: client closed the connection after the greeting without choosing a mode` +
@@ -361,9 +487,17 @@ export class ControlServer {
     } else {
       // UTF-8 up to the first NUL; logged JSON-quoted (it comes from the network).
       const keyId = SetupResponse.keyIdToString(setup.keyId);
+      if (!c.client.kdf.take()) {
+        // PBKDF2 at a large kdf_count is the costliest thing a peer can make us do: bounded per client.
+        this.refuseSetup(c, 'kdf_rate', Accept.TEMPORARY_RESOURCE_LIMITATION,
+          `more than ${this.kdfRatePerClient} authenticated set-ups per second from client ${c.client.key} (kdf_rate_per_client)`);
+        return;
+      }
       const secret = this.o.lookupKey!(keyId);
-      // Derive even for an unknown KeyID so the answer takes as long either way.
-      const dk = deriveKey(secret ?? randomBytes(16), salt, this.kdfCount, this.kdfCount);
+      // Derive even for an unknown KeyID so the answer takes as long either way (no KeyID oracle),
+      // on the thread pool so no test session's timestamps wait for it.
+      const dk = await deriveKeyAsync(secret ?? randomBytes(16), salt, this.kdfCount);
+      if (socket.destroyed) { dk.fill(0); return; } // evicted or hung up meanwhile
       const token = decryptToken(setup.token, dk);
       dk.fill(0);
       if (secret === undefined) {
@@ -383,15 +517,20 @@ export class ControlServer {
       const rx = new ControlCipher(aesSessionKey, setup.clientIv, hmacKey, mode);
       c.security = { mode, aesSessionKey, hmacKey, rx, tx };
       socket.write(tx.encryptServerStart(ServerStart.encode({ accept: Accept.OK, serverIv, startTime: this.startTime })));
-      this.o.log.debug(`${peer}: ${mode} mode, key id ${JSON.stringify(keyId)}`);
+      this.sessionLog.line('debug', `${peer}: ${mode} mode, key id ${JSON.stringify(keyId)}`);
     }
+    // Set-up complete: no longer among the evictable connections.
+    c.setupDone = true;
+    c.client.preSetup.delete(c);
 
     const sec = c.security;
     for (;;) {
-      // SERVWAIT applies only while no session is running (RFC 5357 §3.1).
+      // SERVWAIT applies only while no session is running (RFC 5357 §3.1); when the last one
+      // ends while this read waits, rearmServwait() gives the read its bound back.
       const running = c.sessions.some((s) => s.isStarted);
       // Once a command has begun, it must complete within control_timeout (no slowloris).
-      const wireFirst = await reader.read(16, running ? 0 : this.servwaitMs, 'a TWAMP-Control command', this.messageTimeoutMs);
+      const wireFirst = await reader.read(16, running ? 0 : this.servwaitMs, 'a TWAMP-Control command',
+        { completeMs: this.messageTimeoutMs });
       const first = sec ? sec.rx.decrypt(wireFirst) : wireFirst;
       const cmd = first[0]!;
       const len = clientCommandLength(first);
@@ -403,7 +542,10 @@ export class ControlServer {
         closeSoon(socket);
         throw new TwampSessionError('protocol', peer, `unsupported command ${cmd}`);
       }
-      const wireRest = len > 16 ? await reader.read(len - 16, this.messageTimeoutMs, 'the rest of the command') : Buffer.alloc(0);
+      // The whole command, not each part, within control_timeout of its first octet.
+      const wireRest = len > 16
+        ? await reader.read(len - 16, 0, 'the rest of the command', { completeMs: this.messageTimeoutMs, since: reader.lastMessageStart })
+        : Buffer.alloc(0);
       const msg = Buffer.concat([first, sec ? sec.rx.decrypt(wireRest) : wireRest]);
       if (sec && !sec.rx.verifyHmac(msg)) {
         this.refuseAndLog('auth', 'warn', `${peer}: command ${cmd} fails its HMAC (${sec.mode} mode): closing the connection`);
@@ -460,6 +602,12 @@ export class ControlServer {
         `${c.sessions.length} sessions on this connection (max_sessions_per_connection ${this.maxSessionsPerConnection})`, 'session_limit');
       return;
     }
+    if (c.client.sessions >= this.maxSessionsPerClient) {
+      // Temporary (RFC 4656 §3.3, Accept 5): it frees as the client's other sessions end.
+      reject(Accept.TEMPORARY_RESOURCE_LIMITATION, `client ${c.client.key} holds ${c.client.sessions} sessions ` +
+        `(max_sessions_per_client ${this.maxSessionsPerClient})`, 'client_session_limit');
+      return;
+    }
     if (this.activeSessions >= this.maxSessions) {
       reject(Accept.TEMPORARY_RESOURCE_LIMITATION, `session limit ${this.maxSessions} reached (max_sessions)`, 'session_limit');
       return;
@@ -474,7 +622,27 @@ export class ControlServer {
       reject(Accept.NOT_SUPPORTED, `address family mismatch (IPVN ${req.ipvn}, sender ${senderAddress}, receiver ${receiverAddress})`);
       return;
     }
-    if (req.senderPort === 0) { reject(Accept.NOT_SUPPORTED, 'Sender Port 0'); return; }
+    // Replies go to the Sender Address and Port: never a third party the client does not speak
+    // for, nor a port a spoofed request could aim them at (README "Security").
+    if (clientKey(senderAddress, 128) !== clientKey(controlPeer, 128)) {
+      if (!this.allowThirdPartySender) {
+        reject(Accept.NOT_SUPPORTED, `Sender Address ${senderAddress} is not the control connection's ${controlPeer}` +
+          ' (allow_third_party_sender is off)', 'sender_address');
+        return;
+      }
+      const denied = this.acl.check(senderAddress);
+      if (denied !== undefined) {
+        reject(Accept.NOT_SUPPORTED, `Sender Address ${senderAddress}: network ${denied} (allow/deny)`, 'sender_address');
+        return;
+      }
+    }
+    const target = replyTargetProblem(senderAddress, req.senderPort, this.allowReplyPorts);
+    if (target !== undefined) {
+      const portProblem = replyTargetProblem(senderAddress, LOWEST_REPLY_PORT) === undefined;
+      reject(Accept.NOT_SUPPORTED, `replies may not go to ${formatHostPort(senderAddress, req.senderPort)}: ${target}` +
+        (portProblem && req.senderPort > 0 ? ' (allow_reply_ports)' : ''), portProblem ? 'reply_port' : 'sender_address');
+      return;
+    }
     const sock = await this.bindTestSocket(receiverAddress, req.receiverPort, family, c.peer).catch((e: Error) => e);
     if (sock instanceof Error) {
       reject(Accept.TEMPORARY_RESOURCE_LIMITATION, sock.message);
@@ -488,9 +656,11 @@ export class ControlServer {
     const dscp = dscpFromTypeP(req.typeP) ?? 0;
     const marking = setSocketDscp(sock, dscp);
     if (!marking.ok && dscp !== 0) this.warnOnce('dscp', `test replies not marked with DSCP ${dscp}: ${marking.reason}`);
+    if (c.socket.destroyed) { closeUdp(sock); return; } // the connection went while we bound
     const sid = this.makeSid(receiverAddress);
     const graceMs = Math.min(Number(nsFromNtpInterval(req.timeout) / 1_000_000n), 60_000);
     const sec = c.security;
+    const client = c.client;
     const session = new ReflectorSession({
       socket: sock, family, senderAddress, senderPort: req.senderPort, sid,
       mode: sec?.mode ?? 'open',
@@ -498,28 +668,37 @@ export class ControlServer {
       ...(sec && sec.mode !== 'mixed' ? { keys: testSessionKeys(sec.aesSessionKey, sec.hmacKey, sid) } : {}),
       stopGraceMs: graceMs, refwaitMs: this.refwaitMs, clock: this.o.clock, counters,
       maxDurationMs: this.maxSessionDurationMs,
-      rateLimiters: [new RateLimiter(this.maxPpsPerSession), this.totalRate],
+      rateLimiters: [new RateLimiter(this.maxPpsPerSession), client.packets],
       onRateDrop: (s) => this.refuseAndLog('rate', 'warn',
-        `${c.peer}: session on port ${s.port}: test packets over max_pps_per_session ${this.maxPpsPerSession} or max_pps dropped`),
+        `${c.peer}: session on port ${s.port}: test packets over max_pps_per_session ${this.maxPpsPerSession} or ` +
+        `client ${client.key}'s share of max_pps dropped`),
+      onAuthFailure: (s) => this.refuseAndLog('hmac', 'warn',
+        `${c.peer}: session on port ${s.port}: test packet fails its HMAC (${s.badHmac} so far), dropped`),
       onEnd: (s, why) => {
         const i = c.sessions.indexOf(s);
         if (i >= 0) c.sessions.splice(i, 1);
+        client.sessions--;
+        if (client.sessions === 0) client.packets.deactivate();
+        if (client.conns.size === 0 && client.sessions === 0 && this.clients.get(client.key) === client) this.clients.delete(client.key);
+        this.rearmServwait(c);
         if (why === END_MAX_DURATION) {
           this.refuseAndLog('duration', 'warn', `${c.peer}: session on port ${s.port} ended after max_session_duration ${formatMs(this.maxSessionDurationMs)}`);
         } else if (why === END_REFWAIT) {
           this.refuseAndLog('refwait', 'info', `${c.peer}: session on port ${s.port} ended: no test packet for REFWAIT ${formatMs(this.refwaitMs)}`);
         }
-        this.o.log.debug(`${c.peer}: session on port ${s.port} ended (${why}), ${s.reflected} packets reflected`);
+        this.sessionLog.line('debug', `${c.peer}: session on port ${s.port} ended (${why}), ${s.reflected} packets reflected`);
         this.o.onSessionEvent?.({ type: 'ended', peer: c.peer, port: s.port, why, reflected: s.reflected });
       },
     });
     c.sessions.push(session);
+    client.sessions++;
+    client.packets.activate();
     this.sendControl(c, AcceptSession.encode({
       accept: Accept.OK, port: session.port, sid,
       // RFC 6038 §4.1: echo the Octets to be reflected; no Server octets.
       ...(reflectOctets ? { reflectedOctets: req.octetsToBeReflected } : {}),
     }));
-    this.o.log.debug(`${c.peer}: session accepted, reflector port ${session.port}` +
+    this.sessionLog.line('debug', `${c.peer}: session accepted, reflector port ${session.port}` +
       (req.receiverPort && req.receiverPort !== session.port ? ` (requested ${req.receiverPort} was unusable)` : ''));
     this.o.onSessionEvent?.({
       type: 'accepted', peer: c.peer, port: session.port, requestedPort: req.receiverPort,
@@ -538,29 +717,48 @@ export class ControlServer {
   }
 
   private onStop(c: Conn, msg: Buffer): void {
-    const stop = StopSessions.decode(msg);
+    let numberOfSessions: number | undefined;
+    try {
+      numberOfSessions = StopSessions.decode(msg).numberOfSessions;
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      // Framed by its command octet, so the connection can go on; stop them all as for a miscount.
+    }
     const running = c.sessions.filter((s) => s.isStarted);
-    if (stop.numberOfSessions !== running.length) {
+    if (numberOfSessions !== running.length) {
       // RFC 5357 §3.8 says such a message is invalid; twampy sends 0. Stop them all anyway.
-      this.o.log.debug(`${c.peer}: Stop-Sessions counts ${stop.numberOfSessions} sessions, ${running.length} running`);
+      this.sessionLog.line('debug', `${c.peer}: Stop-Sessions counts ${numberOfSessions ?? '?'} sessions, ${running.length} running`);
     }
     for (const s of running) s.stop();
   }
 
-  /** The requested port when usable, else one from the configured range, else an ephemeral one. */
+  /** No session of this connection runs any more: its pending command read gets SERVWAIT back (RFC 5357 §3.1). */
+  private rearmServwait(c: Conn): void {
+    if (c.sessions.some((s) => s.isStarted)) return;
+    c.reader?.armIdle(this.servwaitMs);
+  }
+
+  /**
+   * The requested port when usable, else one from the configured range, else
+   * an ephemeral one (RFC 5357 §3.5 lets the server offer another port).
+   * Usable: not below 1024 (never a privileged service's port), inside
+   * `test_port_range` when one is set, and free (exclusive bind).
+   */
   private async bindTestSocket(address: string, requested: number, family: 4 | 6, peer: string) {
-    if (requested !== 0) {
+    const range = this.o.testPortRange;
+    const inRange = range === undefined || (requested >= range[0] && requested <= range[1]);
+    if (requested >= LOWEST_REPLY_PORT && inRange) {
       try {
         return await bindUdp(address, requested, family, peer);
       } catch {
         // fall through: RFC 5357 §3.5 lets the server offer another port
       }
     }
-    const range = this.o.testPortRange;
     if (range) {
       const size = range[1] - range[0] + 1;
       for (let i = 0; i < size; i++) {
         const port = range[0] + ((this.nextRangePort + i) % size);
+        if (port < LOWEST_REPLY_PORT) continue;
         try {
           const s = await bindUdp(address, port, family, peer);
           this.nextRangePort = (port - range[0] + 1) % size;
@@ -586,6 +784,20 @@ export class ControlServer {
     randomBytes(4).copy(sid, 12);
     return sid;
   }
+}
+
+/**
+ * The RFC 4656 §3.1 key derivation (PBKDF2-HMAC-SHA1, 16 octets), as
+ * protocol deriveKey computes it, but on libuv's thread pool: at a large
+ * kdf_count it takes long enough to stall every session's timestamps if run
+ * on the event loop. No cache: the Salt is fresh per connection (RFC 4656
+ * §3.1), so a (secret, salt, count) key never repeats.
+ */
+export function deriveKeyAsync(secret: Buffer | string, salt: Uint8Array, count: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    pbkdf2(typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret, salt, count, 16, 'sha1',
+      (e, key) => (e ? reject(e) : resolve(key)));
+  });
 }
 
 /** End a socket; destroy it if the peer has not closed its side within 2 s (no half-closed leftovers). */

@@ -20,7 +20,7 @@ import {
 import type { Clock } from './clock.js';
 import { unmapAddress } from './address.js';
 import { closeUdp } from './udp.js';
-import type { RateLimiter } from './limits.js';
+import type { PacketLimiter } from './limits.js';
 
 export interface ReflectorCounters {
   reflectedPackets: number;
@@ -51,10 +51,12 @@ export interface ReflectorSessionOptions {
   onEnd: (s: ReflectorSession, why: string) => void;
   /** End the session this long after it was set up, whatever it does (`max_session_duration`). */
   maxDurationMs?: number;
-  /** Packet-rate limits: this session's and the reflector's; packets over either are dropped. */
-  rateLimiters?: readonly RateLimiter[];
+  /** Packet-rate limits: this session's and its client's share of the reflector's; packets over either are dropped. */
+  rateLimiters?: readonly PacketLimiter[];
   /** A packet from the session's sender was dropped for exceeding a rate limit. */
   onRateDrop?: (s: ReflectorSession) => void;
+  /** A packet from the session's sender failed its HMAC (authenticated/encrypted mode) and was dropped. */
+  onAuthFailure?: (s: ReflectorSession) => void;
 }
 
 /** The `why` of a session ended by max_session_duration. */
@@ -72,7 +74,7 @@ export class ReflectorSession {
   private refwaitTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private durationTimer: NodeJS.Timeout | undefined;
-  private readonly limiters: readonly RateLimiter[];
+  private readonly limiters: readonly PacketLimiter[];
   private readonly overhead: number;
   private readonly mode: SecurityMode;
   private readonly layout: PacketLayout;
@@ -169,6 +171,7 @@ export class ReflectorSession {
     if (keys && !unprotectSenderPacket(msg, msg.length, keys, this.mode)) {
       this.badHmac++;
       c.droppedPackets++;
+      this.o.onAuthFailure?.(this);
       return;
     }
     this.lastPacketAt = Date.now();
@@ -192,7 +195,14 @@ export class ReflectorSession {
     } else {
       patchReflectorTimestamp(out, this.o.clock.nowNtp(), layout);
     }
-    this.o.socket.send(out, 0, len, rinfo.port, rinfo.address);
+    try {
+      this.o.socket.send(out, 0, len, rinfo.port, rinfo.address);
+    } catch {
+      // A synchronous send error (socket closing, unusable destination) must not escape the 'message'
+      // handler; the destination itself was checked when the session was accepted (replyTargetProblem).
+      c.droppedPackets++;
+      return;
+    }
     this.reflected++;
     c.reflectedPackets++;
     c.reflectedOctets += len + this.overhead;

@@ -39,6 +39,8 @@ describe('reflector under attack', { timeout: 60_000 }, () => {
     const reflector = new TwampReflector({
       id: 'adversarial', listen: '127.0.0.1', port: 0,
       control_timeout: 2, servwait: 10, max_connections: 1024,
+      // Attacker and twping share 127.0.0.1: lift the per-client cap so this tests the global state machine.
+      max_connections_per_client: 1024,
     }, { onSessionEvent: (e) => { if (e.type === 'accepted') worker?.postMessage({ sessionPort: e.port, senderPort: e.sender?.port }); } });
     try {
       const { port } = await reflector.start();

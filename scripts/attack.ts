@@ -592,7 +592,7 @@ async function main(): Promise<number> {
     '--listen', HOST, '--port', String(port), '--light-port', String(lightPort),
     '--modes', 'open,authenticated', '--key-file', join(dir, 'keys.pfs'), '--kdf-count', String(KDF_COUNT),
     '--control-timeout', String(CONTROL_TIMEOUT_S), '--servwait', String(SERVWAIT_S), '--refwait', String(REFWAIT_S),
-    '--max-pps', String(MAX_PPS),
+    '--max-pps', String(MAX_PPS), '--light-max-pps', String(LIGHT_MAX_PPS),
   ], port, lightPort, metricsPort);
   const stamp = await startReflector([
     '--listen', HOST, '--light-port', String(stampPort), '--light-only', '--key-file', join(dir, 'keys.pfs'), '--light-key-id', KEY_ID,

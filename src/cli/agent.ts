@@ -6,7 +6,8 @@
  */
 import { MeterProvider, type IMetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { cliResource } from './resource.js';
-import type { AgentConfig, CollectorConfig } from '../config/types.js';
+import type { AgentConfig, CollectorConfig, ReflectorConfig } from '../config/types.js';
+import { formatHostPort } from '../session/errors.js';
 import { TwampSender } from '../sender.js';
 import { TwampReflector } from '../reflector.js';
 import type { Logger } from '../session/log.js';
@@ -137,22 +138,83 @@ export class Agent {
    * configuration changed (as Gufo Agent does on SIGHUP). The caller checks
    * needsFullRestart() first.
    */
-  async reload(next: AgentConfig): Promise<{ stopped: string[]; started: string[]; restarted: string[]; unchanged: string[] }> {
+  async reload(next: AgentConfig): Promise<ReloadChanges> {
     const log = this.o.logger;
     const byId = new Map(next.collectors.filter((c) => !c.disabled).map((c) => [c.id, c]));
-    const out = { stopped: [] as string[], started: [] as string[], restarted: [] as string[], unchanged: [] as string[] };
+    const out: ReloadChanges = { stopped: [], started: [], restarted: [], unchanged: [] };
+    const kept: string[] = [];
     for (const [id, r] of [...this.running]) {
       const n = byId.get(id);
       if (!n) { await this.stopCollector(id); out.stopped.push(id); continue; }
-      if (JSON.stringify(n) !== JSON.stringify(r.config)) { await this.stopCollector(id); out.restarted.push(id); }
-      else out.unchanged.push(id);
+      if (JSON.stringify(n) === JSON.stringify(r.config)) { out.unchanged.push(id); continue; }
+      if (r.producer instanceof TwampReflector && n.type === 'twamp_reflector' && r.config.type === 'twamp_reflector') {
+        if (await this.replaceReflector(r.producer, r.config, n)) out.restarted.push(id);
+        else kept.push(id);
+        continue;
+      }
+      await this.stopCollector(id);
+      out.restarted.push(id);
     }
     const toStart = next.collectors.filter((c) => !c.disabled && !this.running.has(c.id));
     for (const c of toStart) if (!out.restarted.includes(c.id)) out.started.push(c.id);
     await this.startCollectors(toStart);
-    (this as { config: AgentConfig }).config = next;
+    if (kept.length > 0) out.kept = kept;
+    // What runs: a reflector that kept its previous configuration keeps it here too.
+    const running = new Map([...this.running].map(([id, r]) => [id, r.config]));
+    (this as { config: AgentConfig }).config = { ...next, collectors: next.collectors.map((c) => running.get(c.id) ?? c) };
     log.info(`configuration reloaded: ${describeChanges(out)}`);
     return out;
+  }
+
+  /**
+   * Give a running reflector a new configuration without losing it when the
+   * new one cannot start. A new address or port is bound first and the old
+   * reflector stopped only once it listens; on the same port there is
+   * nothing to bind first, so the old one stops, the new one starts, and if
+   * that fails the old configuration is started again. Returns whether the
+   * new configuration runs.
+   */
+  private async replaceReflector(old: TwampReflector, oldCfg: ReflectorConfig, next: ReflectorConfig): Promise<boolean> {
+    const log = this.o.logger;
+    const id = next.id;
+    const where = describeListeners(old, oldCfg);
+    if (!sharesPort(oldCfg, next)) {
+      let fresh: TwampReflector;
+      try {
+        fresh = this.newReflector(next);
+        await fresh.start();
+      } catch (e) {
+        // start() releases what it bound before failing.
+        log.error(`[${id}] new configuration not applied: ${(e as Error).message}; the reflector keeps running on ${where}`);
+        return false;
+      }
+      await old.stop();
+      this.running.set(id, { config: next, producer: fresh });
+      return true;
+    }
+    await old.stop();
+    try {
+      const fresh = this.newReflector(next);
+      await fresh.start();
+      this.running.set(id, { config: next, producer: fresh });
+      return true;
+    } catch (e) {
+      log.error(`[${id}] new configuration failed to start: ${(e as Error).message}; restarting the previous one on ${where}`);
+    }
+    try {
+      const again = this.newReflector(oldCfg);
+      await again.start();
+      this.running.set(id, { config: oldCfg, producer: again });
+    } catch (e) {
+      log.error(`[${id}] the previous configuration did not start again either: ${(e as Error).message}`);
+      this.running.delete(id);
+      this.retired.retire(id);
+    }
+    return false;
+  }
+
+  private newReflector(c: ReflectorConfig): TwampReflector {
+    return new TwampReflector(c, { meterProvider: this.meterProvider, labels: this.agentLabels(), logger: this.o.logger, naming: this.config.naming });
   }
 
   /** Flush a last export with the current results, then stop producers (senders send Stop-Sessions) and close. */
@@ -169,9 +231,39 @@ export class Agent {
   }
 }
 
-function describeChanges(c: { stopped: string[]; started: string[]; restarted: string[]; unchanged: string[] }): string {
-  const part = (what: string, ids: string[]): string | undefined => (ids.length ? `${what} ${ids.join(', ')}` : undefined);
+/** What a reload did, by collector id. */
+export interface ReloadChanges {
+  stopped: string[];
+  started: string[];
+  restarted: string[];
+  unchanged: string[];
+  /** Reflectors whose new configuration could not start: they keep running with the previous one. */
+  kept?: string[];
+}
+
+function describeChanges(c: ReloadChanges): string {
+  const part = (what: string, ids: string[] | undefined): string | undefined => (ids?.length ? `${what} ${ids.join(', ')}` : undefined);
   return [part('restarted', c.restarted), part('started', c.started), part('stopped', c.stopped),
-    `${c.unchanged.length} unchanged`].filter(Boolean).join('; ');
+    part('kept the previous configuration of', c.kept), `${c.unchanged.length} unchanged`].filter(Boolean).join('; ');
+}
+
+/**
+ * Whether two reflector configurations listen on a common port number
+ * (TWAMP-Control TCP or Light UDP; 0 = ephemeral never clashes): then the
+ * new one cannot bind while the old one runs.
+ */
+function sharesPort(a: ReflectorConfig, b: ReflectorConfig): boolean {
+  const tcp = (c: ReflectorConfig) => (c.control === false ? undefined : c.port);
+  const clash = (x: number | undefined, y: number | undefined) => x !== undefined && x !== 0 && x === y;
+  return clash(tcp(a), tcp(b)) || clash(a.lightPort, b.lightPort);
+}
+
+function describeListeners(r: TwampReflector, c: ReflectorConfig): string {
+  const parts: string[] = [];
+  const control = r.address;
+  if (c.control !== false && control) parts.push(`TCP ${formatHostPort(control.address, control.port)}`);
+  const light = r.lightAddress;
+  if (light) parts.push(`UDP ${formatHostPort(light.address, light.port)}`);
+  return parts.join(' and ') || formatHostPort(c.listen, c.port);
 }
 

@@ -5,7 +5,7 @@
  * sessions, reflected packets and octets, and gauges of its current load.
  */
 import { metrics } from '@opentelemetry/api';
-import { ControlServer, newControlServerCounters, type ControlServerCounters, type SessionEvent } from './session/controlServer.js';
+import { ControlServer, REFUSAL_REASONS, newControlServerCounters, type ControlServerCounters, type SessionEvent } from './session/controlServer.js';
 import { systemClock } from './session/clock.js';
 import { LightReflector } from './session/lightReflector.js';
 import { ClientAcl, parseCidr, type Cidr } from './session/limits.js';
@@ -93,6 +93,7 @@ export class TwampReflector {
         maxPps: this.config.lightMaxPps, maxOctetsPerSource: this.config.lightMaxOctetsPerSource,
         maxOctets: this.config.lightMaxOctets, symmetricOnly: this.config.lightSymmetricOnly ?? false, log: this.log,
         onRefused: (reason) => this.counters.refused.set(reason, (this.counters.refused.get(reason) ?? 0) + 1),
+        ...(this.config.allowReplyPorts ? { allowReplyPorts: new Set(this.config.allowReplyPorts) } : {}),
       });
     }
   }
@@ -157,6 +158,8 @@ export class TwampReflector {
     emit('reflected_octets', c.reflectedOctets, l);
     emit('dropped_pkt', c.droppedPackets, l);
     if (this.light) emit('light_rate_limited', this.light.rateLimited, l);
+    // Every reason of the closed set at 0 before its first refusal, so increase() sees it (README "Metrics").
+    for (const reason of REFUSAL_REASONS) if (!c.refused.has(reason)) emit('refused', 0, { ...l, [this.reasonKey]: reason });
     for (const [reason, n] of c.refused) emit('refused', n, { ...l, [this.reasonKey]: reason });
     emit('active_sessions', this.server.activeSessions, l);
     emit('control_connections', this.server.activeConnections, l);

@@ -88,6 +88,35 @@ describe('TWAMP Light hardening', { timeout: 120_000 }, () => {
     assert.match(log, /1 packet\(s\) reflected, 2 dropped/);
   });
 
+  it('a sender on a port below 1024 is answered only when allow_reply_ports lists it', { skip: process.getuid?.() === 0 ? false : 'binding a port below 1024 needs root' }, async () => {
+    const low = await (async () => {
+      for (const p of [999, 998, 997, 996]) {
+        const s = createSocket('udp4');
+        const ok = await new Promise<boolean>((res) => { s.once('error', () => res(false)); s.bind(p, '127.0.0.1', () => res(true)); });
+        if (ok) return s;
+        s.close();
+      }
+      throw new Error('no free UDP port among 996–999 on 127.0.0.1');
+    })();
+    const lowPort = low.address().port;
+    try {
+      for (const allowed of [false, true]) {
+        const { r, meter, port } = await reflector(allowed ? { allow_reply_ports: [lowPort] } : {});
+        try {
+          const got = await exchange(low, port, [stamp(1), stamp(2)], 300);
+          assert.equal(got.length, allowed ? 2 : 0);
+          const snap = await meter.collect();
+          assert.equal(snap.value('twamp_reflector_dropped_pkt') ?? 0, allowed ? 0 : 2);
+        } finally {
+          await r.stop();
+          await meter.shutdown();
+        }
+      }
+    } finally {
+      low.close();
+    }
+  });
+
   it('light_max_pps caps replies across many source addresses; light_max_octets_per_source per address', async () => {
     const { r, meter, port } = await reflector({ light_max_pps: 50, light_max_octets_per_source: 1000 });
     const socks: UdpSocket[] = [];

@@ -204,7 +204,10 @@ export class TwampSender {
   private snapshot(emit: Emit): void {
     const labels = this.baseLabels;
     emit('runs', this.runs, labels);
-    for (const [reason, n] of this.errors) emit('errors', n, { ...labels, [this.reasonKey]: reason });
+    // Every reason of the closed set from the start, at 0 until it happens: a
+    // series born at its first failure hides that failure from increase()/rate()
+    // (README "Metrics"); the Prometheus convention for known label values.
+    for (const reason of FAILURE_REASONS) emit('errors', this.errors.get(reason) ?? 0, { ...labels, [this.reasonKey]: reason });
     const last = this.last;
     if (!last) return;
     emit('success', last.ok ? 1 : 0, labels);
@@ -215,6 +218,16 @@ export class TwampSender {
     for (const spec of SENDER_EXTRA) emit(spec.key, last.result.values[spec.key], measured);
   }
 }
+
+/**
+ * Every FailureReason (src/session/errors.ts), each exported at 0 before its
+ * first failure. The `satisfies` makes the compiler reject a reason added to
+ * or removed from FailureReason without this list following.
+ */
+const FAILURE_REASON_SET = {
+  dns: true, connect: true, timeout: true, closed: true, protocol: true, refused: true, socket: true, aborted: true,
+} as const satisfies Record<FailureReason, true>;
+const FAILURE_REASONS: readonly FailureReason[] = Object.keys(FAILURE_REASON_SET) as FailureReason[];
 
 function isNormalized(c: SenderConfig | Record<string, unknown>): c is SenderConfig {
   return typeof (c as SenderConfig).nPackets === 'number' && typeof (c as SenderConfig).model === 'object';

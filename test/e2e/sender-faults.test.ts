@@ -94,7 +94,7 @@ ${sender('refusing', '127.0.0.1', twampPort, 'model: cbr\n    bandwidth: 1000000
         assert.ok(series(text, 'twamp_sender_success', id).every((l) => / 0$/.test(l)), `${id}: success 0`);
         assert.equal(series(text, 'twamp_rx_packets', id).length, 0, `${id}: no measurement series`);
       }
-      assert.deepEqual(series(text, 'twamp_sender_errors', 'good'), [], 'the good sender never failed');
+      assert.deepEqual(series(text, 'twamp_sender_errors', 'good').filter((l) => !/ 0$/.test(l)), [], 'the good sender never failed (every reason at 0)');
       assert.ok(series(text, 'twamp_sender_success', 'good').every((l) => / 1$/.test(l)));
       assert.ok(series(text, 'twamp_sender_runs', 'good').some((l) => Number(l.split(' ').pop()) >= 2), 'the good sender kept running');
       assert.ok(series(text, 'twamp_rx_packets', 'good').some((l) => / 10$/.test(l)));

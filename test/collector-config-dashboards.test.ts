@@ -239,9 +239,12 @@ describe('collector-config/alerts.yml', () => {
     }
   });
 
-  it('the agent job name matches collector-config/prometheus.yml', () => {
-    const prom = parse(readFileSync(join(configDir, 'prometheus.yml'), 'utf8')) as { scrape_configs: { job_name: string }[] };
-    assert.ok(prom.scrape_configs.some((j) => j.job_name === 'otel-twamp-agent'));
+  it('the scrape job names match collector-config/prometheus-pull.yml and prometheus-collector.yml', () => {
+    for (const [file, job] of [['prometheus-pull.yml', 'otel-twamp-agent'], ['prometheus-collector.yml', 'otel-collector']] as const) {
+      const prom = parse(readFileSync(join(configDir, file), 'utf8')) as { scrape_configs: { job_name: string }[] };
+      assert.ok(prom.scrape_configs.some((j) => j.job_name === job), `${file}: job ${job}`);
+      assert.ok(rules.some((r) => String(r.expr).includes(`up{job="${job}"}`)), `an alert on up{job="${job}"}`);
+    }
   });
 
   it('passes promtool check rules (when promtool is installed)', (t) => {

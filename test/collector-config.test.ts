@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { isCI, repoRoot } from './helpers/peers.js';
@@ -94,44 +94,71 @@ describe('collector-config/otel-collector.yaml', () => {
   });
 });
 
-describe('collector-config/prometheus.yml', () => {
-  const cfg = loadYaml('prometheus.yml');
+/** Targets of every job of a Prometheus config, by job. */
+function promJobs(cfg: Obj): Obj[] {
   assert.ok(Array.isArray(cfg.scrape_configs), 'scrape_configs must be a list');
-  const jobs = (cfg.scrape_configs as unknown[]).map((j, i) => obj(j, `scrape_configs[${i}]`));
-  const job = (target: string): Obj => {
-    const found = jobs.filter((j) =>
-      (j.static_configs as unknown[] | undefined)?.some((s) => strings(obj(s, 'static_configs[]').targets, 'targets').includes(target)),
-    );
-    assert.equal(found.length, 1, `exactly one job scrapes ${target}`);
-    return found[0]!;
-  };
+  return (cfg.scrape_configs as unknown[]).map((j, i) => obj(j, `scrape_configs[${i}]`));
+}
 
-  it('scrapes the agent at localhost:9464/metrics every 10 s', () => {
-    const agent = job('localhost:9464');
-    assert.equal(agent.metrics_path ?? '/metrics', '/metrics');
-    assert.equal(agent.scrape_interval ?? obj(cfg.global, 'global').scrape_interval, '10s');
+function targetsOf(job: Obj): string[] {
+  return ((job.static_configs as unknown[] | undefined) ?? []).flatMap((s) => strings(obj(s, 'static_configs[]').targets, 'targets'));
+}
+
+/** The two set-ups: pull (Prometheus scrapes the agent) and collector (agent -> OTLP -> collector <- Prometheus). */
+const PROMETHEUS_SETUPS = [
+  { file: 'prometheus-pull.yml', job: 'otel-twamp-agent', target: 'localhost:9464', other: ':8889', header: /^# Prometheus config for the PULL set-up/ },
+  { file: 'prometheus-collector.yml', job: 'otel-collector', target: 'localhost:8889', other: ':9464', header: /^# Prometheus config for the COLLECTOR set-up/ },
+] as const;
+
+for (const setup of PROMETHEUS_SETUPS) {
+  describe(`collector-config/${setup.file}`, () => {
+    const text = readFileSync(join(configDir, setup.file), 'utf8');
+    const cfg = loadYaml(setup.file);
+    const jobs = promJobs(cfg);
+
+    it('starts with a comment header naming its set-up and the other file', () => {
+      assert.match(text, setup.header);
+      const other = PROMETHEUS_SETUPS.find((s) => s.file !== setup.file)!.file;
+      assert.ok(text.split('\n').filter((l) => l.startsWith('#')).some((l) => l.includes(other)), `header points to ${other}`);
+    });
+
+    it(`has one job, ${setup.job}, scraping ${setup.target}/metrics every 10 s, and nothing of the other set-up`, () => {
+      assert.deepEqual(jobs.map((j) => j.job_name), [setup.job]);
+      const [job] = jobs;
+      assert.deepEqual(targetsOf(job!), [setup.target]);
+      assert.equal(job!.metrics_path ?? '/metrics', '/metrics');
+      assert.equal(job!.scrape_interval ?? obj(cfg.global, 'global').scrape_interval, '10s');
+      // A target of the other set-up would be a permanent up == 0 here.
+      assert.ok(!jobs.flatMap(targetsOf).some((t) => t.endsWith(setup.other)), `no ${setup.other} target`);
+    });
+
+    it('loads alerts.yml, which sits beside it', () => {
+      assert.deepEqual(cfg.rule_files, ['alerts.yml']);
+    });
+
+    it('passes promtool check config (when promtool is installed)', (t) => {
+      const r = spawnSync('promtool', ['check', 'config', join(configDir, setup.file)], { encoding: 'utf8' });
+      if (r.error) {
+        assert.ok(!isCI(), `promtool not runnable under CI (.ci/run installs prometheus): ${r.error.message}`);
+        t.skip('promtool not installed (apt-get install prometheus)');
+        return;
+      }
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    });
   });
+}
 
-  it("scrapes the collector's prometheus exporter on :8889, keeping the exported job/instance labels", () => {
-    const col = job('localhost:8889');
-    assert.equal(col.metrics_path ?? '/metrics', '/metrics');
+describe('the collector set-up end to end (config files agree)', () => {
+  it("Prometheus scrapes the port the collector's prometheus exporter listens on, keeping the exported job/instance labels", () => {
+    const col = promJobs(loadYaml('prometheus-collector.yml'))[0]!;
     assert.equal(col.honor_labels, true);
+    const endpoint = String(obj(obj(loadYaml('otel-collector.yaml').exporters, 'exporters').prometheus, 'exporters.prometheus').endpoint);
+    const port = endpoint.split(':').pop();
+    assert.ok(targetsOf(col).every((t) => t.endsWith(`:${port}`)), `targets ${targetsOf(col).join(', ')} vs exporter ${endpoint}`);
   });
 
-  it('has unique job names', () => {
-    const names = jobs.map((j) => j.job_name);
-    assert.ok(names.every((n) => typeof n === 'string' && n.length > 0));
-    assert.equal(new Set(names).size, names.length);
-  });
-
-  it('passes promtool check config (when promtool is installed)', (t) => {
-    const r = spawnSync('promtool', ['check', 'config', join(configDir, 'prometheus.yml')], { encoding: 'utf8' });
-    if (r.error) {
-      assert.ok(!isCI(), `promtool not runnable under CI (.ci/run installs prometheus): ${r.error.message}`);
-      t.skip('promtool not installed (apt-get install prometheus)');
-      return;
-    }
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  it('no prometheus.yml mixing both set-ups is shipped any more', () => {
+    assert.ok(!existsSync(join(configDir, 'prometheus.yml')));
   });
 });
 

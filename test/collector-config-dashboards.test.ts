@@ -12,17 +12,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { isCI, repoRoot } from './helpers/peers.js';
-import { SENDER_MEASUREMENTS, SENDER_HEALTH, REFLECTOR_METRICS } from '../src/otel/instruments.js';
+import { SENDER_MEASUREMENTS, SENDER_HEALTH, REFLECTOR_METRICS, prometheusName, type NamingProfile } from '../src/otel/instruments.js';
+import { METRIC_MAP, OTEL_FILE, LEGACY_FILE, otelDashboard, render } from '../scripts/gen-dashboards.js';
 
 const configDir = join(repoRoot(), 'collector-config');
 
 /** Names as Prometheus scrapes them: counters get `_total`, gauges and up-down counters do not. */
-const EXPORTED = new Set(
-  [...SENDER_MEASUREMENTS, ...SENDER_HEALTH, ...REFLECTOR_METRICS].map((m) =>
-    m.kind === 'counter' ? `${m.legacy.name}_total` : m.legacy.name),
-);
-/** Series Prometheus makes itself. */
+const exported = (profile: NamingProfile) => new Set(
+  [...SENDER_MEASUREMENTS, ...SENDER_HEALTH, ...REFLECTOR_METRICS].map((m) => prometheusName(m, profile)));
+const EXPORTED = exported('legacy');
+/** Series Prometheus makes itself, and the OTel exporters' resource series. */
 const BUILTIN = new Set(['up']);
+const BUILTIN_OTEL = new Set(['up', 'target_info']);
 
 const KEYWORDS = new Set([
   'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset',
@@ -64,8 +65,8 @@ interface Dashboard {
   templating: { list: Obj[] };
 }
 
-function loadDashboard(): Dashboard {
-  const d: unknown = JSON.parse(readFileSync(join(configDir, 'grafana-dashboard.json'), 'utf8'));
+function loadDashboard(file = LEGACY_FILE): Dashboard {
+  const d: unknown = JSON.parse(readFileSync(join(configDir, file), 'utf8'));
   assert.ok(isObj(d), 'dashboard is a JSON object');
   return d as unknown as Dashboard;
 }
@@ -86,7 +87,7 @@ function dashboardExprs(d: Dashboard): { where: string; expr: string }[] {
 }
 
 /** `label_values(metric{…}, label)` → metric. */
-function variableMetric(v: Obj): string | undefined {
+export function variableMetric(v: Obj): string | undefined {
   const q = isObj(v.query) ? v.query.query : v.query;
   if (typeof q !== 'string') return undefined;
   const m = /^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(q.trim());
@@ -125,8 +126,17 @@ describe('PromQL metric-name extraction', () => {
   });
 });
 
-describe('collector-config/grafana-dashboard.json', () => {
-  const d = loadDashboard();
+const DASHBOARDS = [
+  { file: LEGACY_FILE, profile: 'legacy', builtin: BUILTIN },
+  { file: OTEL_FILE, profile: 'otel', builtin: BUILTIN_OTEL },
+] as const;
+
+for (const { file, profile, builtin } of DASHBOARDS) describe(`collector-config/${file}`, () => {
+  const d = loadDashboard(file);
+  const EXPORTED = exported(profile);
+  const BUILTIN = builtin;
+  /** A legacy name as this profile scrapes it. */
+  const named = (legacy: string) => (profile === 'legacy' ? legacy : METRIC_MAP.get(legacy)!.name);
 
   it('is a Grafana dashboard (schemaVersion 39) with a Prometheus data source variable', () => {
     assert.ok(d.schemaVersion >= 36 && d.schemaVersion <= 41, `schemaVersion ${d.schemaVersion}`);
@@ -180,7 +190,7 @@ describe('collector-config/grafana-dashboard.json', () => {
       if (v.type !== 'query') continue;
       const name = variableMetric(v);
       assert.ok(name !== undefined, `variable ${String(v.name)}: label_values(metric, label) query`);
-      assert.ok(EXPORTED.has(name), `variable ${String(v.name)}: ${name} is not an exported metric`);
+      assert.ok(EXPORTED.has(name) || BUILTIN.has(name), `variable ${String(v.name)}: ${name} is not an exported metric`);
     }
     // What the dashboard is for: delays, jitter, loss, MOS, rates, success, reflector counters.
     for (const name of [
@@ -191,7 +201,40 @@ describe('collector-config/grafana-dashboard.json', () => {
       'twamp_sender_errors_total', 'twamp_reflector_reflected_pkt_total', 'twamp_reflector_reflected_octets_total',
       'twamp_reflector_session_attempts_total', 'twamp_reflector_session_started_total',
     ]) {
-      assert.ok(used.has(name), `the dashboard shows ${name}`);
+      assert.ok(used.has(named(name)), `the dashboard shows ${named(name)}`);
+    }
+  });
+
+  it(`uses only ${profile} labels in matchers, groupings and legends`, () => {
+    const legacyOnly = ['collector_id', 'reflector', 'listen', 'reason', 'host', 'model'];
+    const otelOnly = ['twamp_collector_id', 'server_address', 'server_port', 'error_type', 'host_name', 'twamp_model'];
+    const forbidden = profile === 'legacy' ? otelOnly : legacyOnly;
+    const promql = [
+      ...dashboardExprs(d).map((e) => ({ where: e.where, text: e.expr })),
+      ...d.templating.list.filter((v) => v.type === 'query').map((v) => ({ where: `variable ${String(v.name)}`, text: String(isObj(v.query) ? v.query.query : v.query) })),
+    ];
+    for (const { where, text } of promql) {
+      const noStrings = text.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+      for (const l of forbidden) {
+        // a matcher (label=~…), a grouping list entry (…, label) or label_values' label
+        assert.doesNotMatch(noStrings, new RegExp(`(?<![\\w$])${l}\\s*(=~|!~|!=|=|,|\\))`), `${where}: label ${l} is not a ${profile} label: ${text}`);
+      }
+    }
+    for (const p of allPanels(d)) {
+      for (const t of (p.targets as Obj[] | undefined) ?? []) {
+        for (const l of forbidden) {
+          assert.doesNotMatch(String(t.legendFormat ?? ''), new RegExp(`\\{\\{\\s*${l}\\s*\\}\\}`), `panel "${String(p.title)}" legend: ${l}`);
+        }
+      }
+    }
+  });
+
+  it('delay and jitter panels are in the unit the profile exports (legacy ns, otel s)', () => {
+    for (const p of allPanels(d)) {
+      const exprs = ((p.targets as Obj[] | undefined) ?? []).map((t) => String(t.expr ?? ''));
+      if (!exprs.some((e) => /delay|jitter/.test(e))) continue;
+      const unit = (p.fieldConfig as { defaults?: { unit?: string } } | undefined)?.defaults?.unit;
+      assert.equal(unit, profile === 'legacy' ? 'ns' : 's', `panel "${String(p.title)}"`);
     }
   });
 
@@ -203,6 +246,20 @@ describe('collector-config/grafana-dashboard.json', () => {
     const r = promtool(t, ['check', 'rules', f]);
     if (!r) return;
     assert.equal(r.status, 0, `${String(r.stdout)}\n${String(r.stderr)}`);
+  });
+});
+
+describe(`collector-config/${OTEL_FILE} is generated`, () => {
+  it('is what scripts/gen-dashboards.ts makes from the legacy dashboard (regenerate: node dist/scripts/gen-dashboards.js)', () => {
+    const legacy = JSON.parse(readFileSync(join(configDir, LEGACY_FILE), 'utf8')) as Obj;
+    assert.equal(readFileSync(join(configDir, OTEL_FILE), 'utf8'), render(otelDashboard(legacy)));
+  });
+
+  it('the generator maps every instrument, with the ns → s scale', () => {
+    assert.equal(METRIC_MAP.get('twamp_rt_avg_delay_ns')?.name, 'twamp_sender_round_trip_delay_avg');
+    assert.equal(METRIC_MAP.get('twamp_rt_avg_delay_ns')?.scale, 1e-9);
+    assert.equal(METRIC_MAP.get('twamp_reflector_refused_total')?.name, 'twamp_reflector_refused_total');
+    assert.equal(METRIC_MAP.get('twamp_tx_packets')?.scale, 1);
   });
 });
 

@@ -51,6 +51,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -58,6 +59,8 @@
 #include <mutex>
 #include <queue>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 #endif
 
 namespace twamp {
@@ -217,6 +220,7 @@ constexpr int kMaxBatchesPerWake = 8;     // fairness towards other handles
 constexpr size_t kSlot = 65536;           // receive slot: any UDP payload
 constexpr size_t kCtrl = 512;             // control buffer per datagram
 constexpr int kMaxErrqueuePerWake = 1024;
+constexpr size_t kMaxPendingTx = 65536;   // bound of the scheduled-TX-stamp bookkeeping per socket
 
 // Receive arena shared by all sockets of one thread (callbacks of one event
 // loop never overlap); per-thread so worker threads each get their own.
@@ -229,6 +233,8 @@ struct RxArena {
 };
 thread_local std::unique_ptr<RxArena> t_arena;
 
+class Datapath;
+
 struct Scheduled {
   double id;
   int64_t deadline;
@@ -237,6 +243,8 @@ struct Scheduled {
   sockaddr_storage dst;
   socklen_t dstlen;
   int32_t stamp_off;
+  Datapath* owner;
+  int64_t spin;  // the owner's schedulerSpinUs, ns
 };
 struct Later {
   bool operator()(const Scheduled* a, const Scheduled* b) const {
@@ -250,6 +258,47 @@ struct Departure {
   int64_t stamped_real;
   int64_t key;  // TX timestamp id, -1 when none will come
   int err;
+  int64_t tx;   // kernel TX timestamp read by the scheduler thread, -1 when none yet
+  int tx_src;
+};
+struct TxStamp {
+  int64_t key;
+  int64_t ts;
+  int src;
+};
+
+// One scheduler thread for every socket of the process: a min-heap of
+// (deadline, FIFO) departures, an absolute CLOCK_MONOTONIC wait for the
+// earliest (futex hrtimer, timer slack 1 ns), an optional final spin. It
+// sends, reads the kernel TX timestamp of what it sent itself, and hands
+// results to each socket's JS side in batches (at most every
+// departureReportMs per socket, or as soon as the socket has nothing more
+// queued), so departures cost no event-loop wake-up of their own. One thread
+// instead of one per socket: 40 g711 senders are 2,000 wake-ups a second of
+// one thread, not 40 threads.
+class SharedScheduler {
+ public:
+  static SharedScheduler& Get() {
+    static SharedScheduler* s = new SharedScheduler();  // lives as long as the process (its thread is detached)
+    return *s;
+  }
+  void Push(Scheduled* s, int prio);
+  // Drops `owner`'s queued departures and waits until the thread is done with it.
+  void Purge(Datapath* owner);
+  // 0 normal priority, -1 SCHED_FIFO in effect, > 0 errno of the refusal.
+  int SchedErr() const { return sched_err_.load(); }
+
+ private:
+  void Loop();
+  std::mutex mu_;
+  std::condition_variable cv_, idle_cv_;
+  std::priority_queue<Scheduled*, std::vector<Scheduled*>, Later> heap_;
+  std::vector<Datapath*> reporting_;  // owners with results waiting for their report time
+  bool started_ = false;
+  uint64_t seq_ = 0;
+  int want_prio_ = 0;
+  int applied_prio_ = 0;
+  std::atomic<int> sched_err_{0};
 };
 
 class Datapath : public Napi::ObjectWrap<Datapath> {
@@ -319,6 +368,10 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     if (!o.Get("schedulerSpinUs").IsUndefined()) {
       if (!NumArg(o.Get("schedulerSpinUs"), "schedulerSpinUs", 0, 1000, &d)) return;
       spin_ns_ = static_cast<int64_t>(d) * 1000;
+    }
+    if (!o.Get("departureReportMs").IsUndefined()) {
+      if (!NumArg(o.Get("departureReportMs"), "departureReportMs", 0, 10000, &d)) return;
+      report_ns_ = static_cast<int64_t>(d) * 1000000;
     }
     if (!o.Get("schedulerPriority").IsUndefined()) {
       if (!NumArg(o.Get("schedulerPriority"), "schedulerPriority", 0, 99, &d)) return;
@@ -406,7 +459,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     o.Set("hardware", Napi::Boolean::New(info.Env(), hw_));
     // Scheduler thread: 0 not started or normal priority, -1 SCHED_FIFO in
     // effect, > 0 the errno pthread_setschedparam failed with.
-    o.Set("schedulerRealtime", Napi::Number::New(info.Env(), sched_err_.load()));
+    o.Set("schedulerRealtime", Napi::Number::New(info.Env(), sched_prio_ > 0 ? SharedScheduler::Get().SchedErr() : 0));
     return o;
   }
 
@@ -489,7 +542,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   // returns the errno (0 on success). Serialised with the scheduler thread so
   // the TX timestamp ids (OPT_ID: the kernel counts the socket's sends) match.
   int StampAndSend(uint8_t* data, size_t len, const sockaddr_storage& dst, socklen_t dstlen, int32_t off,
-                   int64_t* stamped, int64_t* sent_mono, int64_t* key) {
+                   int64_t* stamped, int64_t* sent_mono, int64_t* key, bool scheduled = false) {
     std::lock_guard<std::mutex> g(send_mu_);
     if (fd_ < 0) return EBADF;
     *stamped = NowNs(CLOCK_REALTIME);
@@ -644,115 +697,194 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     s->id = info[0].As<Napi::Number>().DoubleValue();
     s->deadline = deadline;
     s->data.assign(data, data + len);
+    s->owner = this;
+    s->spin = spin_ns_;
     if (!StartScheduler(env)) return env.Undefined();
-    {
-      std::lock_guard<std::mutex> g(q_mu_);
-      s->seq = seq_++;
-      queue_.push(s.release());
-    }
-    q_cv_.notify_one();
     if (outstanding_++ == 0) tsfn_.Ref(env);
+    SharedScheduler::Get().Push(s.release(), sched_prio_);
     return env.Undefined();
   }
 
   bool StartScheduler(Napi::Env env) {
-    if (thread_.joinable()) return true;
+    if (tsfn_started_) return true;
     tsfn_ = Napi::ThreadSafeFunction::New(env, on_departure_fn_.Value(), "TwampDatapathSchedule", 0, 1, this,
                                           [](Napi::Env, Datapath* self) { self->Unref(); });
     Ref();  // until the threadsafe function is finalised (its queued calls use `this`)
     tsfn_.Unref(env);
-    stop_ = false;
-    thread_ = std::thread([this] { SchedulerLoop(); });
+    tsfn_started_ = true;
     return true;
   }
 
-  void SchedulerLoop() {
-    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    if (sched_prio_ > 0) {
-      // Opt-in SCHED_FIFO: on a busy host the wake-up otherwise waits for the
-      // CFS scheduler. Needs CAP_SYS_NICE (or an RLIMIT_RTPRIO); the outcome
-      // is reported through the `timestamping` accessor.
-      sched_param sp{};
-      sp.sched_priority = sched_prio_;
-      int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
-      sched_err_.store(rc == 0 ? -1 : rc);
+ public:
+  // Scheduler thread: stamps and sends one departure, then reads the TX
+  // timestamp the kernel queued for it (software stamps are taken inside
+  // sendmsg on most drivers and on loopback), so the report carries it.
+  void SendScheduled(Scheduled* s) {
+    Departure d{s->id, s->deadline, 0, 0, -1, 0, -1, 0};
+    d.err = StampAndSend(s->data.data(), s->data.size(), s->dst, s->dstlen, s->stamp_off, &d.stamped_real,
+                         &d.sent_mono, &d.key, true);
+    std::vector<TxStamp> got;
+    if (d.err == 0 && d.key >= 0) ReadErrqueue(&got, 64);
+    std::lock_guard<std::mutex> g(res_mu_);
+    for (const TxStamp& t : got) {
+      if (t.key == d.key) {
+        d.tx = t.ts;
+        d.tx_src = t.src;
+      } else {
+        RouteTx(t);  // another send's stamp
+      }
     }
-    std::unique_lock<std::mutex> lk(q_mu_);
-    std::vector<Scheduled*> due;
-    while (!stop_) {
-      if (queue_.empty()) {
-        q_cv_.wait(lk);
-        continue;
-      }
-      int64_t deadline = queue_.top()->deadline;
-      int64_t now = NowNs(CLOCK_MONOTONIC);
-      if (deadline - spin_ns_ > now) {
-        // An absolute CLOCK_MONOTONIC wait (futex hrtimer, timer slack 1 ns:
-        // as precise here as clock_nanosleep TIMER_ABSTIME) that an earlier
-        // schedule() can cut short; steady_clock is CLOCK_MONOTONIC.
-        q_cv_.wait_until(lk, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline - spin_ns_)));
-        continue;
-      }
-      if (deadline > now) {
-        // Optional final spin (schedulerSpinUs): trades CPU for the host's
-        // timer wake-up latency.
-        lk.unlock();
-        while (NowNs(CLOCK_MONOTONIC) < deadline) {
-        }
-        lk.lock();
-        now = NowNs(CLOCK_MONOTONIC);
-      }
-      due.clear();
-      while (!queue_.empty() && queue_.top()->deadline <= now) {
-        due.push_back(queue_.top());
-        queue_.pop();
-      }
-      lk.unlock();
-      std::vector<Departure> out;
-      out.reserve(due.size());
-      for (Scheduled* s : due) {
-        Departure d{s->id, s->deadline, 0, 0, -1, 0};
-        d.err = StampAndSend(s->data.data(), s->data.size(), s->dst, s->dstlen, s->stamp_off, &d.stamped_real,
-                             &d.sent_mono, &d.key);
-        out.push_back(d);
-        delete s;
-      }
-      Report(std::move(out));
-      lk.lock();
+    if (d.tx < 0 && d.key >= 0) TakeOrphan(&d);  // the event loop read it first
+    if (d.tx >= 0) {
+      std::lock_guard<std::mutex> g2(send_mu_);
+      sched_keys_.erase(d.key);
     }
+    results_.push_back(d);
   }
 
-  // Scheduler thread: queue results; one threadsafe call per burst.
-  void Report(std::vector<Departure>&& out) {
-    bool call;
+  // Scheduler thread: one threadsafe call carries every result queued so far.
+  void FlushReports() {
+    std::lock_guard<std::mutex> g(res_mu_);
+    if (closed_ || notify_pending_ || (results_.empty() && extra_tx_.empty())) return;
+    notify_pending_ = true;
+    tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function fn, Datapath* self) {
+      self->DeliverDepartures(env, fn);
+    });
+  }
+
+  // Guarded by the SharedScheduler's mutex.
+  int in_thread_ = 0;
+  int queued_ = 0;
+  bool report_pending_ = false;
+  int64_t report_due_ = 0;
+  int64_t report_ns_ = 20000000;  // departureReportMs
+
+ private:
+  // res_mu_ held. A TX stamp of a scheduled departure waits for (or joins)
+  // its departure record natively; any other goes to JS's onTx.
+  void RouteTx(const TxStamp& t) {
+    bool sched;
     {
-      std::lock_guard<std::mutex> g(res_mu_);
-      results_.insert(results_.end(), out.begin(), out.end());
-      call = !notify_pending_;
-      notify_pending_ = true;
+      std::lock_guard<std::mutex> g(send_mu_);
+      sched = sched_keys_.erase(t.key) > 0;
     }
-    if (call) {
-      tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function fn, Datapath* self) {
-        self->DeliverDepartures(env, fn);
-      });
+    if (!sched) {
+      extra_tx_.push_back(t);
+      return;
+    }
+    for (Departure& d : results_) {
+      if (d.key == t.key && d.tx < 0) {
+        d.tx = t.ts;
+        d.tx_src = t.src;
+        return;
+      }
+    }
+    if (orphan_tx_.size() >= kMaxPendingTx) orphan_tx_.clear();
+    orphan_tx_[t.key] = t;
+  }
+
+  // res_mu_ held: attaches a TX stamp the event loop read before the record existed.
+  void TakeOrphan(Departure* d) {
+    auto it = orphan_tx_.find(d->key);
+    if (it != orphan_tx_.end()) {
+      d->tx = it->second.ts;
+      d->tx_src = it->second.src;
+      orphan_tx_.erase(it);
+      return;
     }
   }
 
-  // Main thread: onDeparture(records: Array<[id, deadlineMonoNs, sentMonoNs,
-  //   stampedRealtimeNs, txKey, errno, syscallError]>)
+  // Reads up to `max` TX timestamps from the error queue (any thread).
+  void ReadErrqueue(std::vector<TxStamp>* out, int max) {
+    for (int i = 0; i < max; i++) {
+      alignas(cmsghdr) uint8_t ctrl[kCtrl];
+      uint8_t data[64];
+      iovec iov{data, sizeof data};
+      msghdr m{};
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = ctrl;
+      m.msg_controllen = sizeof ctrl;
+      ssize_t n;
+      {
+        std::lock_guard<std::mutex> g(send_mu_);
+        if (fd_ < 0) return;
+        n = recvmsg(fd_, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+      }
+      if (n < 0) return;
+      TxStamp t{-1, -1, kTsKernel};
+      if (ParseTxStamp(m, &t)) out->push_back(t);
+    }
+  }
+
+  // A TX timestamp record of the error queue, or false for other entries (e.g. ICMP).
+  bool ParseTxStamp(msghdr& m, TxStamp* t) {
+    bool is_ts = false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
+          c->cmsg_len >= CMSG_LEN(sizeof(scm_timestamping))) {
+        scm_timestamping ts;
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        if (hw_ && (ts.ts[2].tv_sec != 0 || ts.ts[2].tv_nsec != 0)) {
+          t->ts = static_cast<int64_t>(ts.ts[2].tv_sec) * 1000000000LL + ts.ts[2].tv_nsec;
+          t->src = kTsHardware;
+        } else if (ts.ts[0].tv_sec != 0 || ts.ts[0].tv_nsec != 0) {
+          t->ts = static_cast<int64_t>(ts.ts[0].tv_sec) * 1000000000LL + ts.ts[0].tv_nsec;
+          t->src = kTsKernel;
+        }
+      } else if (((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+                  (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
+                 c->cmsg_len >= CMSG_LEN(sizeof(sock_extended_err))) {
+        sock_extended_err ee;
+        std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
+        if (ee.ee_errno == ENOMSG && ee.ee_origin == SO_EE_ORIGIN_TIMESTAMPING && ee.ee_info == SCM_TSTAMP_SND) {
+          is_ts = true;
+          t->key = ee.ee_data;
+        }
+      }
+    }
+    return is_ts && t->ts >= 0;
+  }
+
+  // Main thread: TX stamps the scheduler thread read for other sends go to
+  // onTx; then onDeparture(records: Array<[id, deadlineMonoNs, sentMonoNs,
+  //   stampedRealtimeNs, txKey, errno, syscallError, txRealtimeNs | null, txSource]>)
   void DeliverDepartures(Napi::Env env, Napi::Function fn) {
     std::vector<Departure> batch;
+    std::vector<TxStamp> extra;
     {
       std::lock_guard<std::mutex> g(res_mu_);
       batch.swap(results_);
+      extra.swap(extra_tx_);
       notify_pending_ = false;
+      for (Departure& d : batch) {
+        if (d.tx >= 0 || d.key < 0) continue;
+        TakeOrphan(&d);
+        if (d.tx < 0) {
+          // Not stamped yet: a later stamp goes to onTx, where the JS side matches it (datapath.ts).
+          std::lock_guard<std::mutex> g2(send_mu_);
+          sched_keys_.erase(d.key);
+        }
+      }
     }
-    if (batch.empty() || env == nullptr) return;
+    if (env == nullptr) return;
     Napi::HandleScope scope(env);
+    if (!extra.empty() && fd_ >= 0) {
+      Napi::Array arr = Napi::Array::New(env, extra.size());
+      for (size_t i = 0; i < extra.size(); i++) {
+        Napi::Array r = Napi::Array::New(env, 3);
+        r.Set(0u, Napi::Number::New(env, static_cast<double>(extra[i].key)));
+        r.Set(1u, Napi::BigInt::New(env, extra[i].ts));
+        r.Set(2u, Napi::Number::New(env, extra[i].src));
+        arr.Set(static_cast<uint32_t>(i), r);
+      }
+      Call(on_tx_, {arr});
+    }
+    if (batch.empty()) return;
     Napi::Array arr = Napi::Array::New(env, batch.size());
     for (size_t i = 0; i < batch.size(); i++) {
       const Departure& d = batch[i];
-      Napi::Array r = Napi::Array::New(env, 7);
+      Napi::Array r = Napi::Array::New(env, 9);
       r.Set(0u, Napi::Number::New(env, d.id));
       r.Set(1u, Napi::BigInt::New(env, d.deadline));
       r.Set(2u, Napi::BigInt::New(env, d.sent_mono));
@@ -760,6 +892,8 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       r.Set(4u, Napi::Number::New(env, static_cast<double>(d.key)));
       r.Set(5u, Napi::Number::New(env, d.err));
       r.Set(6u, d.err != 0 ? ErrnoError(env, "sendmsg", "scheduled departure", d.err).Value() : env.Null());
+      r.Set(7u, d.tx >= 0 ? Napi::BigInt::New(env, d.tx).As<Napi::Value>() : env.Null());
+      r.Set(8u, Napi::Number::New(env, d.tx_src));
       arr.Set(static_cast<uint32_t>(i), r);
     }
     outstanding_ -= static_cast<int64_t>(batch.size());
@@ -803,40 +937,32 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       m.msg_iovlen = 1;
       m.msg_control = ctrl;
       m.msg_controllen = sizeof ctrl;
-      ssize_t n = recvmsg(fd_, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+      ssize_t n;
+      int err = 0;
+      bool sched = false;
+      TxStamp t{-1, -1, kTsKernel};
+      {
+        // Under send_mu_: a scheduled send has registered its key before we can read its stamp.
+        std::lock_guard<std::mutex> g(send_mu_);
+        n = recvmsg(fd_, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+        if (n < 0) err = errno;
+        if (n >= 0 && ParseTxStamp(m, &t)) sched = sched_keys_.count(t.key) > 0;
+      }
       if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-          Call(on_recv_, {ErrnoError(env, "recvmsg", "MSG_ERRQUEUE", errno).Value(), env.Null()});
+        if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+          Call(on_recv_, {ErrnoError(env, "recvmsg", "MSG_ERRQUEUE", err).Value(), env.Null()});
         }
         break;
       }
-      int64_t ts = -1;
-      int src = kTsKernel;
-      int64_t key = -1;
-      bool is_ts = false;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
-            c->cmsg_len >= CMSG_LEN(sizeof(scm_timestamping))) {
-          scm_timestamping t;
-          std::memcpy(&t, CMSG_DATA(c), sizeof t);
-          if (hw_ && (t.ts[2].tv_sec != 0 || t.ts[2].tv_nsec != 0)) {
-            ts = static_cast<int64_t>(t.ts[2].tv_sec) * 1000000000LL + t.ts[2].tv_nsec;
-            src = kTsHardware;
-          } else if (t.ts[0].tv_sec != 0 || t.ts[0].tv_nsec != 0) {
-            ts = static_cast<int64_t>(t.ts[0].tv_sec) * 1000000000LL + t.ts[0].tv_nsec;
-          }
-        } else if (((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
-                    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
-                   c->cmsg_len >= CMSG_LEN(sizeof(sock_extended_err))) {
-          sock_extended_err ee;
-          std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
-          if (ee.ee_errno == ENOMSG && ee.ee_origin == SO_EE_ORIGIN_TIMESTAMPING && ee.ee_info == SCM_TSTAMP_SND) {
-            is_ts = true;
-            key = ee.ee_data;
-          }
-        }
+      if (t.ts < 0) continue;  // other error-queue entries (e.g. ICMP) are not ours to report
+      if (sched) {
+        // A scheduled departure's stamp: joins its record natively, no JS call.
+        std::lock_guard<std::mutex> g(res_mu_);
+        RouteTx(t);
+        continue;
       }
-      if (!is_ts || ts < 0) continue;  // other error-queue entries (e.g. ICMP) are not ours to report
+      int64_t key = t.key, ts = t.ts;
+      int src = t.src;
       if (count == 0) arr = Napi::Array::New(env);
       Napi::Array r = Napi::Array::New(env, 3);
       r.Set(0u, Napi::Number::New(env, static_cast<double>(key)));
@@ -943,18 +1069,13 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   // Idempotent: stops the scheduler (pending departures are dropped), the
   // poll handle, the threadsafe function, then closes the descriptors.
   void Shutdown(bool teardown) {
-    closed_ = true;
-    if (thread_.joinable()) {
-      {
-        std::lock_guard<std::mutex> g(q_mu_);
-        stop_ = true;
-      }
-      q_cv_.notify_one();
-      thread_.join();
-      while (!queue_.empty()) {
-        delete queue_.top();
-        queue_.pop();
-      }
+    {
+      std::lock_guard<std::mutex> g(res_mu_);
+      closed_ = true;
+    }
+    if (tsfn_started_) {
+      SharedScheduler::Get().Purge(this);
+      tsfn_started_ = false;
       if (!teardown) tsfn_.Release();
     }
     if (poll_ != nullptr) {
@@ -982,7 +1103,6 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   bool closed_ = false;
   int sched_prio_ = 0;
   int64_t spin_ns_ = 0;
-  std::atomic<int> sched_err_{0};
   size_t max_dgram_ = kSlot;
   uv_poll_t* poll_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> async_;
@@ -990,19 +1110,154 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
 
   std::mutex send_mu_;
   uint32_t next_key_ = 0;  // mirrors the kernel's OPT_ID counter of this socket
+  std::unordered_set<int64_t> sched_keys_;  // send_mu_: TX ids of scheduled sends whose stamp is not matched yet
 
-  std::thread thread_;
-  std::mutex q_mu_;
-  std::condition_variable q_cv_;
-  std::priority_queue<Scheduled*, std::vector<Scheduled*>, Later> queue_;
-  uint64_t seq_ = 0;
-  bool stop_ = false;
+  bool tsfn_started_ = false;
   Napi::ThreadSafeFunction tsfn_;
   std::mutex res_mu_;
   std::vector<Departure> results_;
+  std::vector<TxStamp> extra_tx_;
+  std::unordered_map<int64_t, TxStamp> orphan_tx_;  // res_mu_: stamps read before their departure record
   bool notify_pending_ = false;
   int64_t outstanding_ = 0;  // main thread only
 };
+
+void SharedScheduler::Push(Scheduled* s, int prio) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    s->seq = seq_++;
+    s->owner->queued_++;
+    heap_.push(s);
+    if (prio > want_prio_) want_prio_ = prio;
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { Loop(); }).detach();
+    }
+  }
+  cv_.notify_one();
+}
+
+void SharedScheduler::Purge(Datapath* owner) {
+  std::unique_lock<std::mutex> lk(mu_);
+  std::vector<Scheduled*> keep;
+  keep.reserve(heap_.size());
+  while (!heap_.empty()) {
+    Scheduled* s = heap_.top();
+    heap_.pop();
+    if (s->owner == owner) {
+      delete s;
+    } else {
+      keep.push_back(s);
+    }
+  }
+  for (Scheduled* s : keep) heap_.push(s);
+  owner->queued_ = 0;
+  owner->report_pending_ = false;
+  for (size_t i = 0; i < reporting_.size(); i++) {
+    if (reporting_[i] == owner) {
+      reporting_[i] = reporting_.back();
+      reporting_.pop_back();
+      break;
+    }
+  }
+  idle_cv_.wait(lk, [owner] { return owner->in_thread_ == 0; });
+  cv_.notify_one();
+}
+
+void SharedScheduler::Loop() {
+  prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  std::unique_lock<std::mutex> lk(mu_);
+  std::vector<Scheduled*> due;
+  std::vector<Datapath*> flush;
+  for (;;) {
+    if (want_prio_ > applied_prio_) {
+      // Opt-in SCHED_FIFO (schedulerPriority): on a busy host the wake-up
+      // otherwise waits for the CFS scheduler. Needs CAP_SYS_NICE (or an
+      // RLIMIT_RTPRIO); the outcome is reported through `timestamping`.
+      applied_prio_ = want_prio_;
+      sched_param sp{};
+      sp.sched_priority = applied_prio_;
+      int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+      sched_err_.store(rc == 0 ? -1 : rc);
+    }
+    int64_t now = NowNs(CLOCK_MONOTONIC);
+    int64_t wake = INT64_MAX;
+    if (!heap_.empty()) wake = heap_.top()->deadline - heap_.top()->spin;
+    for (Datapath* o : reporting_) wake = std::min(wake, o->report_due_);
+    if (wake == INT64_MAX) {
+      cv_.wait(lk);
+      continue;
+    }
+    if (wake > now) {
+      // An absolute CLOCK_MONOTONIC wait (futex hrtimer, timer slack 1 ns: as
+      // precise as clock_nanosleep TIMER_ABSTIME) that an earlier schedule()
+      // cuts short; steady_clock is CLOCK_MONOTONIC.
+      cv_.wait_until(lk, std::chrono::steady_clock::time_point(std::chrono::nanoseconds(wake)));
+      continue;
+    }
+    if (!heap_.empty() && heap_.top()->deadline - heap_.top()->spin <= now) {
+      due.clear();
+      Scheduled* first = heap_.top();
+      heap_.pop();
+      first->owner->in_thread_++;
+      due.push_back(first);
+      if (first->deadline > now) {
+        // Optional final spin (schedulerSpinUs): trades CPU for the host's
+        // timer wake-up latency.
+        lk.unlock();
+        while (NowNs(CLOCK_MONOTONIC) < first->deadline) {
+        }
+        lk.lock();
+        now = NowNs(CLOCK_MONOTONIC);
+      }
+      while (!heap_.empty() && heap_.top()->deadline <= now) {
+        heap_.top()->owner->in_thread_++;
+        due.push_back(heap_.top());
+        heap_.pop();
+      }
+      lk.unlock();
+      for (Scheduled* s : due) s->owner->SendScheduled(s);
+      lk.lock();
+      now = NowNs(CLOCK_MONOTONIC);
+      for (Scheduled* s : due) {
+        Datapath* o = s->owner;
+        if (o->queued_ > 0) o->queued_--;
+        if (!o->report_pending_) {
+          // On a grid shared by every socket (multiples of the interval), so
+          // the reports of many sockets reach the event loop in one wake-up.
+          o->report_pending_ = true;
+          o->report_due_ = o->report_ns_ > 0 ? (now / o->report_ns_ + 1) * o->report_ns_ : now;
+          reporting_.push_back(o);
+        }
+        if (o->queued_ == 0) o->report_due_ = now;  // nothing more queued: report now
+      }
+      for (Scheduled* s : due) {
+        s->owner->in_thread_--;
+        delete s;
+      }
+      idle_cv_.notify_all();
+      continue;
+    }
+    flush.clear();
+    for (size_t i = 0; i < reporting_.size();) {
+      Datapath* o = reporting_[i];
+      if (o->report_due_ <= now) {
+        o->report_pending_ = false;
+        o->in_thread_++;
+        flush.push_back(o);
+        reporting_[i] = reporting_.back();
+        reporting_.pop_back();
+      } else {
+        i++;
+      }
+    }
+    lk.unlock();
+    for (Datapath* o : flush) o->FlushReports();
+    lk.lock();
+    for (Datapath* o : flush) o->in_thread_--;
+    if (!flush.empty()) idle_cv_.notify_all();
+  }
+}
 
 Napi::Value RealtimeNs(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), NowNs(CLOCK_REALTIME));

@@ -10,7 +10,10 @@
  *    and the NIC stamps), TTL / TOS of each datagram are read from control
  *    messages, sends are stamped right before sendmsg, kernel TX timestamps
  *    report the real departure, and scheduled packets leave from a native
- *    thread at their deadline (no busy event loop).
+ *    thread at their deadline (no busy event loop): ONE thread for all
+ *    sockets of the process (a min-heap of deadlines), which reads the TX
+ *    timestamp of each packet it sent and reports departures to JS in
+ *    batches (departureReportMs), so a departure wakes no event loop.
  *  - js (node:dgram): receive time read from the clock in the JS callback,
  *    TTL / TOS unknown (-1), setTimeout pacing, no TX timestamps.
  * `openTestSocket` picks native when available; `datapathSupport()` and each
@@ -147,6 +150,12 @@ export interface TestSocketOptions {
    * Default 0 (no spinning).
    */
   schedulerSpinUs?: number;
+  /**
+   * Native: departure reports reach onDeparture at most this often per
+   * socket (0..10000 ms; 0 = after every wake-up of the scheduler), and as
+   * soon as the socket has nothing more scheduled. Default 20.
+   */
+  departureReportMs?: number;
   /** true: require native (throws when unavailable); false: force node:dgram; default auto. */
   native?: boolean;
   /** Clock of the JS fallback's timestamps; default systemClock(). */
@@ -205,6 +214,8 @@ export interface TestSocket {
   schedule(p: ScheduledPacket): void;
   setTtl(ttl: number): void;
   setTos(tos: number): void;
+  /** Whether the TOS / traffic class asked for (option `tos`, setTos) is applied to sent packets, and why not. */
+  tosStatus(): { ok: boolean; reason?: string };
   ref(): void;
   unref(): void;
   /** Idempotent; pending scheduled departures are dropped. */
@@ -327,6 +338,13 @@ class NativeTestSocket implements TestSocket {
       const report: DepartureReport = { id: r[0], deadlineMonoNs: r[1], sentMonoNs: r[2], stampedRealtimeNs: r[3] };
       if (r[6] !== null) report.error = DatapathError.from(r[6], `scheduled departure ${r[0]}`);
       const key = r[4];
+      if (r[7] !== null && r[7] !== undefined) {
+        // The scheduler thread read this departure's TX timestamp itself.
+        report.txRealtimeNs = r[7];
+        report.txSource = tsSource(r[8]);
+        ready.push(report);
+        continue;
+      }
       if (key < 0) {
         ready.push(report);
         continue;
@@ -433,6 +451,10 @@ class NativeTestSocket implements TestSocket {
     } catch (e) {
       throw DatapathError.from(e, `setTtl(${ttl})`);
     }
+  }
+
+  tosStatus(): { ok: boolean } {
+    return { ok: true }; // setsockopt refusals throw at open / setTos
   }
 
   setTos(tos: number): void {
@@ -621,13 +643,20 @@ class JsTestSocket implements TestSocket {
     }
   }
 
-  /** Best effort: DSCP through the helper when it is built (the ECN bits stay 0). */
+  private tosResult: { ok: boolean; reason?: string } = { ok: true };
+
+  tosStatus(): { ok: boolean; reason?: string } {
+    return this.tosResult;
+  }
+
+  /** Best effort: DSCP through the helper when it is built (the ECN bits stay 0); tosStatus() says whether it took. */
   setTos(tos: number): void {
     this.guard('setTos');
     if (!Number.isInteger(tos) || tos < 0 || tos > 255) {
       throw new DatapathError(`tos must be an integer in 0..255, got ${String(tos)}`, 'ERR_OUT_OF_RANGE');
     }
-    setSocketDscp(this.sock, tos >> 2);
+    const r = setSocketDscp(this.sock, tos >> 2);
+    this.tosResult = r.ok ? { ok: true } : { ok: false, reason: r.reason };
   }
 
   ref(): void {
@@ -712,6 +741,7 @@ export async function openTestSocket(opts: TestSocketOptions): Promise<TestSocke
       tos: opts.tos ?? 0,
       ...(opts.schedulerPriority !== undefined ? { schedulerPriority: opts.schedulerPriority } : {}),
       ...(opts.schedulerSpinUs !== undefined ? { schedulerSpinUs: opts.schedulerSpinUs } : {}),
+      ...(opts.departureReportMs !== undefined ? { departureReportMs: opts.departureReportMs } : {}),
     });
   } catch (e) {
     throw DatapathError.from(e, 'cannot open native test socket');

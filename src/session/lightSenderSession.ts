@@ -23,16 +23,15 @@
  * 'authenticated'.
  */
 import { randomInt } from 'node:crypto';
-import type { Socket as UdpSocket } from 'node:dgram';
 import { ipOverhead, type ModelConfig } from '../measure/models.js';
 import type { ReplySample } from '../measure/stats.js';
 import { resolveHost } from './address.js';
 import type { Clock } from './clock.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
 import type { SenderSessionResult } from './senderSession.js';
-import { setSocketDscp } from './socketOptions.js';
-import { modelForFamily, runTestPhase, senderHeaderSize, type TestPacketFormat } from './testPhase.js';
-import { bindUdp, closeUdp } from './udp.js';
+import {
+  modelForFamily, openSenderTestSocket, runTestPhase, senderHeaderSize, type SenderTestSocket, type TestPacketFormat,
+} from './testPhase.js';
 
 /** RFC 8762 §4.1: the STAMP (and conventional TWAMP Light) UDP port. */
 export const LIGHT_DEFAULT_PORT = 862;
@@ -69,17 +68,16 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
     throw new TwampSessionError('protocol', peer, 'authenticated Light needs format stamp and a secret');
   }
   const ssid = o.format === 'stamp' ? (o.ssid ?? randomInt(1, 0x10000)) : undefined;
-  let udp: UdpSocket | undefined;
+  let udp: SenderTestSocket | undefined;
   try {
     const bindAddress = family === 6 ? '::' : '0.0.0.0';
-    udp = await bindUdp(bindAddress, 0, family, peer);
-    udp.setTTL(255); // RFC 8762 §4.2: TTL/Hop Limit 255
-    const marking = setSocketDscp(udp, o.dscp);
-    if (!marking.ok && o.dscp !== 0) o.onDscpUnavailable?.(marking.reason);
-    const senderPort = udp.address().port;
+    // TTL/Hop Limit 255 (RFC 8762 §4.2) and the DSCP are set at open.
+    udp = await openSenderTestSocket({ family, address: bindAddress, dscp: o.dscp, peer, clock: o.clock });
+    if (!udp.dscpMarked && o.dscp !== 0) o.onDscpUnavailable?.(udp.dscpReason ?? 'unknown');
+    const senderPort = udp.port;
     const phase = await runTestPhase({
       socket: udp, reflectorAddress, reflectorPort: o.port, model, nPackets: o.nPackets, overhead, clock: o.clock,
-      replyTimeoutMs: o.replyTimeoutMs, format: o.format, mode, detectStatelessReflector: true,
+      replyTimeoutMs: o.replyTimeoutMs, format: o.format, mode, detectStatelessReflector: true, dscp: o.dscp,
       ...(mode === 'authenticated' ? { stampKey: o.secret! } : {}),
       ...(ssid !== undefined ? { ssid } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
@@ -100,7 +98,7 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
       paddingLength: Math.max(0, (phase.requestPayload?.min ?? header) - header),
       clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.received > 0,
       invalidReplies: phase.invalidReplies,
-      dscpMarked: marking.ok,
+      dscpMarked: udp.dscpMarked,
       mode,
       badHmacReplies: phase.badHmacReplies,
       control: false,
@@ -108,9 +106,13 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
       reflectorStateless: phase.reflectorStateless,
       ...(ssid !== undefined ? { ssid } : {}),
       ...(phase.replyPayload ? { replyPayload: phase.replyPayload } : {}),
+      timestamps: phase.timestamps,
+      path: phase.path,
+      t1Mismatches: phase.t1Mismatches,
+      sendErrors: phase.sendErrors,
     };
     return result;
   } finally {
-    if (udp) closeUdp(udp);
+    udp?.close();
   }
 }

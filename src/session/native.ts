@@ -36,7 +36,10 @@ export interface RawDatapathOptions {
   onRecv: (err: Error | null, records: RawRx[] | null) => void;
   /** TX timestamps: [txKey, realtimeNs, tsSource]. */
   onTx: (records: RawTx[]) => void;
-  /** Scheduled departures: [id, deadlineMonoNs, sentMonoNs, stampedRealtimeNs, txKey, errno, error]. */
+  /**
+   * Scheduled departures, in batches: [id, deadlineMonoNs, sentMonoNs, stampedRealtimeNs, txKey, errno, error,
+   * txRealtimeNs (the kernel TX timestamp the scheduler thread read right after the send) | null, txSource].
+   */
   onDeparture: (records: RawDeparture[]) => void;
   rcvbuf?: number;
   ipv6Only?: boolean;
@@ -49,13 +52,15 @@ export interface RawDatapathOptions {
   schedulerPriority?: number;
   /** Busy-wait the last µs before each departure (0..1000); default 0. */
   schedulerSpinUs?: number;
+  /** Departure reports are handed to JS at most this often per socket (0..10000 ms), and when nothing more is queued; default 20. */
+  departureReportMs?: number;
 }
 
 /** Timestamp source codes of the native records: 0 userspace, 1 kernel, 2 hardware. */
 export type RawTsSource = 0 | 1 | 2;
 export type RawRx = [Buffer, string, number, bigint, number, number, RawTsSource, boolean, boolean];
 export type RawTx = [number, bigint, RawTsSource];
-export type RawDeparture = [number, bigint, bigint, bigint, number, number, Error | null];
+export type RawDeparture = [number, bigint, bigint, bigint, number, number, Error | null, bigint | null, RawTsSource];
 
 export interface RawDatapath {
   bind(address: string, port: number): { address: string; port: number };
@@ -63,7 +68,7 @@ export interface RawDatapath {
   send(data: Buffer, address: string, port: number, stampOffset?: number): [bigint, number];
   /** One clock read for the batch, one sendmmsg; [sent, stampedRealtimeNs, firstTxKey]. */
   sendBatch(items: [Buffer, string, number, number | undefined][]): [number, bigint, number];
-  /** Sends a copy of `data` at the CLOCK_MONOTONIC deadline from the scheduler thread. */
+  /** Sends a copy of `data` at the CLOCK_MONOTONIC deadline from the process-wide scheduler thread. */
   schedule(id: number, deadlineMonoNs: bigint, data: Buffer, address: string, port: number, stampOffset?: number): void;
   setTtl(ttl: number): void;
   setTos(tos: number): void;

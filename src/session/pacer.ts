@@ -57,3 +57,52 @@ export class PacedSender {
     });
   }
 }
+
+/** How far ahead departures are handed to the native scheduler. */
+const WINDOW_NS = 200_000_000;
+/** How often the window is topped up (the only event-loop wake-ups of the sending side). */
+const REFILL_MS = 50;
+/** Lead time of the first departure: building and scheduling the first window takes a moment. */
+const LEAD_NS = 5_000_000;
+
+/**
+ * Absolute departure schedule handed to a native scheduler thread
+ * (TestSocket.schedule, src/session/datapath.ts): packet i is due at start +
+ * Σ gaps before it, as with PacedSender, but the wait happens in the native
+ * thread, so the event loop neither polls nor wakes per packet. Packets are
+ * scheduled in a sliding window (WINDOW_NS ahead, topped up every REFILL_MS)
+ * so a long session never holds all of its packets in memory.
+ *
+ * `schedule(seq, deadlineMonoNs)` builds and schedules packet seq and returns
+ * the gap (ns) to the next. Resolves once every packet is scheduled (the last
+ * one may still be waiting for its deadline) or the signal aborts.
+ */
+export class ScheduledSender {
+  constructor(private readonly clock: Clock) {}
+
+  run(n: number, schedule: (seq: number, deadlineMonoNs: bigint) => number, signal?: AbortSignal): Promise<{ lastDeadlineMonoNs: bigint }> {
+    return new Promise((resolve, reject) => {
+      const t0 = this.clock.monoNs() + BigInt(LEAD_NS);
+      let due = 0; // ns after t0
+      let seq = 0;
+      let last = t0;
+      const fill = (): void => {
+        if (signal?.aborted) { resolve({ lastDeadlineMonoNs: last }); return; }
+        try {
+          const horizon = Number(this.clock.monoNs() - t0) + WINDOW_NS;
+          while (seq < n && due <= horizon) {
+            last = t0 + BigInt(Math.round(due));
+            due += schedule(seq, last);
+            seq++;
+          }
+        } catch (e) {
+          reject(e);
+          return;
+        }
+        if (seq >= n) { resolve({ lastDeadlineMonoNs: last }); return; }
+        setTimeout(fill, REFILL_MS);
+      };
+      fill();
+    });
+  }
+}

@@ -13,7 +13,6 @@
  * HMAC does not verify, or that answer a sequence number we never sent, are
  * counted and never abort the session.
  */
-import type { Socket as UdpSocket } from 'node:dgram';
 import {
   typePFromDscp, SENDER_HEADER_SIZE, ntpIntervalFromNs, type PacketLayout, type SecurityMode,
 } from '../protocol/index.js';
@@ -21,10 +20,11 @@ import type { SessionResult, ReplySample } from '../measure/stats.js';
 import { ipOverhead, type ModelConfig } from '../measure/models.js';
 import { ControlClient } from './controlClient.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
-import { bindUdp, closeUdp } from './udp.js';
 import type { Clock } from './clock.js';
-import { setSocketDscp } from './socketOptions.js';
-import { modelForFamily, runTestPhase, type TestPacketFormat } from './testPhase.js';
+import {
+  modelForFamily, openSenderTestSocket, runTestPhase,
+  type PathObservations, type SenderTestSocket, type TestPacketFormat, type TimestampInfo,
+} from './testPhase.js';
 
 export interface SenderSessionOptions {
   host: string;
@@ -84,6 +84,18 @@ export interface SenderSessionResult {
   ssid?: number;
   /** Light/STAMP: the reflector copied our Sequence Numbers, so only round-trip loss is reported. */
   reflectorStateless?: boolean;
+  /**
+   * Where T1 (own departure record) and T4 (reply receipt) came from:
+   * `source` 'hardware' | 'kernel' | 'userspace', the datapath, the pacing,
+   * and why the native datapath is unavailable when it is not in use.
+   */
+  timestamps?: TimestampInfo;
+  /** Hops and DSCP / ECN as received, per direction (null where the datapath cannot read them). */
+  path?: PathObservations;
+  /** Replies whose echoed T1 differed from what we sent (the sender measures with its own record). */
+  t1Mismatches?: number;
+  /** Test packets whose send failed. */
+  sendErrors?: number;
 }
 
 export async function runSenderSession(o: SenderSessionOptions): Promise<SenderSessionResult> {
@@ -98,17 +110,16 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
   const layout: PacketLayout = mode === 'authenticated' || mode === 'encrypted' ? 'authenticated' : 'open';
   const header = SENDER_HEADER_SIZE[layout];
   const peer = client.peer;
-  let udp: UdpSocket | undefined;
+  let udp: SenderTestSocket | undefined;
   let accepted = false;
   try {
     const family = client.family;
     const model = modelForFamily(o.model, family, peer);
     const overhead = ipOverhead(family);
-    udp = await bindUdp(client.localAddress, 0, family, peer);
-    udp.setTTL(255); // RFC 4656 §4.1.2: send test packets with TTL/Hop Limit 255
-    const marking = setSocketDscp(udp, o.dscp);
-    if (!marking.ok && o.dscp !== 0) o.onDscpUnavailable?.(marking.reason);
-    const senderPort = udp.address().port;
+    // TTL/Hop Limit 255 (RFC 4656 §4.1.2) and the DSCP are set at open.
+    udp = await openSenderTestSocket({ family, address: client.localAddress, dscp: o.dscp, peer, clock: o.clock });
+    if (!udp.dscpMarked && o.dscp !== 0) o.onDscpUnavailable?.(udp.dscpReason ?? 'unknown');
+    const senderPort = udp.port;
     // twampd reads exactly header + Padding Length octets per packet: declare the
     // padding of the smallest packet so larger ones (imix) are only truncated.
     // A model packet smaller than the header is sent as the bare header.
@@ -133,7 +144,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
 
     const phase = await runTestPhase({
       socket: udp, reflectorAddress, reflectorPort, model, nPackets: o.nPackets, overhead, clock: o.clock,
-      replyTimeoutMs: o.replyTimeoutMs, format: 'twamp', mode,
+      replyTimeoutMs: o.replyTimeoutMs, format: 'twamp', mode, dscp: o.dscp,
       ...(keys ? { keys } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.onReply ? { onReply: o.onReply } : {}),
@@ -152,14 +163,18 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       paddingLength,
       clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.received > 0,
       invalidReplies: phase.invalidReplies,
-      dscpMarked: marking.ok,
+      dscpMarked: udp.dscpMarked,
       mode,
       badHmacReplies: phase.badHmacReplies,
       ...(phase.replyPayload ? { replyPayload: phase.replyPayload } : {}),
+      timestamps: phase.timestamps,
+      path: phase.path,
+      t1Mismatches: phase.t1Mismatches,
+      sendErrors: phase.sendErrors,
     };
     return result;
   } finally {
-    if (udp) closeUdp(udp);
+    udp?.close();
     if (accepted) await client.stopSessions(1);
     client.close();
   }

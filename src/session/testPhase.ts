@@ -20,23 +20,60 @@
  * first. Replies whose HMAC does not verify, that come from elsewhere, carry
  * another session's SSID, or answer a sequence number we never sent, are
  * counted and never abort the session.
+ *
+ * Wire truth (RFC 5357 §4.1.2: T1 "as close as possible" to the send, T4 to
+ * the receipt). The test socket is a TestSocket (datapath.ts): native when
+ * the helper is built, node:dgram otherwise.
+ *  - Native: departures come from the native scheduler thread at absolute
+ *    CLOCK_MONOTONIC deadlines (ScheduledSender, pacer.ts); T1 is written by
+ *    native code right before sendmsg at its offset (open, mixed and TWAMP
+ *    authenticated mode, whose HMAC does not cover T1). Where T1 is inside
+ *    the protected range (TWAMP encrypted, STAMP authenticated) the packet is
+ *    "pre-stamped": JS writes the deadline's CLOCK_REALTIME as T1 and
+ *    protects the packet ahead, the thread sends it at that deadline. Chosen
+ *    over stamping in JS right before a native send because that needs an
+ *    event-loop wake-up at each departure, whose lateness (tens of µs to ms)
+ *    would be the clock-to-send gap; the deadline's error is the scheduler's
+ *    (µs), and the sender's own record below is the real departure anyway.
+ *  - JS fallback: the event-loop pacer (PacedSender) and a clock read in JS.
+ * T4 is the datagram's receive time from the datapath (the kernel's
+ * SO_TIMESTAMPING stamp natively), never a clock read in a callback.
+ *
+ * The sender computes with its OWN record of each departure — the kernel's
+ * TX timestamp where the datapath gives one, else the time it stamped — kept
+ * per sequence number in a table sized by the session's packet count, never
+ * with the T1 the reflector echoes (a reflector that garbles it cannot move
+ * the round trip). A reply that arrives before its departure record (the
+ * native thread reports departures in batches) waits for it, in arrival
+ * order; replies to sequence numbers we did not send are unexpected.
+ *
+ * Path observations per reply (native datapath only; unknown otherwise):
+ * received TTL / hop limit (inbound hops = 255 − TTL, assuming the reflector
+ * sent 255 as RFC 5357 §4.2.1 asks), the reflected Sender TTL (outbound hops
+ * = 255 − Sender TTL: our packets leave with 255, RFC 5357 §4.2.1) and the
+ * received TOS / traffic class (inbound DSCP and ECN; a DSCP other than the
+ * one we asked for counts as remarked).
  */
 import { randomBytes } from 'node:crypto';
-import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import {
   writeSenderPacket, decodeReflectorPacket, SENDER_HEADER_SIZE, DecodeError, decodeErrorEstimate, reflectorTimestampToNtp,
-  protectSenderPacket, unprotectReflectorPacket, writeTimestamp, writeStampSenderPacket, STAMP_BASE_SIZE,
+  protectSenderPacket, unprotectReflectorPacket, writeStampSenderPacket, STAMP_BASE_SIZE,
   TLV_HEADER_SIZE, TLV_FLAG_U, TLV_TYPE_EXTRA_PADDING, STAMP_AUTH_SIZE, writeStampAuthSenderPacket, verifyStampPacket,
-  stampAuthReflectorSsid,
-  type PacketLayout, type SecurityMode, type TestSessionKeys,
+  stampAuthReflectorSsid, ntpFromUnixNs,
+  type PacketLayout, type ReflectorPacket, type SecurityMode, type TestSessionKeys,
 } from '../protocol/index.js';
 import { writeU16 } from '../protocol/bytes.js';
 import { SessionStats, type SessionResult, type ReplySample } from '../measure/stats.js';
 import { checkModelForIpVersion, createTrafficModel, type ModelConfig, type TrafficModel } from '../measure/models.js';
-import { TwampSessionError } from './errors.js';
+import { quantile } from '../measure/percentiles.js';
+import { TwampSessionError, formatHostPort } from './errors.js';
 import { unmapAddress } from './address.js';
 import type { Clock } from './clock.js';
-import { PacedSender } from './pacer.js';
+import { PacedSender, ScheduledSender } from './pacer.js';
+import {
+  openTestSocket, DatapathError,
+  type DepartureReport, type RxDatagram, type TestSocket, type TimestampSource,
+} from './datapath.js';
 
 export type TestPacketFormat = 'twamp' | 'stamp';
 
@@ -51,9 +88,68 @@ export function modelForFamily(cfg: ModelConfig, family: 4 | 6, peer: string): T
   }
 }
 
+/**
+ * A sender's test socket: a TestSocket whose callbacks the test phase takes
+ * over while it runs (the socket is opened before TWAMP-Control needs its
+ * port). TTL 255 (RFC 4656 §4.1.2, RFC 8762 §4.2) and the DSCP are set at open.
+ */
+export interface SenderTestSocket {
+  readonly socket: TestSocket;
+  readonly port: number;
+  /** Whether the packets carry the DSCP, and why not. */
+  readonly dscpMarked: boolean;
+  readonly dscpReason?: string;
+  onPackets?: (batch: RxDatagram[]) => void;
+  onDeparture?: (reports: DepartureReport[]) => void;
+  /** Asynchronous socket errors (e.g. ICMP unreachable) seen so far. */
+  errors: number;
+  close(): void;
+}
+
+export interface OpenSenderSocketOptions {
+  family: 4 | 6;
+  address: string;
+  dscp: number;
+  /** For error messages. */
+  peer: string;
+  /** Forwarded to openTestSocket: true requires native, false forces node:dgram; default auto. */
+  native?: boolean;
+  /** Clock of the node:dgram fallback's timestamps. */
+  clock?: Clock;
+}
+
+export async function openSenderTestSocket(o: OpenSenderSocketOptions): Promise<SenderTestSocket> {
+  let holder: SenderTestSocket | undefined;
+  let socket: TestSocket;
+  try {
+    socket = await openTestSocket({
+      family: o.family, address: o.address, port: 0, ttl: 255, tos: (o.dscp & 0x3f) << 2,
+      ...(o.native !== undefined ? { native: o.native } : {}),
+      ...(o.clock !== undefined ? { clock: o.clock } : {}),
+      onPackets: (b) => holder?.onPackets?.(b),
+      onDeparture: (d) => holder?.onDeparture?.(d),
+      onError: () => { if (holder) holder.errors++; },
+    });
+  } catch (e) {
+    const err = DatapathError.from(e, 'test socket');
+    throw new TwampSessionError('socket', o.peer,
+      `cannot bind UDP test socket ${formatHostPort(o.address, 0)}: ${err.code} (${err.message})`, { cause: e });
+  }
+  const marking = o.dscp === 0 ? { ok: true } : socket.tosStatus();
+  holder = {
+    socket,
+    port: socket.local.port,
+    dscpMarked: marking.ok,
+    ...(marking.ok ? {} : { dscpReason: marking.reason ?? 'unknown' }),
+    errors: 0,
+    close: () => socket.close(),
+  };
+  return holder;
+}
+
 export interface TestPhaseOptions {
-  /** Bound, connected-or-not UDP socket (TTL and DSCP already set by the caller). */
-  socket: UdpSocket;
+  /** The sender's test socket (openSenderTestSocket). */
+  socket: SenderTestSocket;
   reflectorAddress: string;
   reflectorPort: number;
   model: TrafficModel;
@@ -74,6 +170,8 @@ export interface TestPhaseOptions {
   stampKey?: Uint8Array;
   /** STAMP Session-Sender Identifier (RFC 8972), non-zero; ignored for 'twamp'. */
   ssid?: number;
+  /** DSCP the test packets were sent with (for the remarked count). */
+  dscp?: number;
   /**
    * No negotiation told us what the reflector does (TWAMP Light / STAMP):
    * when every reply's Sequence Number equals the sender's, take the
@@ -82,6 +180,56 @@ export interface TestPhaseOptions {
   detectStatelessReflector?: boolean;
   onReply?: (received: number, sent: number) => void;
   onSample?: (sample: ReplySample) => void;
+}
+
+/** min / max of an observed integer; null when never observed (the datapath cannot read it). */
+export type Observed = { min: number; max: number } | null;
+
+/**
+ * Hops and DSCP as received, per direction. Hop counts assume the far end
+ * sent 255 (RFC 5357 §4.2.1, RFC 8762 §4.2); a peer that sends another TTL
+ * shows as (255 − its TTL) extra hops.
+ */
+export interface PathObservations {
+  outbound: {
+    /** 255 − the Sender TTL the reflector echoed (RFC 5357 §4.2.1); null: no reply carried one (twampy's 38-octet replies). */
+    hops: Observed;
+    /** The Sender TTL values echoed. */
+    senderTtl: Observed;
+  };
+  inbound: {
+    /** 255 − received TTL / hop limit; null with the JS datapath. */
+    hops: Observed;
+    /** Received TTL / hop limit. */
+    ttl: Observed;
+    /** DSCP of the replies as received (the most recent), null when unknown. */
+    dscp: number | null;
+    /** ECN bits of the replies as received (the most recent), null when unknown. */
+    ecn: number | null;
+    /** Replies whose received DSCP differs from the one the test packets were sent with. */
+    remarked: number;
+    /** Replies with a known TOS / traffic class. */
+    tosSamples: number;
+  };
+}
+
+/** Where the session's timestamps came from. */
+export interface TimestampInfo {
+  /** The weaker of t1 and t4: what the round trip's error is bounded by. */
+  source: TimestampSource;
+  /** Own departure records: kernel TX timestamp ('kernel'/'hardware') or the stamp read before sendmsg ('userspace'). */
+  t1: TimestampSource;
+  /** Reply receive times. */
+  t4: TimestampSource;
+  datapath: 'native' | 'js';
+  /** How departures were paced. */
+  pacing: 'native-thread' | 'event-loop';
+  /** Why the native datapath is not in use (datapath 'js'). */
+  nativeUnavailable?: string;
+  /** Departures whose record is the kernel's TX timestamp, of all recorded. */
+  txTimestamped: number;
+  /** Scheduled departures: sent − deadline, ns (native only). */
+  departureErrorNs?: { p50: number; p99: number; max: number; samples: number };
 }
 
 export interface TestPhaseResult {
@@ -102,6 +250,12 @@ export interface TestPhaseResult {
   replyPayload?: { min: number; max: number };
   /** UDP payload sizes sent. */
   requestPayload?: { min: number; max: number };
+  /** Sends that failed (not counted as sent). */
+  sendErrors: number;
+  /** Replies whose echoed T1 differed from our own record of the departure's stamp (a reflector that garbles T1). */
+  t1Mismatches: number;
+  timestamps: TimestampInfo;
+  path: PathObservations;
 }
 
 const MIN_HEADER: Record<TestPacketFormat, (layout: PacketLayout) => number> = {
@@ -112,6 +266,35 @@ const MIN_HEADER: Record<TestPacketFormat, (layout: PacketLayout) => number> = {
 /** The sender header size of a format and layout (the smallest packet sent). */
 export function senderHeaderSize(format: TestPacketFormat, layout: PacketLayout): number {
   return MIN_HEADER[format](layout);
+}
+
+/** Departure states of the per-sequence table. */
+/* 0: not sent (never scheduled) */
+const SCHEDULED = 1;
+const DEPARTED = 2;
+const FAILED = 3;
+
+/** How long after the last deadline the native departure reports may take before the phase stops waiting for them. */
+const REPORT_GRACE_MS = 2000;
+
+const SOURCE_RANK: Record<TimestampSource, number> = { userspace: 0, kernel: 1, hardware: 2 };
+const weaker = (a: TimestampSource, b: TimestampSource): TimestampSource => (SOURCE_RANK[a] <= SOURCE_RANK[b] ? a : b);
+
+function observe(o: Observed, v: number): Observed {
+  if (o === null) return { min: v, max: v };
+  if (v < o.min) o.min = v;
+  if (v > o.max) o.max = v;
+  return o;
+}
+
+interface PendingReply {
+  r: ReflectorPacket;
+  ee: ReturnType<typeof decodeErrorEstimate>;
+  t4Ns: bigint;
+  length: number;
+  ttl: number;
+  tos: number;
+  tsSource: TimestampSource;
 }
 
 export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult> {
@@ -127,70 +310,183 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
   const ssid = format === 'stamp' ? (o.ssid ?? 0) : 0;
   const header = senderHeaderSize(format, layout);
   const { model, overhead, clock, reflectorAddress, reflectorPort } = o;
+  const n = Math.max(0, Math.floor(o.nPackets));
   const payloadOf = (sizeIp: number): number => Math.max(sizeIp - overhead, header);
+  const holder = o.socket;
+  const sock = holder.socket;
+  const native = sock.kind === 'native';
+  const askedDscp = o.dscp ?? 0;
+  /**
+   * Where T1 sits when it is outside any protection (stamped at send time),
+   * or undefined when the HMAC / encryption covers it (pre-stamped).
+   */
+  const stampOffset: number | undefined =
+    format === 'stamp' ? (stampKey ? undefined : 4)
+      : mode === 'encrypted' ? undefined
+        : mode === 'authenticated' ? 16 : 4;
+
+  // The departure table (one entry per sequence number of this session).
+  const state = new Uint8Array(n);
+  const t1Ns = new BigInt64Array(n); // own record: TX timestamp, else the stamp
+  const stampNtp = new BigUint64Array(n); // what we wrote as T1
+  const sizes = new Uint32Array(n);
+  const answered = new Uint8Array(n);
+  let scheduledPending = 0;
+  let txTimestamped = 0;
+  let t1Source: TimestampSource | undefined;
+  let t4Source: TimestampSource | undefined;
+  const depErr: number[] = [];
 
   const stats = new SessionStats();
-  const sentSeqs = new Set<number>();
-  const answered = new Set<number>();
   let received = 0;
   let sent = 0;
+  let sendErrors = 0;
   let invalid = 0;
   let badHmac = 0;
+  let t1Mismatches = 0;
   let peerSynced = true;
   let allSeqEqual = true;
   let replyMin = Infinity;
   let replyMax = 0;
   let reqMin = Infinity;
   let reqMax = 0;
-  const onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
-    const t4 = clock.nowNtp();
-    if (rinfo.port !== reflectorPort || unmapAddress(rinfo.address) !== reflectorAddress) { invalid++; return; }
-    let r;
-    try {
-      if (keys && !unprotectReflectorPacket(msg, msg.length, keys, mode)) { badHmac++; invalid++; return; }
-      if (stampKey && !verifyStampPacket(msg, msg.length, stampKey)) { badHmac++; invalid++; return; }
-      r = decodeReflectorPacket(msg, msg.length, layout);
-      if (stampKey) r.ssid = stampAuthReflectorSsid(msg, msg.length);
-    } catch (e) {
-      if (e instanceof DecodeError) { invalid++; return; }
-      throw e;
-    }
-    // RFC 8972 §3: a reflector without SSID support returns 0; any other value is not our session.
-    if (format === 'stamp' && r.ssid !== ssid && r.ssid !== 0) { invalid++; return; }
-    // The reflector's Error Estimate covers T2/T3: S bit says whether its clock is synced;
-    // Multiplier 0 is invalid (RFC 4656 §4.1.2): keep the sample, but trust no sync claim.
-    const ee = decodeErrorEstimate(r.errorEstimate);
-    if (!ee.synchronized || ee.multiplier === 0) peerSynced = false;
-    if (r.seq !== r.senderSeq) allSeqEqual = false;
-    if (msg.length < replyMin) replyMin = msg.length;
-    if (msg.length > replyMax) replyMax = msg.length;
-    // T2/T3 in the format the reflector's Z bit says (NTP or PTPv2 truncated); T1 is ours (NTP).
+  const path: PathObservations = {
+    outbound: { hops: null, senderTtl: null },
+    inbound: { hops: null, ttl: null, dscp: null, ecn: null, remarked: 0, tosSamples: 0 },
+  };
+  const queue: PendingReply[] = [];
+  let qHead = 0;
+
+  const recordDeparture = (seq: number, t1: bigint, source: TimestampSource, stamped: bigint): void => {
+    state[seq] = DEPARTED;
+    t1Ns[seq] = t1;
+    stampNtp[seq] = stamped;
+    t1Source = t1Source === undefined ? source : weaker(t1Source, source);
+    if (source !== 'userspace') txTimestamped++;
+    const payload = sizes[seq]!;
+    stats.recordSent({ seq, sizeIp: payload + overhead, t1: ntpFromUnixNs(t1) });
+    if (payload < reqMin) reqMin = payload;
+    if (payload > reqMax) reqMax = payload;
+    sent++;
+  };
+
+  /** Measures one reply with our own departure record (or counts it unexpected). */
+  const measure = (p: PendingReply): void => {
+    const { r, ee } = p;
+    const seq = r.senderSeq;
+    const ours = seq < n && state[seq] === DEPARTED;
+    if (ours && r.senderTimestamp !== stampNtp[seq]) t1Mismatches++;
+    // T2/T3 in the format the reflector's Z bit says (NTP or PTPv2 truncated); T1 and T4 are ours.
     const sample: ReplySample = {
-      senderSeq: r.senderSeq, reflectorSeq: r.seq, t1: r.senderTimestamp,
+      senderSeq: seq, reflectorSeq: r.seq,
+      t1: ours ? ntpFromUnixNs(t1Ns[seq]!) : r.senderTimestamp,
       t2: reflectorTimestampToNtp(r.receiveTimestamp, ee.z), t3: reflectorTimestampToNtp(r.timestamp, ee.z),
-      t4, sizeIp: msg.length + overhead,
+      t4: ntpFromUnixNs(p.t4Ns), sizeIp: p.length + overhead,
     };
     stats.recordReply(sample);
-    if (sentSeqs.has(r.senderSeq) && !answered.has(r.senderSeq)) {
-      answered.add(r.senderSeq);
+    if (!ours) return;
+    if (!answered[seq]) {
+      answered[seq] = 1;
       received++;
+    }
+    t4Source = t4Source === undefined ? p.tsSource : weaker(t4Source, p.tsSource);
+    if (r.senderTtl !== undefined) {
+      path.outbound.senderTtl = observe(path.outbound.senderTtl, r.senderTtl);
+      path.outbound.hops = observe(path.outbound.hops, 255 - r.senderTtl);
+    }
+    if (p.ttl >= 0) {
+      path.inbound.ttl = observe(path.inbound.ttl, p.ttl);
+      path.inbound.hops = observe(path.inbound.hops, 255 - p.ttl);
+    }
+    if (p.tos >= 0) {
+      path.inbound.tosSamples++;
+      path.inbound.dscp = p.tos >> 2;
+      path.inbound.ecn = p.tos & 3;
+      if (p.tos >> 2 !== askedDscp) path.inbound.remarked++;
     }
     o.onSample?.(sample);
     o.onReply?.(received, sent);
   };
-  const sock = o.socket;
-  sock.on('message', onMessage);
-  // Stays attached: an ICMP error after the phase must not become an uncaught 'error' event.
-  sock.on('error', () => { invalid++; });
+
+  /** Measures queued replies in arrival order; stops at one whose departure is not reported yet. */
+  const drain = (final = false): void => {
+    while (qHead < queue.length) {
+      const p = queue[qHead]!;
+      const seq = p.r.senderSeq;
+      if (seq < n && state[seq] === SCHEDULED && !final) break;
+      queue[qHead++] = undefined as unknown as PendingReply;
+      measure(p);
+    }
+    if (qHead === queue.length) {
+      queue.length = 0;
+      qHead = 0;
+    }
+  };
+
+  const onPackets = (batch: RxDatagram[]): void => {
+    for (const d of batch) {
+      const msg = d.data;
+      if (d.port !== reflectorPort || unmapAddress(d.address) !== reflectorAddress || d.truncated) { invalid++; continue; }
+      let r: ReflectorPacket;
+      try {
+        if (keys && !unprotectReflectorPacket(msg, msg.length, keys, mode)) { badHmac++; invalid++; continue; }
+        if (stampKey && !verifyStampPacket(msg, msg.length, stampKey)) { badHmac++; invalid++; continue; }
+        r = decodeReflectorPacket(msg, msg.length, layout);
+        if (stampKey) r.ssid = stampAuthReflectorSsid(msg, msg.length);
+      } catch (e) {
+        if (e instanceof DecodeError) { invalid++; continue; }
+        throw e;
+      }
+      // RFC 8972 §3: a reflector without SSID support returns 0; any other value is not our session.
+      if (format === 'stamp' && r.ssid !== ssid && r.ssid !== 0) { invalid++; continue; }
+      // The reflector's Error Estimate covers T2/T3: S bit says whether its clock is synced;
+      // Multiplier 0 is invalid (RFC 4656 §4.1.2): keep the sample, but trust no sync claim.
+      const ee = decodeErrorEstimate(r.errorEstimate);
+      if (!ee.synchronized || ee.multiplier === 0) peerSynced = false;
+      if (r.seq !== r.senderSeq) allSeqEqual = false;
+      if (msg.length < replyMin) replyMin = msg.length;
+      if (msg.length > replyMax) replyMax = msg.length;
+      queue.push({ r, ee, t4Ns: d.rxRealtimeNs, length: msg.length, ttl: d.ttl, tos: d.tos, tsSource: d.tsSource });
+    }
+    drain();
+  };
+
+  const onDeparture = (reports: DepartureReport[]): void => {
+    for (const d of reports) {
+      const seq = d.id;
+      if (!(seq >= 0 && seq < n) || state[seq] !== SCHEDULED) continue;
+      scheduledPending--;
+      if (d.error !== undefined) {
+        state[seq] = FAILED;
+        sendErrors++;
+        continue;
+      }
+      depErr.push(Number(d.sentMonoNs - d.deadlineMonoNs));
+      const tx = d.txRealtimeNs;
+      recordDeparture(seq, tx ?? d.stampedRealtimeNs, tx !== undefined ? (d.txSource ?? 'kernel') : 'userspace',
+        stampOffset !== undefined ? ntpFromUnixNs(d.stampedRealtimeNs) : stampNtp[seq]!);
+    }
+    drain();
+  };
+
+  holder.onPackets = (b) => {
+    try {
+      onPackets(b);
+    } catch {
+      invalid++; // nothing a peer sends may end the session
+    }
+  };
+  holder.onDeparture = onDeparture;
   try {
     const padding = randomBytes(Math.max(0, payloadOf(model.maxSizeIp) - header));
     const errorEstimate = clock.errorEstimate;
-    const sendOne = (seq: number): number => {
+    /** Builds packet seq with T1 = t1 (0 when it will be stamped at the send); returns it and the gap to the next. */
+    const build = (seq: number, t1: bigint): { buf: Buffer; gapNs: number } => {
       const shape = model.packet(seq);
       const payload = payloadOf(shape.sizeIp);
+      sizes[seq] = payload;
       const buf = Buffer.allocUnsafe(payload);
       padding.copy(buf, header, 0, payload - header);
-      let t1: bigint;
       if (format === 'stamp') {
         // Extra length as one Extra Padding TLV (RFC 8972 §4.1, U set by the sender); 1–3 spare octets stay zero.
         const extra = payload - header;
@@ -201,48 +497,95 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
         } else if (extra > 0) {
           buf.fill(0, header, payload);
         }
-        t1 = clock.nowNtp();
         // Authenticated: the HMAC covers T1, so it is signed after T1 is written.
         if (stampKey) writeStampAuthSenderPacket(buf, { seq, timestamp: t1, errorEstimate, ssid }, stampKey);
         else writeStampSenderPacket(buf, { seq, timestamp: t1, errorEstimate, ssid });
-      } else if (mode === 'authenticated') {
-        // Protect octets 0–15 first, then take T1 as late as possible (outside the protection).
-        writeSenderPacket(buf, { seq, timestamp: 0n, errorEstimate }, layout);
-        protectSenderPacket(buf, payload, keys!, mode);
-        t1 = clock.nowNtp();
-        writeTimestamp(buf, 16, t1);
       } else {
-        t1 = clock.nowNtp();
+        // Authenticated mode protects octets 0–15 only: T1 (octet 16) is stamped after protection.
+        // Encrypted mode covers T1, so it is final before protection.
         writeSenderPacket(buf, { seq, timestamp: t1, errorEstimate }, layout);
-        // Encrypted: T1 is inside the CBC range, so it is final before protection.
         if (keys) protectSenderPacket(buf, payload, keys, mode);
       }
-      sock.send(buf, reflectorPort, reflectorAddress);
-      sentSeqs.add(seq);
-      stats.recordSent({ seq, sizeIp: payload + overhead, t1 });
-      if (payload < reqMin) reqMin = payload;
-      if (payload > reqMax) reqMax = payload;
-      sent++;
-      return shape.gapNs;
+      return { buf, gapNs: shape.gapNs };
     };
 
-    const pacer = new PacedSender(clock);
-    await pacer.run(o.nPackets, sendOne, o.signal);
+    if (native) {
+      // Departures at absolute deadlines from the native scheduler thread; no event-loop polling.
+      const realOffset = (): bigint => clock.nowUnixNs() - clock.monoNs();
+      let offset = realOffset();
+      let lastRefresh = clock.monoNs();
+      const { lastDeadlineMonoNs } = await new ScheduledSender(clock).run(n, (seq, deadline) => {
+        let t1 = 0n;
+        if (stampOffset === undefined) {
+          // Pre-stamped: T1 is the deadline's CLOCK_REALTIME (the offset re-read every 100 ms follows NTP).
+          const now = clock.monoNs();
+          if (now - lastRefresh > 100_000_000n) { offset = realOffset(); lastRefresh = now; }
+          t1 = ntpFromUnixNs(deadline + offset);
+          stampNtp[seq] = t1;
+        }
+        const { buf, gapNs } = build(seq, t1);
+        sock.schedule({
+          id: seq, deadlineMonoNs: deadline, data: buf, address: reflectorAddress, port: reflectorPort,
+          ...(stampOffset !== undefined ? { stampOffset } : {}),
+        });
+        state[seq] = SCHEDULED;
+        scheduledPending++;
+        return gapNs;
+      }, o.signal);
+      // Every departure reported (bounded: the thread reports shortly after each deadline).
+      const reportsDue = Number(lastDeadlineMonoNs - clock.monoNs()) / 1e6 + REPORT_GRACE_MS;
+      await waitUntil(() => scheduledPending <= 0, Math.max(0, reportsDue), o.signal);
+    } else {
+      await new PacedSender(clock).run(n, (seq) => {
+        let t1 = 0n;
+        // T1 protected (pre-stamped layouts): read the clock, protect, send — as close as JS can.
+        if (stampOffset === undefined) t1 = clock.nowNtp();
+        const { buf, gapNs } = build(seq, t1);
+        try {
+          const res = sock.send(buf, reflectorAddress, reflectorPort, stampOffset !== undefined ? { stampOffset } : {});
+          if (stampOffset === undefined) recordDeparture(seq, res.stampedRealtimeNs, 'userspace', t1);
+          else recordDeparture(seq, res.stampedRealtimeNs, 'userspace', ntpFromUnixNs(res.stampedRealtimeNs));
+        } catch {
+          state[seq] = FAILED;
+          sendErrors++;
+        }
+        return gapNs;
+      }, o.signal);
+    }
     // Wait for stragglers: until every packet is answered or the reply timeout passes.
-    await waitUntil(() => received >= o.nPackets, o.replyTimeoutMs, o.signal);
+    await waitUntil(() => received >= n, o.replyTimeoutMs, o.signal);
   } finally {
-    sock.removeListener('message', onMessage);
+    holder.onPackets = undefined;
+    holder.onDeparture = undefined;
   }
+  drain(true);
   const reflectorStateless = (o.detectStatelessReflector ?? false) && received > 0 && allSeqEqual;
   if (reflectorStateless) stats.markStatelessReflector();
+  const sortedErr = Float64Array.from(depErr).sort();
+  const rxSource = t4Source ?? sock.timestampSource();
+  const txSource = t1Source ?? (native ? 'kernel' : 'userspace');
+  const pacing = sock.schedulerStatus().pacing === 'native-thread' ? 'native-thread' : 'event-loop';
+  const timestamps: TimestampInfo = {
+    source: weaker(rxSource, txSource), t1: txSource, t4: rxSource, datapath: sock.kind, pacing, txTimestamped,
+    ...(sock.fallbackReason !== undefined ? { nativeUnavailable: sock.fallbackReason } : {}),
+    ...(sortedErr.length > 0 ? {
+      departureErrorNs: {
+        p50: quantile(sortedErr, 0.5)!, p99: quantile(sortedErr, 0.99)!, max: sortedErr[sortedErr.length - 1]!, samples: sortedErr.length,
+      },
+    } : {}),
+  };
   const result: TestPhaseResult = {
     stats: stats.result(),
     rtSamplesNs: stats.delaySamples('rt'),
-    invalidReplies: invalid,
+    invalidReplies: invalid + holder.errors,
     badHmacReplies: badHmac,
     peerSynced,
     received,
     reflectorStateless,
+    sendErrors,
+    t1Mismatches,
+    timestamps,
+    path,
   };
   if (replyMax > 0) result.replyPayload = { min: replyMin, max: replyMax };
   if (reqMax > 0) result.requestPayload = { min: reqMin, max: reqMax };

@@ -10,7 +10,9 @@
  *     the deadline's realtime. The PacedSender has no absolute deadlines: its
  *     error is |actual − (first departure + seq · gap)|, as bench/run.ts does.
  *  2. CPU per second of wall time for 40 concurrent g711-rate schedules
- *     (50 pps each), process-wide (the native threads included).
+ *     (50 pps each), process-wide (the shared native scheduler thread
+ *     included; the sink is a child process, so its receive work is not
+ *     counted).
  *
  * Reports only (no pass/fail). Run: `npx tsc -p tsconfig.json && node dist/bench/departure.js`;
  * `runDepartureBench()` returns the figures for bench/run.ts.
@@ -19,6 +21,19 @@ import { openTestSocket, datapathSupport, type DepartureReport, type TestSocket 
 import { PacedSender } from '../src/session/pacer.js';
 import { systemClock } from '../src/session/clock.js';
 import { createSocket } from 'node:dgram';
+import { spawn } from 'node:child_process';
+
+/**
+ * A UDP sink in a child process, so the CPU figures count the sending side
+ * only (its loopback receive work is the child's, not ours).
+ */
+async function childSink(): Promise<{ local: { port: number }; close: () => void }> {
+  const child = spawn(process.execPath, ['-e',
+    "const s=require('dgram').createSocket('udp4');s.on('message',()=>{});s.bind(0,'127.0.0.1',()=>console.log(s.address().port))"],
+  { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((r) => child.stdout!.once('data', (b: Buffer) => r(Number(String(b).trim()))));
+  return { local: { port }, close: () => { child.kill(); } };
+}
 
 export interface DepartureFigures {
   variant: string;
@@ -116,9 +131,9 @@ async function cpu(variant: string, run: (n: number, seconds: number) => Promise
   return { variant, schedules: n, seconds: wall, cpuPercent: ((c.user + c.system) / 1e6 / wall) * 100 };
 }
 
-/** n schedules of 50 pps for `seconds`, on TestSockets (native or JS). */
-async function manyScheduled(native: boolean, n: number, seconds: number, spinUs = 0): Promise<void> {
-  const dst = await sink();
+/** n schedules of 50 pps for `seconds`, on TestSockets (native: one shared scheduler thread; or JS). */
+async function manyScheduled(native: boolean, n: number, seconds: number, spinUs = 0, txTimestamps = true): Promise<void> {
+  const dst = await childSink();
   const per = 50 * seconds;
   const socks: TestSocket[] = [];
   let left = n * per;
@@ -126,7 +141,7 @@ async function manyScheduled(native: boolean, n: number, seconds: number, spinUs
   const finished = new Promise<void>((r) => { done = r; });
   for (let k = 0; k < n; k++) {
     socks.push(await openTestSocket({
-      family: 4, address: '127.0.0.1', native, schedulerSpinUs: spinUs, onPackets: () => {},
+      family: 4, address: '127.0.0.1', native, schedulerSpinUs: spinUs, txTimestamps, departureReportMs: 100, onPackets: () => {},
       onDeparture: (d) => { left -= d.length; if (left <= 0) done(); },
     }));
   }
@@ -147,7 +162,7 @@ async function manyScheduled(native: boolean, n: number, seconds: number, spinUs
 
 async function manyPaced(n: number, seconds: number): Promise<void> {
   const clock = systemClock();
-  const dst = await sink();
+  const dst = await childSink();
   const buf = Buffer.alloc(41);
   const socks = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createSocket>>((r) => {
     const s = createSocket('udp4');
@@ -177,6 +192,7 @@ export async function runDepartureBench(opts: { log?: (s: string) => void } = {}
       departures.push(await scheduled('native thread', true, 0, rate, n));
       departures.push(await scheduled('native thread, SCHED_FIFO 10', true, 10, rate, n));
       departures.push(await scheduled('native, SCHED_FIFO 10, spin 100µs', true, 10, rate, n, 100));
+      departures.push(await scheduled('native thread, spin 60µs', true, 0, rate, n, 60));
     }
     departures.push(await scheduled('JS setTimeout', false, 0, rate, n));
     departures.push(await paced(rate, n));
@@ -190,7 +206,8 @@ export async function runDepartureBench(opts: { log?: (s: string) => void } = {}
   const seconds = 3;
   if (sup.native) {
     cpuFigures.push(await cpu('native thread', (n, s) => manyScheduled(true, n, s), 40, seconds));
-    cpuFigures.push(await cpu('native thread, spin 100µs', (n, s) => manyScheduled(true, n, s, 100), 40, seconds));
+    cpuFigures.push(await cpu('native thread, no TX timestamps', (n, s) => manyScheduled(true, n, s, 0, false), 40, seconds));
+    cpuFigures.push(await cpu('native thread, spin 60µs', (n, s) => manyScheduled(true, n, s, 60), 40, seconds));
   }
   cpuFigures.push(await cpu('JS setTimeout', (n, s) => manyScheduled(false, n, s), 40, seconds));
   cpuFigures.push(await cpu('PacedSender (busy-poll)', (n, s) => manyPaced(n, s), 40, seconds));

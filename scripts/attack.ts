@@ -48,6 +48,8 @@ const SERVWAIT_S = 8;
 const REFWAIT_S = 3;
 const MAX_PPS = 20_000;
 const KDF_COUNT = 2 ** 20;
+/** Most the reflector's RSS may grow during any attack. */
+const MAX_RSS_GROWTH_MB = 100;
 /** Global TWAMP-Light reply budget given to the reflector under attack. */
 const LIGHT_MAX_PPS = 5000;
 
@@ -611,7 +613,10 @@ async function main(): Promise<number> {
       const { m, v } = await measure(ctx, count, attack);
       const tw = twpingVerdict(m, base);
       const alive = main.exited === undefined && stamp.exited === undefined;
-      const held = v.held && tw.ok && alive;
+      // Whatever the attack, the reflector must not balloon or leak descriptors.
+      const grew = m.during.rssMb - m.before.rssMb > MAX_RSS_GROWTH_MB ? `RSS grew ${fmt(m.during.rssMb - m.before.rssMb)} MB` : '';
+      const leaked = m.after.fds > m.before.fds + 4 ? `${m.after.fds - m.before.fds} descriptors not returned` : '';
+      const held = v.held && tw.ok && alive && !grew && !leaked;
       if (!held) failed++;
       console.log([
         attack.name, held ? 'held' : 'FAILED', fmt(m.twping?.lossPercent),
@@ -619,7 +624,8 @@ async function main(): Promise<number> {
         `${fmt(m.before.rssMb)}/${fmt(m.during.rssMb)}/${fmt(m.after.rssMb)}`,
         `${m.before.fds}/${m.during.fds}/${m.after.fds}`, fmt(m.logBytes / 1024),
       ].join(' | '));
-      console.log(`    ${attack.what}: ${v.detail}${tw.ok ? '' : `; ${tw.why}`}${alive ? '' : `; reflector ${main.exited ?? stamp.exited}`}`);
+      console.log(`    ${attack.what}: ${v.detail}${tw.ok ? '' : `; ${tw.why}`}${grew ? `; ${grew}` : ''}${leaked ? `; ${leaked}` : ''}` +
+        `${alive ? '' : `; reflector ${main.exited ?? stamp.exited}`}`);
       if (!alive) break;
     }
   } finally {

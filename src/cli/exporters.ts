@@ -11,8 +11,8 @@
  * stay cumulative (Prometheus semantics).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import {
   MetricReader, PeriodicExportingMetricReader, AggregationTemporality, InstrumentType,
   type PushMetricExporter, type ResourceMetrics,
@@ -94,6 +94,79 @@ interface ConnectionState {
   requests: number;
 }
 
+/** Largest request head (request line and headers) node's parser is given; scrapes send a few hundred octets. */
+const MAX_HEAD_OCTETS = 8 * 1024;
+
+/**
+ * Sits between a client's TCP socket and node's HTTP parser and hands the
+ * parser one request head at a time, the next only once the response to the
+ * previous one has finished. node parses every request of a chunk it reads,
+ * so without this gate one 64 KiB write of pipelined requests became ~1,600
+ * requests parsed at once (a flood of them cost hundreds of MB and stalled
+ * the event loop the reflector's timestamps share). Octets beyond
+ * `maxPipelined` complete heads, or a head over MAX_HEAD_OCTETS, close the
+ * connection; while a request is answered the socket is paused, so a client
+ * that keeps writing meets TCP back-pressure, not our memory.
+ */
+class RequestGate extends Duplex {
+  private buffered: Buffer = Buffer.alloc(0);
+  private answering = false;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+
+  constructor(readonly raw: Socket, private readonly maxPipelined: number, private readonly onOverflow: () => void) {
+    super({ allowHalfOpen: false });
+    this.remoteAddress = raw.remoteAddress;
+    this.remotePort = raw.remotePort;
+    raw.on('data', (d: Buffer) => { this.onRaw(d); });
+    raw.on('end', () => { this.push(null); });
+    raw.on('close', () => { this.destroy(); });
+    raw.on('error', () => { this.destroy(); });
+  }
+
+  /** The response to the request handed over last has finished: hand over the next one. */
+  responseDone(): void {
+    this.answering = false;
+    this.pump();
+  }
+
+  private onRaw(d: Buffer): void {
+    this.buffered = this.buffered.length === 0 ? d : Buffer.concat([this.buffered, d]);
+    if (this.buffered.length > MAX_HEAD_OCTETS * (this.maxPipelined + 1) || countHeads(this.buffered, this.maxPipelined + 1) > this.maxPipelined) {
+      this.onOverflow();
+      this.raw.destroy();
+      return;
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.answering) { this.raw.pause(); return; }
+    const end = this.buffered.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (this.buffered.length > MAX_HEAD_OCTETS) { this.onOverflow(); this.raw.destroy(); return; }
+      this.raw.resume();
+      return;
+    }
+    const head = this.buffered.subarray(0, end + 4);
+    this.buffered = this.buffered.subarray(end + 4);
+    this.answering = true;
+    this.push(head);
+  }
+
+  override _read(): void { /* data is pushed by pump() */ }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void { this.raw.write(chunk, cb); }
+  override _final(cb: (e?: Error | null) => void): void { this.raw.end(() => { this.raw.destroy(); }); cb(); }
+  override _destroy(e: Error | null, cb: (e?: Error | null) => void): void { this.raw.destroy(); cb(e); }
+}
+
+/** Complete request heads in `b`, counting no further than `limit`. */
+function countHeads(b: Buffer, limit: number): number {
+  let n = 0;
+  for (let i = b.indexOf('\r\n\r\n'); i >= 0 && n < limit; i = b.indexOf('\r\n\r\n', i + 4)) n++;
+  return n;
+}
+
 /** What the endpoint has refused, for tests and logs. */
 export interface PrometheusEndpointStats {
   /** Collections run for HTTP scrapes (render() calls by others are not counted). */
@@ -121,9 +194,10 @@ export class PrometheusEndpoint {
   readonly limits: Readonly<PrometheusLimits>;
   readonly stats: PrometheusEndpointStats = { collections: 0, evicted: 0, refused: 0, pipelineClosed: 0, rateLimited: 0 };
   private server: Server | undefined;
+  private front: TcpServer | undefined;
   private readonly serializer: PrometheusSerializer;
   /** Held connections, least recently active first (a Map keeps insertion order). */
-  private readonly connections = new Map<Socket, ConnectionState>();
+  private readonly connections = new Map<RequestGate, ConnectionState>();
   private cached: { body: string; at: number } | undefined;
   private collecting: Promise<string> | undefined;
   private tokens: number;
@@ -155,17 +229,17 @@ export class PrometheusEndpoint {
     }, (req, res) => { this.onRequest(req, res); });
     server.keepAliveTimeout = l.keepAliveTimeoutMs;
     server.maxRequestsPerSocket = l.maxRequestsPerSocket;
-    // Socket inactivity: a connection that never sends, or never reads its response, is destroyed.
-    server.setTimeout(l.requestTimeoutMs);
-    server.on('connection', (socket: Socket) => { this.onConnection(socket); });
     server.on('clientError', (_e, socket: Duplex) => { socket.destroy(); });
     this.server = server;
+    // TCP is accepted here and each connection reaches the HTTP server through a RequestGate.
+    const front = createTcpServer((raw) => { this.onConnection(raw); });
+    this.front = front;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(
+      front.once('error', (e: NodeJS.ErrnoException) => reject(new Error(
         `cannot listen for Prometheus scrapes on ${formatHostPort(this.cfg.host, this.cfg.port)}: ${e.code ?? e.message}`)));
-      server.listen({ host: this.cfg.host, port: this.cfg.port }, () => resolve());
+      front.listen({ host: this.cfg.host, port: this.cfg.port }, () => resolve());
     });
-    const a = server.address();
+    const a = front.address();
     const port = a && typeof a === 'object' ? a.port : this.cfg.port;
     const shown = this.cfg.host === '0.0.0.0' || this.cfg.host === '::' ? 'localhost' : this.cfg.host;
     return { host: this.cfg.host, port, url: `http://${formatHostPort(shown, port)}${this.cfg.path}` };
@@ -193,22 +267,39 @@ export class PrometheusEndpoint {
     return p;
   }
 
-  /** Hold at most maxConnections: make room by closing the longest-idle one, or refuse this one. */
-  private onConnection(socket: Socket): void {
-    this.connections.set(socket, { inFlight: 0, requests: 0 });
-    socket.once('close', () => { this.connections.delete(socket); });
-    if (this.connections.size <= this.limits.maxConnections) return;
-    for (const [s, st] of this.connections) {
-      if (s !== socket && st.inFlight === 0) {
-        this.connections.delete(s);
-        s.destroy();
+  /**
+   * Hold at most maxConnections: make room by closing the longest-idle one,
+   * or refuse this one. A connection with nothing to do for requestTimeoutMs
+   * (no request completing, a response not read), or idle for
+   * keepAliveTimeoutMs after a response, is closed.
+   */
+  private onConnection(raw: Socket): void {
+    raw.on('error', () => { raw.destroy(); });
+    const gate = new RequestGate(raw, this.limits.maxPipelined, () => { this.stats.pipelineClosed++; });
+    const st: ConnectionState = { inFlight: 0, requests: 0 };
+    this.connections.set(gate, st);
+    raw.once('close', () => { this.connections.delete(gate); });
+    raw.setTimeout(this.limits.requestTimeoutMs, () => { raw.destroy(); });
+    if (this.connections.size > this.limits.maxConnections && !this.evictIdle(gate)) {
+      this.connections.delete(gate);
+      raw.destroy();
+      this.stats.refused++;
+      return;
+    }
+    this.server!.emit('connection', gate);
+  }
+
+  /** Close the longest-idle held connection other than `keep`; false when every one is busy. */
+  private evictIdle(keep: RequestGate): boolean {
+    for (const [g, st] of this.connections) {
+      if (g !== keep && st.inFlight === 0) {
+        this.connections.delete(g);
+        g.raw.destroy();
         this.stats.evicted++;
-        return;
+        return true;
       }
     }
-    this.connections.delete(socket);
-    socket.destroy();
-    this.stats.refused++;
+    return false;
   }
 
   /** Token bucket over all clients: maxScrapesPerSecond, burst as large. */
@@ -223,29 +314,27 @@ export class PrometheusEndpoint {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const socket = req.socket as Socket;
-    const st = this.connections.get(socket);
-    // Closed already (evicted, or an earlier pipelined request closed it): node still parses what it had read.
-    if (st === undefined || socket.destroyed) {
-      socket.destroy();
+    const gate = req.socket as unknown as RequestGate;
+    const st = this.connections.get(gate);
+    if (st === undefined || gate.raw.destroyed) {
+      gate.raw.destroy();
       return;
     }
     st.requests++;
     st.inFlight++;
+    gate.raw.setTimeout(this.limits.requestTimeoutMs);
     res.once('close', () => {
       st.inFlight--;
       // Most recently active last: eviction takes the longest idle.
-      if (this.connections.delete(socket)) this.connections.set(socket, st);
+      if (this.connections.delete(gate)) this.connections.set(gate, st);
     });
-    // node says `Connection: close` on the last allowed response but leaves the connection open.
-    if (st.requests >= this.limits.maxRequestsPerSocket) res.once('finish', () => { closeAfterWrites(socket); });
-    if (st.inFlight > this.limits.maxPipelined) {
-      this.stats.pipelineClosed++;
-      this.connections.delete(socket);
-      socket.destroy();
-      return;
-    }
-    void this.handle(req, res).catch(() => { socket.destroy(); });
+    res.once('finish', () => {
+      // node says `Connection: close` on the last allowed response but leaves the connection open.
+      if (st.requests >= this.limits.maxRequestsPerSocket || !res.shouldKeepAlive) { closeAfterWrites(gate.raw); return; }
+      gate.raw.setTimeout(this.limits.keepAliveTimeoutMs);
+      gate.responseDone();
+    });
+    void this.handle(req, res).catch(() => { gate.raw.destroy(); });
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -288,13 +377,13 @@ export class PrometheusEndpoint {
   }
 
   async stop(): Promise<void> {
-    const s = this.server;
+    const front = this.front;
+    this.front = undefined;
     this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections?.();
-    for (const socket of this.connections.keys()) socket.destroy();
+    if (!front) return;
+    for (const gate of this.connections.keys()) gate.raw.destroy();
     this.connections.clear();
-    await new Promise<void>((r) => s.close(() => r()));
+    await new Promise<void>((r) => front.close(() => r()));
   }
 }
 

@@ -18,6 +18,7 @@ import { InstrumentSet } from '../otel/instrumentSet.js';
 import { AGENT_METRICS } from '../otel/instruments.js';
 import { attributeKey } from '../otel/attributes.js';
 import { RetiredCollectors } from './staleness.js';
+import { ProbeRunner } from './probeEndpoint.js';
 
 export interface AgentOptions {
   logger: Logger;
@@ -47,6 +48,12 @@ export class Agent {
     if (promCfg && (!wanted || wanted.has('prometheus'))) {
       this.prometheus = new PrometheusEndpoint(promCfg, config.naming);
       this.prometheus.filter = filter;
+      // /probe (README "Probe endpoint (multi-target)"): only with modules configured.
+      if (config.modules && config.probe) {
+        this.prometheus.probe = new ProbeRunner({
+          modules: config.modules, probe: config.probe, naming: config.naming, agentLabels: this.agentLabels(), logger: o.logger,
+        });
+      }
       this.readers.push(this.prometheus.reader);
     }
     this.otlpEnabled = wanted ? wanted.has('otlp') : config.otlp !== undefined;
@@ -126,6 +133,7 @@ export class Agent {
     const a = this.config;
     if (JSON.stringify(a.prometheus) !== JSON.stringify(next.prometheus)) return 'the Prometheus endpoint changed';
     if (JSON.stringify(a.otlp) !== JSON.stringify(next.otlp)) return 'the OTLP export changed';
+    if (JSON.stringify([a.modules, a.probe]) !== JSON.stringify([next.modules, next.probe])) return 'the probe modules or limits changed';
     if (a.naming !== next.naming) return 'the naming profile changed';
     if (a.host !== next.host || JSON.stringify(a.labels) !== JSON.stringify(next.labels)) return 'the agent labels changed';
     const views = createTwampViews(next.collectors, { naming: next.naming, agentLabels: this.agentLabels() });

@@ -183,6 +183,21 @@ export interface PrometheusEndpointStats {
 
 const TEXT = 'text/plain; charset=utf-8';
 
+/**
+ * Answers `GET /probe` (README "Probe endpoint (multi-target)"); the agent
+ * sets one when its file has `modules:`. Its requests pass the same gate,
+ * connection limits and scrape rate as the metrics path, never its cache.
+ */
+export interface ProbeHandler {
+  handle(query: URLSearchParams, headers: Record<string, string | string[] | undefined>):
+    Promise<{ status: number; headers: Record<string, string>; body: string }>;
+  /** The longest handle() may take with these headers. */
+  maxDurationMs(headers: Record<string, string | string[] | undefined>): number;
+}
+
+/** The probe endpoint's path (blackbox_exporter's and snmp_exporter's). */
+const PROBE_PATH = '/probe';
+
 /** End our side once queued writes are flushed, then destroy (a half-open peer cannot hold the socket). */
 function closeAfterWrites(socket: Socket): void {
   socket.end(() => { socket.destroy(); });
@@ -205,6 +220,9 @@ export class PrometheusEndpoint {
 
   /** Applied to every collection before it is serialized (retired collectors). */
   filter: ((rm: ResourceMetrics) => ResourceMetrics) | undefined;
+
+  /** Answers /probe when set (the metrics path wins should it be /probe too). */
+  probe: ProbeHandler | undefined;
 
   constructor(private readonly cfg: PrometheusConfig, naming: NamingProfile, limits: Partial<PrometheusLimits> = {}) {
     // legacy profile: the reference's exposition, without otel_scope_* labels.
@@ -341,10 +359,17 @@ export class PrometheusEndpoint {
     // A scrape has no body; one announced is not read, and the connection closes after the answer.
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
     if (hasBody) res.shouldKeepAlive = false;
-    const path = (req.url ?? '/').split('?')[0];
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const probe = this.probe;
+    if (probe && path === PROBE_PATH && path !== this.cfg.path) {
+      await this.handleProbe(probe, req, res, q < 0 ? '' : url.slice(q + 1));
+      return;
+    }
     if (path !== this.cfg.path) {
       res.writeHead(404, { 'content-type': TEXT });
-      res.end(`not found: metrics are at ${this.cfg.path}\n`);
+      res.end(`not found: metrics are at ${this.cfg.path}${probe ? `, probes at ${PROBE_PATH}` : ''}\n`);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -374,6 +399,34 @@ export class PrometheusEndpoint {
       res.writeHead(500, { 'content-type': TEXT });
       res.end(`collection failed: ${(e as Error).message}\n`);
     }
+  }
+
+  /** /probe: GET only, one scrape token like a metrics request, no cache; the connection waits as long as the probe may run. */
+  private async handleProbe(probe: ProbeHandler, req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
+    if (req.method !== 'GET') {
+      res.writeHead(405, { allow: 'GET' });
+      res.end();
+      return;
+    }
+    if (!this.takeToken()) {
+      this.stats.rateLimited++;
+      res.shouldKeepAlive = false;
+      res.writeHead(429, { 'content-type': TEXT, 'retry-after': '1' });
+      res.end('too many scrapes\n');
+      return;
+    }
+    const raw = (req.socket as unknown as RequestGate).raw;
+    raw.setTimeout(this.limits.requestTimeoutMs + probe.maxDurationMs(req.headers));
+    let answer: Awaited<ReturnType<ProbeHandler['handle']>>;
+    try {
+      answer = await probe.handle(new URLSearchParams(query), req.headers);
+    } catch (e) {
+      answer = { status: 500, headers: { 'content-type': TEXT }, body: `probe failed: ${(e as Error).message}\n` };
+    }
+    if (res.destroyed) return;
+    if (answer.status === 429 || answer.status === 503) res.shouldKeepAlive = false;
+    res.writeHead(answer.status, answer.headers);
+    res.end(answer.body);
   }
 
   async stop(): Promise<void> {

@@ -21,12 +21,13 @@ import {
   KEY_MESSAGE_SEPARATOR,
   keyIdProblem,
   modelConfigOf,
+  probeModuleSchema,
   reflectorSchema,
   senderSchema,
 } from './schema.js';
 import type { AgentFile, ParsedCollector, ParsedReflector, ParsedSender } from './schema.js';
 import { Secret } from './types.js';
-import type { AgentConfig, CollectorConfig, OtlpConfig, ReflectorConfig, SenderConfig } from './types.js';
+import type { AgentConfig, CollectorConfig, OtlpConfig, ProbeConfig, ProbeModuleConfig, ReflectorConfig, SenderConfig } from './types.js';
 import { REFLECTOR_LIMIT_DEFAULTS } from '../session/limits.js';
 
 export const DEFAULT_INTERVAL_S = 60;
@@ -481,6 +482,16 @@ function toOtlp(o: NonNullable<AgentFile['otlp']>, env: NodeJS.ProcessEnv): Otlp
  * @param env where OTLP endpoint defaults come from.
  * @throws ConfigError listing every problem found.
  */
+function toProbe(p: AgentFile['probe']): ProbeConfig {
+  return {
+    allow: p?.allow ?? [],
+    maxConcurrent: p?.max_concurrent ?? 8,
+    maxPerSecond: p?.max_per_second ?? 10,
+    maxPerTargetPerSecond: p?.max_per_target_per_second ?? 1,
+    timeoutMs: ms(p?.timeout ?? 10),
+  };
+}
+
 export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const lines = new LineCounter();
   // uniqueKeys: false — the yaml package checks each key against every earlier key of its
@@ -564,6 +575,20 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
     }
   });
 
+  // Probe modules, one by one like the collectors (README "Probe endpoint (multi-target)").
+  const rawModules = isRecord(raw) && isRecord(raw.modules) ? raw.modules : {};
+  const modules: Record<string, ProbeModuleConfig> = {};
+  const moduleSchema = probeModuleSchema();
+  for (const [name, body] of Object.entries(rawModules)) {
+    const parsed = moduleSchema.safeParse(body ?? {}, { error: fallbackMessage });
+    if (!parsed.success) { issues.push(...fromZod(parsed.error.issues, ['modules', name])); continue; }
+    const { allow, ...senderKeys } = parsed.data;
+    const files = fileContext(source);
+    const sender = toSender({ ...senderKeys, id: name, reflector: '', disabled: false } as ParsedSender, defaultInterval, files);
+    for (const f of files.issues) issues.push({ path: ['modules', name, ...f.path], message: f.message });
+    modules[name] = { name, sender, ...(allow !== undefined ? { allow } : {}) };
+  }
+
   if (issues.length > 0 || !top.success) {
     throw new ConfigError(
       finish(issues, source, map, (path) => {
@@ -587,6 +612,8 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
     config.prometheus = { host: f.sender.listen.host, port: f.sender.listen.port, path: f.sender.path };
   }
   if (f.otlp !== undefined) config.otlp = toOtlp(f.otlp, env);
+  if (f.modules !== undefined) config.modules = modules;
+  if (f.modules !== undefined || f.probe !== undefined) config.probe = toProbe(f.probe);
   return config;
 }
 

@@ -715,6 +715,40 @@ const otlpSection = () =>
     'a map',
   );
 
+// Probe endpoint (README "Probe endpoint (multi-target)"): `modules:` and `probe:`.
+
+const NOT_IN_A_MODULE: Readonly<Record<string, string>> = {
+  id: 'a module has no id: the series carry the module name as the collector id',
+  reflector: 'a module has no reflector: the target comes from the ?target= parameter of /probe',
+  interval: "a module has no interval: Prometheus's scrape_interval sets how often it runs",
+  type: 'a module is always a twamp_sender; leave type out',
+  disabled: 'remove the module instead of disabling it',
+};
+
+/**
+ * A probe module: the `twamp_sender` keys other than id, reflector, interval
+ * (and type, disabled), plus `allow` (target networks; replaces probe.allow
+ * for this module). The sender's own checks apply.
+ */
+export function probeModuleSchema() {
+  const { type: _t, id: _i, reflector: _r, interval: _n, disabled: _d, ...rest } = senderShape(false);
+  return strictMap({ ...rest, allow: opt(cidrList().optional()) }, 'a probe module (map of twamp_sender keys)', NOT_IN_A_MODULE)
+    .check(modelCheck, relabelCheck, senderSecurityCheck, senderLightCheck);
+}
+
+const probeRate = () => z.number({ error: expecting('a number of probes per second > 0 and ≤ 1000') }).gt(0).max(1000);
+
+export const probeSectionSchema = strictMap(
+  {
+    allow: opt(cidrList().default([])),
+    max_concurrent: opt(int(1, 1000).default(8)),
+    max_per_second: opt(probeRate().default(10)),
+    max_per_target_per_second: opt(probeRate().default(1)),
+    timeout: opt(seconds().default(10)),
+  },
+  'a map',
+);
+
 export const defaultsSectionSchema = strictMap({ interval: opt(int(1).default(60)) }, 'a map');
 
 const agentSection = () =>
@@ -742,6 +776,8 @@ export const agentFileSchema = strictMap(
     sender: opt(senderSection().optional()),
     otlp: opt(otlpSection().optional()),
     naming: opt(oneOf(['legacy', 'otel']).default('legacy')),
+    probe: opt(probeSectionSchema.optional()),
+    modules: opt(z.record(string('a module name'), z.unknown(), { error: expecting('a map of module names to twamp_sender settings') }).optional()),
     collectors: z.array(z.unknown(), { error: expecting('a list of collectors (may be empty)') }),
   },
   'a map with "$version" and "collectors"',
@@ -756,3 +792,6 @@ export type ParsedCollector = z.output<typeof collectorSchema>;
 export const SENDER_KEYS: readonly string[] = Object.keys(senderShape(true));
 export const REFLECTOR_KEYS: readonly string[] = Object.keys(reflectorShape(true));
 export const COMMON_KEYS: readonly string[] = Object.keys(commonShape());
+/** Keys of a probe module and of the `probe:` section. */
+export const PROBE_MODULE_KEYS: readonly string[] = Object.keys(probeModuleSchema().shape);
+export const PROBE_KEYS: readonly string[] = Object.keys(probeSectionSchema.shape);

@@ -196,6 +196,29 @@ export interface OtlpConfig {
   temporality: OtlpTemporality;
 }
 
+/** A probe module (`modules:`): a sender template run once per /probe request (README "Probe endpoint (multi-target)"). */
+export interface ProbeModuleConfig {
+  name: string;
+  /** The module's sender settings; `id` is the module name, `reflector` empty until a target fills it. */
+  sender: SenderConfig;
+  /** Target networks ("addr/prefix") for this module; replaces `probe.allow` when present. */
+  allow?: string[];
+}
+
+/** The `probe:` section: limits and access list of /probe. */
+export interface ProbeConfig {
+  /** Target networks ("addr/prefix"); empty = every target refused. */
+  allow: string[];
+  /** Probes running at once; more get 503. */
+  maxConcurrent: number;
+  /** Probes started per second, all targets together; more get 429. */
+  maxPerSecond: number;
+  /** Probes started per second for one target; more get 429. */
+  maxPerTargetPerSecond: number;
+  /** Bound of a probe when the request carries no X-Prometheus-Scrape-Timeout-Seconds. */
+  timeoutMs: number;
+}
+
 export interface AgentConfig {
   version: string;
   host: string;
@@ -209,4 +232,8 @@ export interface AgentConfig {
   naming: NamingProfile;
   /** All collectors, disabled ones included (with `disabled: true`). */
   collectors: CollectorConfig[];
+  /** Probe modules by name (`modules:`); absent = /probe answers 404. */
+  modules?: Record<string, ProbeModuleConfig>;
+  /** /probe limits and allow list; filled with defaults when `modules:` is present. */
+  probe?: ProbeConfig;
 }

@@ -139,21 +139,40 @@ export function parseOrExit<T>(command: string, parse: () => T): T | number {
 /**
  * Resolve with exit code 0 once SIGINT or SIGTERM arrived and `stop` finished
  * (or after `boundMs`, so a stuck peer cannot keep the process alive).
+ *
+ * One Ctrl-C often arrives twice: the terminal signals the whole process
+ * group and `npm start` forwards its copy to us as well. Repeats within
+ * `repeatMs` are that echo and are ignored (without a listener Node would die
+ * of the second one, skipping the shutdown); a later one is the user
+ * insisting, and resolves 1 at once.
  */
-export function untilStopped(log: Logger, stop: () => Promise<void>, boundMs = 10_000): Promise<number> {
+export function untilStopped(log: Logger, stop: () => Promise<void>, boundMs = 10_000, repeatMs = 1000): Promise<number> {
   return new Promise<number>((resolve) => {
-    let stopping = false;
+    let since: number | undefined;
+    const finish = (code: number): void => {
+      process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGTERM', onSigterm);
+      resolve(code);
+    };
     const shutdown = (sig: string): void => {
-      if (stopping) return;
-      stopping = true;
+      if (since !== undefined) {
+        if (Date.now() - since >= repeatMs) {
+          log.warn(`${sig} again: exiting without finishing the shutdown`);
+          finish(1);
+        }
+        return;
+      }
+      since = Date.now();
       log.info(`${sig}: stopping`);
-      const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); resolve(0); }, boundMs);
+      const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); finish(0); }, boundMs);
       force.unref();
       void stop()
         .catch((e: unknown) => log.warn(`shutdown: ${(e as Error).message}`))
-        .finally(() => { clearTimeout(force); resolve(0); });
+        .finally(() => { clearTimeout(force); finish(0); });
     };
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    const onSigint = (): void => shutdown('SIGINT');
+    const onSigterm = (): void => shutdown('SIGTERM');
+    process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigterm);
   });
 }

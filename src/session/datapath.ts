@@ -251,10 +251,29 @@ function checkStampOffset(data: Buffer, off: number | undefined): void {
   }
 }
 
-class NativeTestSocket implements TestSocket {
+/** What both implementations share: the closed state and how a callback's exception is contained. */
+abstract class TestSocketBase {
+  protected closed = false;
+
+  constructor(protected readonly opts: TestSocketOptions) {}
+
+  /** Report to onError; an exception from a callback never goes past the socket. */
+  protected fail(e: Error): void {
+    try {
+      this.opts.onError?.(e);
+    } catch {
+      // an error handler that throws has nowhere further to go
+    }
+  }
+
+  protected guard(what: string): void {
+    if (this.closed) throw new DatapathError(`${what}: the test socket is closed`, 'ERR_SOCKET_CLOSED');
+  }
+}
+
+class NativeTestSocket extends TestSocketBase implements TestSocket {
   readonly kind = 'native' as const;
   readonly local: { address: string; port: number };
-  private closed = false;
   /** Departures waiting for their TX timestamp, by TX id. */
   private readonly waiting = new Map<number, { report: DepartureReport; at: number }>();
   /** TX timestamps that came before their departure report. */
@@ -263,7 +282,8 @@ class NativeTestSocket implements TestSocket {
   private lastSource: TimestampSource | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly raw: RawDatapath, readonly family: 4 | 6, private readonly opts: TestSocketOptions) {
+  constructor(private readonly raw: RawDatapath, readonly family: 4 | 6, opts: TestSocketOptions) {
+    super(opts);
     try {
       this.local = raw.bind(opts.address ?? (family === 6 ? '::' : '0.0.0.0'), opts.port ?? 0);
     } catch (e) {
@@ -393,17 +413,6 @@ class NativeTestSocket implements TestSocket {
     }
   }
 
-  private fail(e: Error): void {
-    try {
-      this.opts.onError?.(e);
-    } catch {
-      // an error handler that throws has nowhere further to go
-    }
-  }
-
-  private guard(what: string): void {
-    if (this.closed) throw new DatapathError(`${what}: the test socket is closed`, 'ERR_SOCKET_CLOSED');
-  }
 
   send(data: Buffer, address: string, port: number, opts: { stampOffset?: number } = {}): SendResult {
     this.guard('send');
@@ -489,9 +498,8 @@ interface JsScheduled extends ScheduledPacket {
 }
 
 /** node:dgram fallback: userspace timestamps, setTimeout pacing. */
-class JsTestSocket implements TestSocket {
+class JsTestSocket extends TestSocketBase implements TestSocket {
   readonly kind = 'js' as const;
-  private closed = false;
   private readonly queue: JsScheduled[] = [];
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -503,8 +511,9 @@ class JsTestSocket implements TestSocket {
     readonly local: { address: string; port: number },
     readonly fallbackReason: string,
     private readonly clock: Clock,
-    private readonly opts: TestSocketOptions,
+    opts: TestSocketOptions,
   ) {
+    super(opts);
     this.maxDatagram = opts.maxDatagram ?? 65536;
     sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo.address, rinfo.port));
     sock.on('error', (e) => this.fail(DatapathError.from(e, 'test socket')));
@@ -533,17 +542,6 @@ class JsTestSocket implements TestSocket {
     }
   }
 
-  private fail(e: Error): void {
-    try {
-      this.opts.onError?.(e);
-    } catch {
-      // nowhere further to go
-    }
-  }
-
-  private guard(what: string): void {
-    if (this.closed) throw new DatapathError(`${what}: the test socket is closed`, 'ERR_SOCKET_CLOSED');
-  }
 
   private sendNow(data: Buffer, address: string, port: number, stampOffset: number | undefined): bigint {
     const now = this.clock.nowUnixNs();

@@ -13,6 +13,8 @@ import { parseAgentConfig, parseReflectorConfig, ConfigError } from '../../src/c
 import type { AgentConfig, NamingProfile } from '../../src/config/index.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { Agent } from '../../src/cli/agent.js';
+import { silentLogger } from '../../src/session/log.js';
 
 const HOST = '127.0.0.1';
 
@@ -297,5 +299,23 @@ describe('GET /probe', { timeout: 120_000 }, () => {
     } finally {
       await endpoint.stop();
     }
+  });
+});
+
+describe('agent wiring', () => {
+  it('the agent sets the probe hook only with modules; a change of modules or probe limits restarts the agent', () => {
+    const withModules = agentFile(`probe: { allow: [127.0.0.0/8] }${MODULES}`);
+    withModules.prometheus = { host: HOST, port: 0, path: '/metrics' };
+    const a = new Agent(withModules, { logger: silentLogger });
+    assert.ok(a.prometheus?.probe instanceof ProbeRunner);
+    const plain = agentFile('');
+    plain.prometheus = { host: HOST, port: 0, path: '/metrics' };
+    assert.equal(new Agent(plain, { logger: silentLogger }).prometheus?.probe, undefined);
+    const tighter = agentFile(`probe: { allow: [127.0.0.0/8], max_concurrent: 2 }${MODULES}`);
+    tighter.prometheus = withModules.prometheus;
+    assert.match(a.needsFullRestart(tighter) ?? '', /probe modules or limits changed/);
+    const same = agentFile(`probe: { allow: [127.0.0.0/8] }${MODULES}`);
+    same.prometheus = withModules.prometheus;
+    assert.equal(a.needsFullRestart(same), undefined);
   });
 });

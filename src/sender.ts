@@ -168,6 +168,7 @@ export class TwampSender {
         ...(this.config.keyId !== undefined ? { keyId: this.config.keyId } : {}),
         ...(this.config.secret ? { secret: () => this.config.secret!.reveal() } : {}),
         onDscpUnavailable: (reason) => this.warnOnce('dscp', `test packets not marked with DSCP ${this.config.dscp}: ${reason}`),
+        onNotice: (message) => this.log.warn(message),
         ...(this.opts.onReply ? { onReply: this.opts.onReply } : {}),
         ...(this.opts.onSample ? { onSample: this.opts.onSample } : {}),
       });

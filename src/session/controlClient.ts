@@ -209,17 +209,37 @@ export class ControlClient {
     return decodeOrProtocol(this.peer, codec, plain, what);
   }
 
-  /** Send Request-TW-Session and return the checked Accept-Session. */
-  async requestSession(req: RequestTwSessionInit): Promise<AcceptSession.AcceptSession> {
+  /**
+   * Send Request-TW-Session and return the checked Accept-Session.
+   *
+   * Receiver Port 0 asks the server to choose (RFC 5357 §3.5), but some
+   * servers accept it and echo 0, which names no port to send to. Then the
+   * request is made once more for a concrete port, as twping does (it asks for
+   * a port from its range): `concretePort`, whose use `onZeroPort` reports.
+   * The session accepted with port 0 is left unstarted on the server's side.
+   */
+  async requestSession(
+    req: RequestTwSessionInit,
+    retry?: { concretePort: number; onZeroPort: (port: number) => void },
+  ): Promise<AcceptSession.AcceptSession> {
+    const acc = await this.requestOnce(req);
+    if (acc.port !== 0) return acc;
+    if (req.receiverPort === 0 && retry && retry.concretePort !== 0) {
+      retry.onZeroPort(retry.concretePort);
+      const again = await this.requestOnce({ ...req, receiverPort: retry.concretePort });
+      if (again.port !== 0) return again;
+    }
+    throw new TwampSessionError('protocol', this.peer, 'Accept-Session accepted the session but gave reflector port 0' +
+      (req.receiverPort === 0 ? ' (to a request for port 0, and again to one for a concrete port)' : ` (requested ${req.receiverPort})`));
+  }
+
+  private async requestOnce(req: RequestTwSessionInit): Promise<AcceptSession.AcceptSession> {
     this.send(RequestTwSession.encode(req));
     const acc = await this.receive(AcceptSession, 'Accept-Session');
     if (acc.accept !== 0) {
       throw new TwampSessionError('refused', this.peer,
         `Request-TW-Session refused: Accept ${acc.accept} (${acceptDescription(acc.accept)})` +
         (req.receiverPort ? ` for reflector port ${req.receiverPort}` : ''));
-    }
-    if (acc.port === 0) {
-      throw new TwampSessionError('protocol', this.peer, 'Accept-Session accepted the session but gave reflector port 0');
     }
     return acc;
   }

@@ -42,6 +42,8 @@ export interface SenderSessionOptions {
   signal?: AbortSignal;
   /** Called when the test packets cannot be marked with the DSCP (no native helper). */
   onDscpUnavailable?: (reason: string) => void;
+  /** Something the operator should know that does not fail the session (e.g. a server quirk worked around). */
+  onNotice?: (message: string) => void;
   /** Called for every reflection (probe progress). */
   onReply?: (received: number, sent: number) => void;
   /** Called with every decoded reflection, in arrival order (duplicates included). */
@@ -135,6 +137,11 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       startTime: 0n, // "as soon as Start-Sessions is done" (RFC 4656 §3.5: a Start Time in the past)
       timeout: ntpIntervalFromNs(BigInt(o.replyTimeoutMs) * 1_000_000n),
       typeP: typePFromDscp(o.dscp),
+    }, {
+      // Our own test port number: free here, and as likely as any to be free there.
+      concretePort: senderPort,
+      onZeroPort: (port) => o.onNotice?.(`${peer}: the reflector accepted Receiver Port 0 but named no port (it echoed 0); ` +
+        `asking again for port ${port}`),
     });
     accepted = true;
     const reflectorAddress = client.remoteAddress;

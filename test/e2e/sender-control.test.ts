@@ -46,6 +46,25 @@ describe('sender control exchange', { timeout: 60_000 }, () => {
     assert.match(out.ok ? '' : out.error.message, /reflector port 0/);
   });
 
+  it('a server that echoes Receiver Port 0: asked again for a concrete port, and the log says so', async () => {
+    const fake = await startFakeServer({ acceptSession: { accept: 0, port: 'echo' } });
+    const warnings: string[] = [];
+    const log = { debug: () => undefined, info: () => undefined, warn: (m: string) => { warnings.push(m); }, error: (m: string) => { warnings.push(m); } };
+    try {
+      const out = await new TwampSender({ id: 't', reflector: '127.0.0.1', port: fake.port, n_packets: 3, model: 'g711', control_timeout: 0.5, reply_timeout: 0.2 },
+        { logger: log }).runOnce();
+      assert.equal(fake.requests.length, 2, 'two Request-TW-Session');
+      assert.equal(fake.requests[0]!.receiverPort, 0);
+      assert.notEqual(fake.requests[1]!.receiverPort, 0);
+      assert.equal(fake.requests[1]!.receiverPort, fake.requests[1]!.senderPort, 'the concrete port asked for is our own test port number');
+      // The session runs (the fake reflects nothing: all lost), it does not fail on port 0.
+      assert.ok(out.ok || out.reason !== 'protocol', out.ok ? '' : out.error.message);
+      assert.ok(warnings.some((w) => /accepted Receiver Port 0 but named no port .*asking again for port \d+/.test(w)), warnings.join('\n'));
+    } finally {
+      await fake.close();
+    }
+  });
+
   for (const silentAfter of ['greeting', 'server-start', 'accept-session'] as const) {
     it(`a server silent after ${silentAfter}: bounded timeout naming the missing message`, async () => {
       const t0 = Date.now();

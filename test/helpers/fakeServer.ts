@@ -9,8 +9,8 @@ import {
 export interface FakeScript {
   modes?: number;
   serverStartAccept?: number;
-  /** Accept-Session's Accept and Port ('zero': port 0). */
-  acceptSession?: { accept: number; port: number | 'zero' };
+  /** Accept-Session's Accept and Port ('zero': port 0; 'echo': the requested Receiver Port, 0 included). */
+  acceptSession?: { accept: number; port: number | 'zero' | 'echo' };
   startAck?: number;
   /** Stop answering after this step (the client must time out). */
   silentAfter?: 'greeting' | 'server-start' | 'accept-session';
@@ -64,7 +64,7 @@ export async function startFakeServer(script: FakeScript): Promise<FakeServer> {
           requests.push(req);
           if (script.silentAfter === 'accept-session') { silent = true; return; }
           const a = script.acceptSession ?? { accept: 0, port: 'zero' };
-          const port = a.port === 'zero' ? 0 : a.port;
+          const port = a.port === 'zero' ? 0 : a.port === 'echo' ? req.receiverPort : a.port;
           s.write(AcceptSession.encode({ accept: a.accept, port }));
         } else if (cmd === 2) {
           s.write(StartAck.encode({ accept: script.startAck ?? 0 }));

@@ -18,6 +18,6 @@ export { ConfigError } from './config/errors.js';
 export type { AgentConfig, SenderConfig, ReflectorConfig, CollectorConfig } from './config/types.js';
 export { TwampSessionError } from './session/errors.js';
 export type { FailureReason } from './session/errors.js';
-export { consoleLogger, silentLogger } from './session/log.js';
+export { consoleLogger, silentLogger, warnLogger } from './session/log.js';
 export type { Logger } from './session/log.js';
 export { VERSION } from './version.js';

@@ -10,7 +10,7 @@ import { systemClock } from './session/clock.js';
 import { LightReflector } from './session/lightReflector.js';
 import { ClientAcl, parseCidr, type Cidr } from './session/limits.js';
 import { formatHostPort } from './session/errors.js';
-import { silentLogger, childLogger, type Logger } from './session/log.js';
+import { warnLogger, childLogger, type Logger } from './session/log.js';
 import { REFLECTOR_METRICS, type NamingProfile } from './otel/instruments.js';
 import { reflectorAttributes, attributeKey } from './otel/attributes.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
@@ -46,7 +46,7 @@ export class TwampReflector {
    */
   constructor(config: ReflectorConfig | Record<string, unknown>, opts: ReflectorOptions = {}) {
     this.config = isNormalized(config) ? config : parseReflectorConfig(config);
-    this.log = childLogger(opts.logger ?? silentLogger, `[${this.config.id}] `);
+    this.log = childLogger(opts.logger ?? warnLogger, `[${this.config.id}] `);
     const relabel = this.config.relabel.length
       ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;
     const meter = (opts.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME, VERSION);

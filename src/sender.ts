@@ -14,7 +14,7 @@ import { runSenderSession, type SenderSessionResult } from './session/senderSess
 import { runLightSenderSession } from './session/lightSenderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
 import { TwampSessionError, type FailureReason } from './session/errors.js';
-import { silentLogger, childLogger, type Logger } from './session/log.js';
+import { warnLogger, childLogger, type Logger } from './session/log.js';
 import { SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH, type NamingProfile } from './otel/instruments.js';
 import { senderAttributes, attributeKey } from './otel/attributes.js';
 import { dscpName } from './protocol/index.js';
@@ -81,7 +81,7 @@ export class TwampSender {
   constructor(config: SenderConfig | Record<string, unknown>, private readonly opts: SenderOptions = {}) {
     this.config = isNormalized(config) ? config : parseSenderConfig(config);
     this.model = createTrafficModel(this.config.model);
-    this.log = childLogger(opts.logger ?? silentLogger, `[${this.config.id}] `);
+    this.log = childLogger(opts.logger ?? warnLogger, `[${this.config.id}] `);
     this.clock = opts.clock ?? systemClock();
     const relabel: CompiledRelabel | undefined = this.config.relabel.length
       ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;

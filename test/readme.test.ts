@@ -1,6 +1,8 @@
-// The README's metric tables are generated from, and checked against, the
-// one metric table in src/otel/instruments.ts, which keeps Gufo Agent's
-// reference names (test/fixtures/reference/gufo-agent.json); the library entry
+// The metric tables of docs/metrics.md and the key tables of
+// docs/configuration.md (README "Documentation") are checked against the
+// one metric table in src/otel/instruments.ts (which keeps Gufo Agent's
+// reference names, test/fixtures/reference/gufo-agent.json) and the config
+// schema; the library entry
 // point must not load the OTel SDK (the plugin depends on @opentelemetry/api only).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,28 +32,29 @@ function table(specs: readonly MetricSpec[]): string {
 
 function section(readme: string, name: string): string {
   const m = new RegExp(`<!-- metrics-table:${name}[^>]*-->\\n([\\s\\S]*?)\\n<!-- /metrics-table:${name} -->`).exec(readme);
-  assert.ok(m, `README has a metrics-table:${name} section`);
+  assert.ok(m, `docs/metrics.md has a metrics-table:${name} section`);
   return m[1]!;
 }
 
-describe('README', () => {
-  const readme = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
+describe('docs/metrics.md and docs/configuration.md', () => {
+  const metricsDoc = readFileSync(join(repoRoot(), 'docs', 'metrics.md'), 'utf8');
+  const configuration = readFileSync(join(repoRoot(), 'docs', 'configuration.md'), 'utf8');
 
   it('sender metric table matches the code', () => {
-    assert.equal(section(readme, 'sender'), table([...SENDER_MEASUREMENTS, ...SENDER_EXTRA, ...SENDER_HEALTH]));
+    assert.equal(section(metricsDoc, 'sender'), table([...SENDER_MEASUREMENTS, ...SENDER_EXTRA, ...SENDER_HEALTH]));
   });
 
   it('reflector metric table matches the code', () => {
-    assert.equal(section(readme, 'reflector'), table(REFLECTOR_METRICS));
+    assert.equal(section(metricsDoc, 'reflector'), table(REFLECTOR_METRICS));
   });
 
   it('agent metric table matches the code', () => {
-    assert.equal(section(readme, 'agent'), table(AGENT_METRICS));
+    assert.equal(section(metricsDoc, 'agent'), table(AGENT_METRICS));
   });
 
   it('attribute table matches the code', () => {
-    const m = /<!-- attributes-table[^>]*-->\n([\s\S]*?)\n<!-- \/attributes-table -->/.exec(readme);
-    assert.ok(m, 'README has an attributes-table section');
+    const m = /<!-- attributes-table[^>]*-->\n([\s\S]*?)\n<!-- \/attributes-table -->/.exec(metricsDoc);
+    assert.ok(m, 'docs/metrics.md has an attributes-table section');
     const cell = (v: string | undefined) => (v === undefined ? '—' : `\`${v}\``);
     const rows = Object.entries(ATTRIBUTES).map(([role, a]) => `| ${role} | ${cell(a.legacy)} | ${cell(a.otel)} | ${a.description} |`);
     assert.equal(m[1], ['| Role | `legacy` label | `otel` attribute | Description |', '|---|---|---|---|', ...rows].join('\n'));
@@ -59,10 +62,10 @@ describe('README', () => {
 
   it('the configuration reference documents exactly the keys the schema accepts', () => {
     const keysOf = (heading: string): string[] => {
-      const start = readme.indexOf(`\n### ${heading}\n`);
-      assert.ok(start >= 0, `README has a "${heading}" section`);
-      const end = readme.indexOf('\n### ', start + 5);
-      const body = readme.slice(start, end < 0 ? undefined : end);
+      const start = configuration.indexOf(`\n## ${heading}\n`);
+      assert.ok(start >= 0, `docs/configuration.md has a "${heading}" section`);
+      const end = configuration.indexOf('\n## ', start + 4);
+      const body = configuration.slice(start, end < 0 ? undefined : end);
       // The first table of the section is the key reference.
       const lines = body.split('\n');
       const first = lines.findIndex((l) => l.startsWith('| Key |'));

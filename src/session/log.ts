@@ -1,4 +1,4 @@
-/** Minimal logger interface; the CLI supplies a console logger, libraries may pass their own. */
+/** Minimal logger interface; the CLI supplies a console logger, libraries may pass their own (default: warnLogger). */
 export interface Logger {
   debug(msg: string): void;
   info(msg: string): void;
@@ -7,6 +7,20 @@ export interface Logger {
 }
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The producers' default logger (README "Use as a library", docs/library.md
+ * "Logging"): warnings and errors go to `console.warn` with an `[otel-twamp]`
+ * prefix, so a library user sees a failing session (unreachable reflector,
+ * refused set-up) without configuring anything; debug and info are dropped.
+ * Pass `logger: silentLogger` to silence it, or `consoleLogger()` / your own.
+ */
+export const warnLogger: Logger = {
+  debug() {},
+  info() {},
+  warn: (m) => console.warn(`[otel-twamp] ${m}`),
+  error: (m) => console.warn(`[otel-twamp] ${m}`),
+};
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };

@@ -65,6 +65,7 @@ export class TwampSender {
   private readonly profile: NamingProfile;
   private readonly reasonKey: string;
   private readonly networkTypeKey: string | undefined;
+  private readonly sourceKey: string;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<SenderRunOutcome> | undefined;
   private abort: AbortController | undefined;
@@ -98,6 +99,7 @@ export class TwampSender {
     });
     this.reasonKey = attributeKey(this.profile, 'reason')!;
     this.networkTypeKey = attributeKey(this.profile, 'networkType');
+    this.sourceKey = attributeKey(this.profile, 'timestampSource')!;
   }
 
   /** The outcome of the last finished run, if any. */
@@ -172,7 +174,13 @@ export class TwampSender {
         ...(this.opts.onReply ? { onReply: this.opts.onReply } : {}),
         ...(this.opts.onSample ? { onSample: this.opts.onSample } : {}),
       });
-      const result: SenderRunResult = { session, values: measurementValues(session, this.model, this.config.mos), finishedAt: new Date() };
+      const result: SenderRunResult = {
+        session, values: { ...measurementValues(session, this.model, this.config.mos), ...pathValues(session, this.config.dscp) },
+        finishedAt: new Date(),
+      };
+      // The timestamp source is a metric label; why the native datapath is not in use goes to the log only.
+      const why = session.timestamps?.nativeUnavailable;
+      if (why !== undefined) this.warnOnce('native', `native datapath unavailable, timestamps from ${session.timestamps!.source}: ${why}`);
       this.instruments.record('rt_delay', session.rtSamplesNs, this.measuredLabels(session));
       outcome = { ok: true, result, durationMs: performance.now() - t0 };
       const s = session.stats;
@@ -216,7 +224,10 @@ export class TwampSender {
     if (!last.ok) return; // a failed run withdraws the measurements
     const measured = this.measuredLabels(last.result.session);
     for (const spec of SENDER_MEASUREMENTS) emit(spec.key, last.result.values[spec.key], measured);
+    // Path and timestamp values absent from `values` were not observed: no series (SENDER_PATH).
     for (const spec of SENDER_EXTRA) emit(spec.key, last.result.values[spec.key], measured);
+    const source = last.result.session.timestamps?.source;
+    if (source !== undefined) emit('timestamp_source_info', 1, { ...measured, [this.sourceKey]: source });
   }
 }
 
@@ -270,4 +281,27 @@ export function measurementValues(s: SenderSessionResult, model: TrafficModel, m
     }
   }
   return v;
+}
+
+/**
+ * Path and timestamp values of a session (SENDER_PATH keys): undefined where
+ * the datapath did not observe them, so no series is exported for them.
+ */
+export function pathValues(s: SenderSessionResult, dscp: number): Record<string, number | undefined> {
+  const p = s.path;
+  const ts = s.timestamps;
+  // Unmarked packets leave with DSCP 0 (the socket's default TOS); remarking is
+  // counted against the DSCP asked for, so it is only meaningful when they carried it.
+  const marked = s.dscpMarked;
+  return {
+    out_hops: p?.outbound.hops?.max,
+    in_hops: p?.inbound.hops?.max,
+    out_dscp_sent: marked ? dscp : 0,
+    in_dscp_received: p?.inbound.dscp ?? undefined,
+    in_dscp_remarked: p && marked && p.inbound.tosSamples > 0 ? p.inbound.remarked : undefined,
+    in_ecn_received: p?.inbound.ecn ?? undefined,
+    departure_error_p99: ts?.departureErrorNs?.p99,
+    t1_mismatches: s.t1Mismatches,
+    send_errors: s.sendErrors,
+  };
 }

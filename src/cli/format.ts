@@ -53,6 +53,46 @@ export interface ProbeDirection {
   jitterMs: number | null;
 }
 
+/**
+ * What a one-way direction's packets carried, as far as the sender can see
+ * (README "Metrics", path and timestamps). Hop counts assume the far end sent
+ * TTL / hop limit 255 (RFC 5357 §4.2.1). null: not observed (the JS datapath
+ * reads no TTL / TOS; a reply without a Sender TTL field).
+ */
+export interface ProbePath {
+  /** Outbound: 255 − the Sender TTL the reflector reflected; inbound: 255 − the replies' received TTL / hop limit. */
+  hops: { min: number; max: number } | null;
+  dscp: {
+    /** Outbound: what the test packets carried (0 when marking was unavailable); inbound: null (the reflector's choice). */
+    sent: number | null;
+    /** Inbound: the replies' DSCP as received (the last one); outbound: null (needs RFC 7750 / the STAMP CoS TLV, not implemented). */
+    received: number | null;
+    /** Inbound: replies received with another DSCP than the test packets were sent with; null when unknown. */
+    remarkedPackets: number | null;
+  };
+  /** ECN field as received (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE): inbound, the last reply; outbound null. */
+  ecn: number | null;
+}
+
+/** A one-way direction: delays and loss plus what its packets carried. */
+export interface ProbeOneWay extends ProbeDirection, ProbePath {}
+
+/** Where T1 and T4 came from (RFC 5357 §4.1.2 asks for both as close to the wire as possible). */
+export interface ProbeTimestamps {
+  /** The weaker of t1 and t4: what bounds the round trip's error. */
+  source: 'hardware' | 'kernel' | 'userspace';
+  t1: 'hardware' | 'kernel' | 'userspace';
+  t4: 'hardware' | 'kernel' | 'userspace';
+  datapath: 'native' | 'js';
+  pacing: 'native-thread' | 'event-loop';
+  /** Why the native datapath is not in use; null when it is. */
+  nativeUnavailable: string | null;
+  /** Departures whose record is the kernel's TX timestamp. */
+  txTimestampedPackets: number;
+  /** Actual send − scheduled departure, ns (native scheduler only, else null): the apparatus' own error. */
+  departureErrorNs: { p50: number; p99: number; max: number; samples: number } | null;
+}
+
 export interface ProbeSession {
   ipVersion: 4 | 6;
   /** Our end of the test session. */
@@ -93,6 +133,10 @@ export interface ProbeTraffic {
   receivedBitsPerSecond: number;
   /** Reflector residence time T3 − T2 (reflector clock only, so always meaningful). */
   residenceNs: { min: number; avg: number; max: number } | null;
+  /** Replies whose echoed T1 differs from the T1 sent (a reflector that garbles it; delays use our own record). */
+  t1Mismatches: number | null;
+  /** Test packets whose send failed (not counted as sent). */
+  sendErrors: number | null;
 }
 
 export interface ProbeHistogramBucket {
@@ -131,8 +175,10 @@ export interface ProbeReport {
   session: ProbeSession | null;
   traffic: ProbeTraffic | null;
   roundTrip: ProbeDirection | null;
-  outbound: ProbeDirection | null;
-  inbound: ProbeDirection | null;
+  outbound: ProbeOneWay | null;
+  inbound: ProbeOneWay | null;
+  /** null when the session failed or the session layer did not say. */
+  timestamps: ProbeTimestamps | null;
   /** Voice models (g711, g729) only; null otherwise or when nothing came back. */
   mos: {
     /** Quality heard at the reflector's end. */
@@ -200,6 +246,7 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
     roundTrip: null,
     outbound: null,
     inbound: null,
+    timestamps: null,
     mos: null,
     rttHistogram: null,
     maxLoss: null,
@@ -240,13 +287,42 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
     receivedBitsPerSecond: Math.round(r.rxBitrate),
     residenceNs: r.residence.minNs !== undefined && r.residence.avgNs !== undefined && r.residence.maxNs !== undefined
       ? { min: r.residence.minNs, avg: r.residence.avgNs, max: r.residence.maxNs } : null,
+    t1Mismatches: s.t1Mismatches ?? null,
+    sendErrors: s.sendErrors ?? null,
   };
   const sorted = i.samples ? {
     rt: sortNs(i.samples.rtNs), out: sortNs(i.samples.outNs), in: sortNs(i.samples.inNs),
   } : undefined;
   report.roundTrip = direction(r.rt, r.txPackets, sorted && summarize(sorted.rt));
-  report.outbound = direction(r.out, r.txPackets, sorted && summarize(sorted.out));
-  report.inbound = direction(r.in, r.txPackets, sorted && summarize(sorted.in));
+  const p = s.path;
+  const obs = (o: { min: number; max: number } | null | undefined) => (o ? { min: o.min, max: o.max } : null);
+  report.outbound = {
+    ...direction(r.out, r.txPackets, sorted && summarize(sorted.out)),
+    hops: obs(p?.outbound.hops),
+    // Unmarked packets leave with DSCP 0, the socket's default TOS.
+    dscp: { sent: s.dscpMarked ? c.dscp : 0, received: null, remarkedPackets: null },
+    ecn: null,
+  };
+  report.inbound = {
+    ...direction(r.in, r.txPackets, sorted && summarize(sorted.in)),
+    hops: obs(p?.inbound.hops),
+    dscp: {
+      sent: null,
+      received: p?.inbound.dscp ?? null,
+      // Counted against the DSCP asked for: only meaningful when the test packets carried it.
+      remarkedPackets: p && s.dscpMarked && p.inbound.tosSamples > 0 ? p.inbound.remarked : null,
+    },
+    ecn: p?.inbound.ecn ?? null,
+  };
+  const ts = s.timestamps;
+  if (ts) {
+    report.timestamps = {
+      source: ts.source, t1: ts.t1, t4: ts.t4, datapath: ts.datapath, pacing: ts.pacing,
+      nativeUnavailable: ts.nativeUnavailable ?? null,
+      txTimestampedPackets: ts.txTimestamped,
+      departureErrorNs: ts.departureErrorNs ? { ...ts.departureErrorNs } : null,
+    };
+  }
   const v = i.outcome.values;
   if (v.in_mos !== undefined || v.out_mos !== undefined) {
     report.mos = {
@@ -373,6 +449,8 @@ export function renderProbeText(r: ProbeReport): string {
   out.push(`  ${pad('clocks', L)}${s.clocksSynchronized
     ? 'synchronized at both ends: one-way delays are meaningful'
     : 'NOT synchronized: one-way delays include the clock offset between the hosts (may be negative); trust the round trip'}`);
+  if (r.timestamps) out.push(`  ${pad('timestamps', L)}${timestampsText(r.timestamps)}`);
+  out.push(`  ${pad('path', L)}${pathText(r.outbound, r.inbound)}`);
   out.push('');
 
   const dirs: [string, ProbeDirection][] = [['round trip', r.roundTrip], ['outbound', r.outbound], ['inbound', r.inbound]];
@@ -426,6 +504,32 @@ export function renderProbeText(r: ProbeReport): string {
     out.push(`  max loss     ${fmtPct(r.maxLoss.thresholdPercent)}: ${r.maxLoss.exceeded ? 'EXCEEDED' : 'ok'}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+const ECN_NAMES = ['Not-ECT', 'ECT(1)', 'ECT(0)', 'CE'] as const;
+
+/** µs below a millisecond, else ms. */
+function fmtUs(ns: number): string {
+  return ns < 1e6 ? `${(ns / 1e3).toFixed(1)} µs` : `${(ns / 1e6).toFixed(3)} ms`;
+}
+
+/** `kernel (native datapath, …); departure error p50 … p99 …`, or why the native datapath is not in use. */
+function timestampsText(t: ProbeTimestamps): string {
+  const parts = t.t1 === t.t4 ? `T1 and T4 ${t.t1}` : `T1 ${t.t1}, T4 ${t.t4}`;
+  let line = `${t.source} (${parts}, ${t.datapath === 'native' ? 'native datapath' : 'JS datapath'})`;
+  if (t.nativeUnavailable !== null) line += `: ${t.nativeUnavailable}`;
+  if (t.departureErrorNs) line += `; departure error p50 ${fmtUs(t.departureErrorNs.p50)}, p99 ${fmtUs(t.departureErrorNs.p99)}`;
+  return line;
+}
+
+/** `hops out 0, in 0; DSCP sent ef (46), received inbound ef (46), 0 remarked; ECN inbound Not-ECT (0)`. */
+function pathText(o: ProbeOneWay, i: ProbeOneWay): string {
+  const hops = (h: ProbePath['hops']): string => (h === null ? 'unknown' : h.min === h.max ? `${h.min}` : `${h.min}–${h.max}`);
+  const dscp = (d: number | null): string => (d === null ? 'unknown' : `${dscpName(d)} (${d})`);
+  let line = `hops out ${hops(o.hops)}, in ${hops(i.hops)}; DSCP sent ${dscp(o.dscp.sent)}, received inbound ${dscp(i.dscp.received)}`;
+  if (i.dscp.remarkedPackets !== null) line += `, ${i.dscp.remarkedPackets} remarked`;
+  line += `; ECN inbound ${i.ecn === null ? 'unknown' : `${ECN_NAMES[i.ecn & 3]} (${i.ecn})`}`;
+  return line;
 }
 
 /** Bars scaled to the largest bucket, at most `width` cells. */

@@ -28,6 +28,7 @@ export const ATTRIBUTES = {
   model: { legacy: 'model', otel: 'twamp.model', description: 'Traffic model: g711, g729, cbr, imix', semconv: 'twamp' },
   dscp: { legacy: undefined, otel: 'twamp.dscp', description: 'DSCP of the test session (name)', semconv: 'twamp' },
   networkType: { legacy: undefined, otel: 'network.type', description: 'ipv4 or ipv6, once a session has run', semconv: 'stable' },
+  timestampSource: { legacy: 'source', otel: 'twamp.timestamp.source', description: 'Where the timestamps come from: hardware, kernel or userspace (the timestamp_source_info gauges only)', semconv: 'twamp' },
   reason: { legacy: 'reason', otel: 'error.type', description: 'Why a run failed or a request was refused', semconv: 'stable' },
   host: { legacy: 'host', otel: undefined, description: "Agent host (otel: the resource's host.name)", semconv: 'twamp' },
 } as const satisfies Record<string, AttributeSpec>;

@@ -95,7 +95,42 @@ function percentile(dir: 'in' | 'out' | 'rt', p: 50 | 90 | 99, words: string): M
   };
 }
 
-/** Beyond the reference: percentiles, duplicates, reordering, reflector residence, a delay histogram. */
+/**
+ * What the sender's datapath saw of the path and of its own timestamps (README
+ * "Metrics", "Path and timestamps"). Hop counts assume the far end sent TTL /
+ * hop limit 255 (RFC 5357 §4.2.1, RFC 8762 §4.2). Each is exported only when
+ * observed: the node:dgram fallback cannot read TTL, TOS or kernel
+ * timestamps, and a reply without the Sender TTL field (38-octet twampy
+ * replies) leaves the outbound hops unknown — no series, never a fake 0.
+ * The DSCP the test packets carried on arrival at the reflector needs RFC 7750
+ * or the STAMP Class of Service TLV (RFC 8972 §4.4), neither implemented, so
+ * there is no outbound received DSCP.
+ */
+export const SENDER_PATH: readonly MetricSpec[] = [
+  { ...plain('out_hops', 'twamp_out_hops', 'twamp.sender.outbound.hops', '{hop}',
+    'Outbound hops (255 - the Sender TTL the reflector reflected, RFC 5357 §4.2.1), largest in the session'), extra: true },
+  { ...plain('in_hops', 'twamp_in_hops', 'twamp.sender.inbound.hops', '{hop}',
+    'Inbound hops (255 - TTL / hop limit of the replies as received), largest in the session'), extra: true },
+  { ...plain('out_dscp_sent', 'twamp_out_dscp_sent', 'twamp.sender.outbound.dscp.sent', '1',
+    'DSCP the test packets were sent with (0 when marking was unavailable)'), extra: true },
+  { ...plain('in_dscp_received', 'twamp_in_dscp_received', 'twamp.sender.inbound.dscp.received', '1',
+    'DSCP of the replies as received (the last reply of the session)'), extra: true },
+  { ...plain('in_dscp_remarked', 'twamp_in_dscp_remarked', 'twamp.sender.inbound.dscp.remarked', '{packet}',
+    'Replies received with a DSCP other than the one the test packets were sent with (remarked on either path or by the reflector)'), extra: true },
+  { ...plain('in_ecn_received', 'twamp_in_ecn_received', 'twamp.sender.inbound.ecn.received', '1',
+    'ECN field of the replies as received (the last reply): 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE'), extra: true },
+  { ...plain('timestamp_source_info', 'twamp_sender_timestamp_source_info', 'twamp.sender.timestamp.source_info', '1',
+    'Always 1; the source label says where T1 and T4 came from (hardware, kernel or userspace; the weaker of the two)'), extra: true },
+  { ...plain('departure_error_p99', 'twamp_sender_departure_error_p99_ns', 'twamp.sender.departure.error.p99', 'ns',
+    '99th percentile of the test packets\' departure error (actual send - scheduled time, native scheduler only) in nanoseconds',
+    ValueType.INT, 's', NS_TO_S), extra: true },
+  { ...plain('t1_mismatches', 'twamp_t1_mismatches', 'twamp.sender.t1_mismatches', '{packet}',
+    'Replies whose echoed T1 differs from the one sent (the sender measures with its own record)'), extra: true },
+  { ...plain('send_errors', 'twamp_send_errors', 'twamp.sender.send_errors', '{packet}',
+    'Test packets whose send failed (not counted as transmitted)'), extra: true },
+];
+
+/** Beyond the reference: percentiles, duplicates, reordering, reflector residence, a delay histogram, path and timestamps. */
 export const SENDER_EXTRA: readonly MetricSpec[] = [
   ...(['rt', 'out', 'in'] as const).flatMap((dir) => ([50, 90, 99] as const).map((p) =>
     percentile(dir, p, dir === 'rt' ? 'round-trip' : dir === 'in' ? 'inbound' : 'outbound'))),
@@ -111,6 +146,7 @@ export const SENDER_EXTRA: readonly MetricSpec[] = [
     otel: { name: 'twamp.sender.round_trip.delay', unit: 's', scale: NS_TO_S },
     description: 'Round-trip delay of every answered packet, in nanoseconds', valueType: ValueType.DOUBLE, extra: true,
     buckets: [50e3, 100e3, 250e3, 500e3, 1e6, 2.5e6, 5e6, 10e6, 25e6, 50e6, 100e6, 250e6, 500e6, 1e9] },
+  ...SENDER_PATH,
 ];
 
 /** Health of the sender's runs (blackbox_exporter's probe_success idea): a failed run is data, not silence. */
@@ -156,6 +192,10 @@ export const REFLECTOR_METRICS: readonly MetricSpec[] = [
   { key: 'control_connections', kind: 'updowncounter', legacy: { name: 'twamp_reflector_control_connections', unit: '{connection}' },
     otel: { name: 'twamp.reflector.control.connections', unit: '{connection}', scale: 1 },
     description: 'TWAMP-Control connections currently open', valueType: ValueType.INT, extra: true },
+  { key: 'timestamp_source_info', kind: 'gauge', legacy: { name: 'twamp_reflector_timestamp_source_info', unit: '1' },
+    otel: { name: 'twamp.reflector.timestamp.source_info', unit: '1', scale: 1 },
+    description: 'Always 1; the source label says where the reflector\'s T2 and T3 come from (hardware, kernel or userspace)',
+    valueType: ValueType.INT, extra: true },
 ];
 
 /** The agent's own identity (like Prometheus' *_build_info). */

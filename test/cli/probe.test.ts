@@ -1,27 +1,38 @@
 // `otel-twamp probe` as a user runs it: a child process against our
 // reflector (in-process), perfSONAR twampd, a fake server whose test port
 // nobody reflects, and nothing at all; text and JSON output, exit codes.
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
-import { repoRoot, freePort, requirePeersOrSkip, startTwampd } from '../helpers/peers.js';
+import { repoRoot, freePort, requirePeersOrSkip, startTwampd, isCI } from '../helpers/peers.js';
 import { startFakeServer } from '../helpers/fakeServer.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { parseTarget } from '../../src/cli/probe.js';
 import { buildProbeReport, renderProbeText, PROBE_SCHEMA_VERSION, type ProbeReport } from '../../src/cli/format.js';
 import { parseSenderConfig } from '../../src/config/load.js';
 import type { SenderSessionResult } from '../../src/session/senderSession.js';
+import { datapathSupport } from '../../src/session/datapath.js';
+
+/** The native datapath is built here (CI must have it); otherwise the test is skipped, loudly. */
+function needNative(t: TestContext): boolean {
+  const s = datapathSupport();
+  if (s.native) return true;
+  if (isCI()) assert.fail(`CI is set but the native datapath is unavailable: ${s.reason}`);
+  console.warn(`\n!!!!! SKIPPING NATIVE PROBE TEST "${t.name}": ${s.reason} !!!!!\n`);
+  t.skip(s.reason);
+  return false;
+}
 
 const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
 /** Asynchronously, so an in-process reflector keeps serving while the probe runs. */
-export function runCli(args: string[], timeoutMs = 30_000): Promise<Run> {
+export function runCli(args: string[], timeoutMs = 30_000, env?: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const cp = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cp = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
     let stdout = '';
     let stderr = '';
     cp.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -34,9 +45,11 @@ export function runCli(args: string[], timeoutMs = 30_000): Promise<Run> {
 
 const TOP_KEYS = [
   'error', 'exitCode', 'inbound', 'maxLoss', 'mos', 'ok', 'outbound', 'request', 'roundTrip', 'rttHistogram',
-  'runDurationMs', 'schemaVersion', 'session', 'startedAt', 'target', 'tool', 'traffic',
+  'runDurationMs', 'schemaVersion', 'session', 'startedAt', 'target', 'timestamps', 'tool', 'traffic',
 ];
 const DIRECTION_KEYS = ['delayMs', 'delayNs', 'jitterMs', 'jitterNs', 'lossPackets', 'lossPercent', 'samples'];
+const ONE_WAY_KEYS = [...DIRECTION_KEYS, 'dscp', 'ecn', 'hops'].sort();
+const TIMESTAMPS_KEYS = ['datapath', 'departureErrorNs', 'nativeUnavailable', 'pacing', 'source', 't1', 't4', 'txTimestampedPackets'];
 const DELAY_KEYS = ['avg', 'max', 'median', 'min', 'p90', 'p99'];
 const SESSION_KEYS = [
   'clocksSynchronized', 'dscpMarked', 'dscpNote', 'invalidReplies', 'ipVersion', 'paddingLengthOctets',
@@ -44,7 +57,8 @@ const SESSION_KEYS = [
 ];
 const TRAFFIC_KEYS = [
   'duplicates', 'receivedBitsPerSecond', 'receivedOctets', 'receivedPackets', 'receivedPacketsPerSecond', 'reordered',
-  'residenceNs', 'sendDurationNs', 'sentBitsPerSecond', 'sentOctets', 'sentPackets', 'sentPacketsPerSecond', 'unexpected',
+  'residenceNs', 'sendDurationNs', 'sendErrors', 'sentBitsPerSecond', 'sentOctets', 'sentPackets', 'sentPacketsPerSecond',
+  't1Mismatches', 'unexpected',
 ];
 const REQUEST_KEYS = [
   'bandwidthBitsPerSecond', 'controlTimeoutMs', 'dscp', 'dscpName', 'model', 'packets', 'reflectorPortRequested',
@@ -61,9 +75,18 @@ function assertSchema(r: ProbeReport): void {
   if (r.traffic) assert.deepEqual(Object.keys(r.traffic).sort(), TRAFFIC_KEYS);
   for (const d of [r.roundTrip, r.outbound, r.inbound]) {
     if (!d) continue;
-    assert.deepEqual(Object.keys(d).sort(), DIRECTION_KEYS);
+    assert.deepEqual(Object.keys(d).sort(), d === r.roundTrip ? DIRECTION_KEYS : ONE_WAY_KEYS);
     assert.deepEqual(Object.keys(d.delayNs).sort(), DELAY_KEYS);
     assert.deepEqual(Object.keys(d.delayMs).sort(), DELAY_KEYS);
+  }
+  for (const d of [r.outbound, r.inbound]) {
+    if (!d) continue;
+    assert.deepEqual(Object.keys(d.dscp).sort(), ['received', 'remarkedPackets', 'sent']);
+    if (d.hops) assert.deepEqual(Object.keys(d.hops).sort(), ['max', 'min']);
+  }
+  if (r.timestamps) {
+    assert.deepEqual(Object.keys(r.timestamps).sort(), TIMESTAMPS_KEYS);
+    if (r.timestamps.departureErrorNs) assert.deepEqual(Object.keys(r.timestamps.departureErrorNs).sort(), ['max', 'p50', 'p99', 'samples']);
   }
   if (r.mos) assert.deepEqual(Object.keys(r.mos).sort(), ['delayBasis', 'inbound', 'outbound']);
   if (r.maxLoss) assert.deepEqual(Object.keys(r.maxLoss).sort(), ['exceeded', 'thresholdPercent']);
@@ -140,6 +163,55 @@ describe('otel-twamp probe against our reflector', { timeout: 120_000 }, () => {
     } else {
       assert.equal(doc.rttHistogram, null);
     }
+  });
+
+  it('native datapath: timestamps and path lines (kernel, hops 0 both ways on loopback, DSCP as sent), JSON alike', async (t) => {
+    if (!needNative(t)) return;
+    const r = await runCli(['probe', target, '--count', '20', '--reply-timeout', '1', '--dscp', 'af21']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}timestamps +kernel \(T1 and T4 kernel, native datapath\); departure error p50 \d+\.\d+ (µs|ms), p99 \d+\.\d+ (µs|ms)$/m);
+    assert.match(r.stdout, /^ {2}path +hops out 0, in 0; DSCP sent af21 \(18\), received inbound af21 \(18\), 0 remarked; ECN inbound Not-ECT \(0\)$/m);
+
+    const j = await runCli(['probe', target, '--count', '10', '--reply-timeout', '1', '--dscp', 'af21', '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    const doc = JSON.parse(j.stdout) as ProbeReport;
+    assertSchema(doc);
+    assert.equal(doc.schemaVersion, 1, 'fields were added, nothing renamed: still schema 1');
+    assert.deepEqual(doc.outbound!.hops, { min: 0, max: 0 });
+    assert.deepEqual(doc.inbound!.hops, { min: 0, max: 0 });
+    assert.deepEqual(doc.outbound!.dscp, { sent: 18, received: null, remarkedPackets: null });
+    assert.deepEqual(doc.inbound!.dscp, { sent: null, received: 18, remarkedPackets: 0 });
+    assert.equal(doc.inbound!.ecn, 0);
+    assert.equal(doc.outbound!.ecn, null);
+    const ts = doc.timestamps!;
+    assert.equal(ts.source, 'kernel');
+    assert.equal(ts.datapath, 'native');
+    assert.equal(ts.nativeUnavailable, null);
+    assert.equal(ts.txTimestampedPackets, 10);
+    assert.equal(ts.departureErrorNs!.samples, 10);
+    assert.ok(ts.departureErrorNs!.p50 <= ts.departureErrorNs!.p99 && ts.departureErrorNs!.p99 <= ts.departureErrorNs!.max);
+    assert.equal(doc.traffic!.t1Mismatches, 0);
+    assert.equal(doc.traffic!.sendErrors, 0);
+  });
+
+  it('OTEL_TWAMP_NATIVE=0: userspace timestamps and why; inbound hops, DSCP and ECN unknown, not 0', async () => {
+    const env = { OTEL_TWAMP_NATIVE: '0' };
+    const r = await runCli(['probe', target, '--count', '10', '--reply-timeout', '1', '--dscp', 'af21'], 30_000, env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}timestamps +userspace \(T1 and T4 userspace, JS datapath\): native datapath disabled by OTEL_TWAMP_NATIVE=0$/m);
+    assert.match(r.stdout, /^ {2}path +hops out \S+, in unknown; DSCP sent \S+ \(\d+\), received inbound unknown; ECN inbound unknown$/m);
+
+    const j = await runCli(['probe', target, '--count', '10', '--reply-timeout', '1', '--json'], 30_000, env);
+    assert.equal(j.code, 0, j.stderr);
+    const doc = JSON.parse(j.stdout) as ProbeReport;
+    assertSchema(doc);
+    assert.equal(doc.inbound!.hops, null);
+    assert.deepEqual(doc.inbound!.dscp, { sent: null, received: null, remarkedPackets: null });
+    assert.equal(doc.inbound!.ecn, null);
+    assert.equal(doc.timestamps!.source, 'userspace');
+    assert.equal(doc.timestamps!.datapath, 'js');
+    assert.match(doc.timestamps!.nativeUnavailable!, /OTEL_TWAMP_NATIVE=0/);
+    assert.equal(doc.timestamps!.departureErrorNs, null);
   });
 
   it('cbr with --bandwidth and --size, non-voice: no MOS', async () => {
@@ -356,6 +428,43 @@ describe('probe report and text rendering (synthetic session)', () => {
     const text = renderProbeText(r);
     assert.match(text, /delay, ms +min +max +avg +jitter$/m);
     assert.doesNotMatch(text, /median|histogram|—/);
+  });
+
+  it('a session layer without path or timestamps: null, no timestamps line, path all unknown', () => {
+    const r = buildProbeReport(base);
+    assert.equal(r.timestamps, null);
+    assert.equal(r.outbound!.hops, null);
+    assert.deepEqual(r.outbound!.dscp, { sent: 0, received: null, remarkedPackets: null }, 'not marked: sent with DSCP 0');
+    assert.equal(r.traffic!.t1Mismatches, null);
+    const text = renderProbeText(r);
+    assert.doesNotMatch(text, /timestamps/);
+    assert.match(text, /^ {2}path +hops out unknown, in unknown; DSCP sent be \(0\), received inbound unknown; ECN inbound unknown$/m);
+  });
+
+  it('path and timestamps: hop ranges, remarking, CE, T1/T4 sources and departure error', () => {
+    const withPath = {
+      ...session, dscpMarked: true, t1Mismatches: 2, sendErrors: 1,
+      path: {
+        outbound: { hops: { min: 3, max: 4 }, senderTtl: { min: 251, max: 252 } },
+        inbound: { hops: { min: 5, max: 5 }, ttl: { min: 250, max: 250 }, dscp: 0, ecn: 3, remarked: 9, tosSamples: 9 },
+      },
+      timestamps: {
+        source: 'kernel', t1: 'kernel', t4: 'hardware', datapath: 'native', pacing: 'native-thread', txTimestamped: 10,
+        departureErrorNs: { p50: 12_345, p99: 1_500_000, max: 2_000_000, samples: 10 },
+      },
+    } as unknown as SenderSessionResult;
+    const r = buildProbeReport({ ...base, outcome: { ...base.outcome, session: withPath } });
+    assertSchema(r);
+    assert.deepEqual(r.outbound!.dscp, { sent: 46, received: null, remarkedPackets: null });
+    assert.deepEqual(r.inbound!.dscp, { sent: null, received: 0, remarkedPackets: 9 });
+    assert.equal(r.inbound!.ecn, 3);
+    assert.deepEqual(r.outbound!.hops, { min: 3, max: 4 });
+    assert.equal(r.timestamps!.nativeUnavailable, null);
+    assert.equal(r.traffic!.t1Mismatches, 2);
+    assert.equal(r.traffic!.sendErrors, 1);
+    const text = renderProbeText(r);
+    assert.match(text, /^ {2}timestamps +kernel \(T1 kernel, T4 hardware, native datapath\); departure error p50 12\.3 µs, p99 1\.500 ms$/m);
+    assert.match(text, /^ {2}path +hops out 3–4, in 5; DSCP sent ef \(46\), received inbound be \(0\), 9 remarked; ECN inbound CE \(3\)$/m);
   });
 
   it('unsynchronized clocks mark the one-way rows', () => {

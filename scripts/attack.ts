@@ -4,7 +4,7 @@
  * Starts two `otel-twamp reflect` processes on loopback, as an operator
  * would run them (a TWAMP-Control + TWAMP-Light reflector with Prometheus
  * metrics, and an authenticated-STAMP reflector), then replays every attack
- * of the README's security section against them, one at a time. During each
+ * of docs/security.md against them, one at a time. During each
  * attack perfSONAR `twping` measures from another loopback address
  * (127.0.0.2), as an innocent client would. For each attack it prints
  * whether the reflector held, twping's loss and RTT median/max, the

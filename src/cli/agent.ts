@@ -48,7 +48,7 @@ export class Agent {
     if (promCfg && (!wanted || wanted.has('prometheus'))) {
       this.prometheus = new PrometheusEndpoint(promCfg, config.naming);
       this.prometheus.filter = filter;
-      // /probe (README "Probe endpoint (multi-target)"): only with modules configured.
+      // /probe (docs/configuration.md "Probe endpoint (multi-target)"): only with modules configured.
       if (config.modules && config.probe) {
         this.prometheus.probe = new ProbeRunner({
           modules: config.modules, probe: config.probe, naming: config.naming, agentLabels: this.agentLabels(), logger: o.logger,

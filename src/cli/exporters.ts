@@ -58,7 +58,7 @@ export class PullMetricReader extends MetricReader {
 /**
  * Limits of the Prometheus endpoint. It shares the process, and so the event
  * loop, with the reflector: whatever a scraper sends must not cost the
- * reflector file descriptors, memory or timestamps (README "Security").
+ * reflector file descriptors, memory or timestamps (docs/security.md).
  */
 export interface PrometheusLimits {
   /** Connections held at once. One more closes the longest-idle connection, or itself when every one is busy. */
@@ -184,7 +184,7 @@ export interface PrometheusEndpointStats {
 const TEXT = 'text/plain; charset=utf-8';
 
 /**
- * Answers `GET /probe` (README "Probe endpoint (multi-target)"); the agent
+ * Answers `GET /probe` (docs/configuration.md "Probe endpoint (multi-target)"); the agent
  * sets one when its file has `modules:`. Its requests pass the same gate,
  * connection limits and scrape rate as the metrics path, never its cache.
  */

@@ -36,7 +36,7 @@ Options:
   -h, --help            This help.
   -V, --version         Print the version.
 
-Configuration file (summary; see README for every key):
+Configuration file (summary; see docs/configuration.md for every key):
   $version: "1.0"
   agent:    { host, labels: {...}, defaults: { interval: 60 } }
   sender:   { type: openmetrics, mode: pull, listen: "0.0.0.0:9464", path: /metrics }

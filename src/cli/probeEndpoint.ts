@@ -1,7 +1,7 @@
 /**
  * `GET /probe?target=HOST[:PORT]&module=NAME` on the agent's Prometheus
  * endpoint: the multi-target exporter pattern of blackbox_exporter and
- * snmp_exporter (README "Probe endpoint (multi-target)"). Each request runs
+ * snmp_exporter (docs/configuration.md "Probe endpoint (multi-target)"). Each request runs
  * one TWAMP test session with a named module (a `twamp_sender` template from
  * the agent file's `modules:`) and answers its results in the Prometheus text
  * format: the sender's gauges under the agent's naming profile (a TwampSender

@@ -63,7 +63,7 @@ Options:
       --test-port-range LO-HI UDP ports for test sessions (default: the requested one, else ephemeral)
       --max-connections N, --max-sessions-per-connection N, --max-session-duration S,
       --max-pps-per-session N, --max-pps N, --max-padding OCTETS, --control-timeout S
-                              limits (defaults as the twamp_reflector keys, see README)
+                              limits (defaults as the twamp_reflector keys, see docs/configuration.md)
       --max-connections-per-client N (default 8), --max-sessions-per-client N (default 64),
       --kdf-rate-per-client N (authenticated set-ups per second, default 10),
       --client-ipv6-prefix BITS (IPv6 clients grouped by prefix, default 64)
@@ -121,7 +121,7 @@ export function logSessionEvent(log: Logger | LineBudget, e: SessionEvent): void
 
 /**
  * Session events as log lines, at most `perSecond` a second: a client
- * churning sessions cannot flood the log (README "Security"); the rest are
+ * churning sessions cannot flood the log (docs/security.md); the rest are
  * summed up as "N more session events not logged". flush() at shutdown.
  */
 export function sessionEventLogger(log: Logger, perSecond = SESSION_LOG_LINES_PER_S): { onEvent: (e: SessionEvent) => void; flush: () => void } {

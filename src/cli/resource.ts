@@ -1,7 +1,7 @@
 /**
  * The OpenTelemetry Resource of every otel-twamp entry point (agent, reflect):
  * one service.name, so a standalone reflector's series are found like the
- * agent's (README "OTLP and the environment").
+ * agent's (docs/configuration.md "OTLP and the environment").
  */
 import os from 'node:os';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';

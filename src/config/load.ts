@@ -575,7 +575,7 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
     }
   });
 
-  // Probe modules, one by one like the collectors (README "Probe endpoint (multi-target)").
+  // Probe modules, one by one like the collectors (docs/configuration.md "Probe endpoint (multi-target)").
   const rawModules = isRecord(raw) && isRecord(raw.modules) ? raw.modules : {};
   const modules: Record<string, ProbeModuleConfig> = {};
   const moduleSchema = probeModuleSchema();

@@ -546,7 +546,7 @@ function reflectorLimitsShape() {
     allow: opt(cidrList().default([])),
     deny: opt(cidrList().default([])),
     control_timeout: opt(seconds().default(d.controlTimeoutMs / 1000)),
-    // Per client (README "Security"): source address, IPv6 grouped by client_ipv6_prefix.
+    // Per client (docs/security.md): source address, IPv6 grouped by client_ipv6_prefix.
     max_connections_per_client: opt(int(1, 100_000).default(d.maxConnectionsPerClient)),
     max_sessions_per_client: opt(int(1, 100_000).default(d.maxSessionsPerClient)),
     client_ipv6_prefix: opt(int(1, 128).default(d.clientIpv6Prefix)),
@@ -577,7 +577,7 @@ function reflectorShape(typeRequired: boolean) {
 
 /**
  * TWAMP Light / STAMP reflector: `light_port` absent = off; `control: false` = Light only.
- * The budgets and `light_symmetric_only` keep it from amplifying spoofed traffic (README "Security").
+ * The budgets and `light_symmetric_only` keep it from amplifying spoofed traffic (docs/security.md).
  */
 function reflectorLightShape() {
   return {
@@ -715,7 +715,7 @@ const otlpSection = () =>
     'a map',
   );
 
-// Probe endpoint (README "Probe endpoint (multi-target)"): `modules:` and `probe:`.
+// Probe endpoint (docs/configuration.md "Probe endpoint (multi-target)"): `modules:` and `probe:`.
 
 const NOT_IN_A_MODULE: Readonly<Record<string, string>> = {
   id: 'a module has no id: the series carry the module name as the collector id',
@@ -788,7 +788,7 @@ export type ParsedSender = z.output<ReturnType<typeof senderSchema>>;
 export type ParsedReflector = z.output<ReturnType<typeof reflectorSchema>>;
 export type ParsedCollector = z.output<typeof collectorSchema>;
 
-/** Every key a collector accepts (common keys included), for docs and the README check. */
+/** Every key a collector accepts (common keys included), for the docs check. */
 export const SENDER_KEYS: readonly string[] = Object.keys(senderShape(true));
 export const REFLECTOR_KEYS: readonly string[] = Object.keys(reflectorShape(true));
 export const COMMON_KEYS: readonly string[] = Object.keys(commonShape());

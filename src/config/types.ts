@@ -196,7 +196,7 @@ export interface OtlpConfig {
   temporality: OtlpTemporality;
 }
 
-/** A probe module (`modules:`): a sender template run once per /probe request (README "Probe endpoint (multi-target)"). */
+/** A probe module (`modules:`): a sender template run once per /probe request (docs/configuration.md "Probe endpoint (multi-target)"). */
 export interface ProbeModuleConfig {
   name: string;
   /** The module's sender settings; `id` is the module name, `reflector` empty until a target fills it. */

@@ -144,7 +144,7 @@ function formatSeconds(ms: number): string {
 }
 
 /**
- * Defaults of the reflector limits (README "twamp_reflector" and "Security"):
+ * Defaults of the reflector limits (docs/configuration.md "twamp_reflector" and docs/security.md):
  * the config schema's defaults and the ControlServer's when an option is absent.
  */
 export const REFLECTOR_LIMIT_DEFAULTS = {
@@ -207,7 +207,7 @@ export interface PacketLimiter {
 
 /**
  * A packet budget of `ratePerSecond` shared fairly by the clients that hold
- * sessions (`max_pps`, README "Security"): each active client is guaranteed
+ * sessions (`max_pps`, docs/security.md): each active client is guaranteed
  * an equal share (rate / active clients, a token bucket with one second of
  * burst), and the part of the budget others leave unused can be borrowed.
  * So one client sending far above its share cannot starve another one that

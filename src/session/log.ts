@@ -9,7 +9,7 @@ export interface Logger {
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
- * The producers' default logger (README "Use as a library", docs/library.md
+ * The producers' default logger (docs/library.md
  * "Logging"): warnings and errors go to `console.warn` with an `[otel-twamp]`
  * prefix, so a library user sees a failing session (unreachable reflector,
  * refused set-up) without configuring anything; debug and info are dropped.

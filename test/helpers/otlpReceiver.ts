@@ -1,5 +1,5 @@
 // An in-repo OTLP/HTTP metrics receiver for end-to-end tests, so they need no
-// OpenTelemetry Collector binary (README.md "OTLP and the environment").
+// OpenTelemetry Collector binary (docs/configuration.md "OTLP and the environment").
 //
 // POST /v1/metrics on 127.0.0.1 (ephemeral port) with
 //   - application/json        OTLP/JSON (lowerCamelCase, enums as integers,

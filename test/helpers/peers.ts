@@ -43,12 +43,12 @@ export function repoRoot(): string {
 /**
  * How to provide the peers, said once in every skip or CI failure: a prebuilt
  * install prefix through OTEL_TWAMP_PEERS, or a build from the perfSONAR and
- * twampy sources by scripts/peers.sh (README.md "Interop tests").
+ * twampy sources by scripts/peers.sh (docs/internals.md "Interop tests").
  */
 export const PEERS_HINT =
   'set OTEL_TWAMP_PEERS=DIR to a prebuilt peers dir (DIR/bin/twampd, DIR/bin/twping), or run `bash scripts/peers.sh .peers` ' +
   '(needs the perfSONAR owamp/I2util and nokia twampy sources in ../shared/peers or $OTEL_TWAMP_SHARED/peers; ' +
-  'see README.md "Interop tests")';
+  'see docs/internals.md "Interop tests")';
 
 export function findPeers(): Peers | { missing: string } {
   const fromEnv = process.env.OTEL_TWAMP_PEERS;

@@ -1,0 +1,64 @@
+// The layer order of docs/internals.md "Development": an import points only
+// down (protocol → measure → session → otel → producers → config → cli).
+// Known exceptions are listed by name below and may only shrink: a new upward
+// import fails this test, and so does an exception that no longer exists.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve, dirname } from 'node:path';
+import { repoRoot } from '../helpers/peers.js';
+
+/** Layer of a file under src/, lowest first; undefined for files any layer may import. */
+function layerOf(rel: string): number | undefined {
+  if (rel === 'version.ts') return undefined; // a constant, imported from anywhere
+  if (rel === 'index.ts') return 7;
+  const top = rel.split('/')[0]!;
+  const layers: Record<string, number> = { protocol: 1, measure: 2, session: 3, otel: 4, 'sender.ts': 5, 'reflector.ts': 5, config: 6, cli: 6 };
+  return layers[top];
+}
+
+/** Upward imports that exist today (from → to), to be removed by restructuring; never to grow. */
+const KNOWN_UPWARD = new Set<string>([
+  // The producers still accept Gufo-style config objects and parse them themselves.
+  'reflector.ts → config/load.ts',
+  'reflector.ts → config/types.ts',
+  'sender.ts → config/load.ts',
+  'sender.ts → config/types.ts',
+]);
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+describe('layering', () => {
+  it('no import in src/ points up the layer order', () => {
+    const src = resolve(repoRoot(), 'src');
+    const found: string[] = [];
+    for (const file of sources(src)) {
+      const from = relative(src, file);
+      const fromLayer = layerOf(from);
+      if (fromLayer === undefined) continue;
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/gms)) {
+        const to = relative(src, resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts')));
+        const toLayer = layerOf(to);
+        if (toLayer === undefined || toLayer <= fromLayer) continue;
+        // config and cli are one layer: cli may import config and config must not import cli.
+        found.push(`${from} → ${to}`);
+      }
+    }
+    const unexpected = found.filter((f) => !KNOWN_UPWARD.has(f));
+    const gone = [...KNOWN_UPWARD].filter((k) => !found.includes(k));
+    assert.deepEqual(unexpected, [], `imports pointing up the layers:\n${unexpected.join('\n')}`);
+    assert.deepEqual(gone, [], `listed as known but no longer there (remove from KNOWN_UPWARD):\n${gone.join('\n')}`);
+  });
+
+  it('config does not import cli', () => {
+    const src = resolve(repoRoot(), 'src');
+    const bad = sources(join(src, 'config')).filter((f) => /from\s+'\.\.\/cli\//.test(readFileSync(f, 'utf8')));
+    assert.deepEqual(bad.map((f) => relative(src, f)), []);
+  });
+});

@@ -113,7 +113,9 @@ export class TwampSender {
     this.started = true;
     this.instruments.start((emit) => this.snapshot(emit));
     const intervalMs = this.config.interval * 1000;
-    const t0 = Date.now();
+    // startOffsetMs (mesh stagger, docs/configuration.md "Mesh"): the grid starts that much later.
+    const offsetMs = this.config.startOffsetMs ?? 0;
+    const t0 = Date.now() + offsetMs;
     const loop = (): void => {
       if (!this.started) return;
       void this.runOnce().finally(() => {
@@ -124,7 +126,8 @@ export class TwampSender {
         this.timer = setTimeout(loop, next - elapsed);
       });
     };
-    loop();
+    if (offsetMs > 0) this.timer = setTimeout(loop, offsetMs);
+    else loop();
   }
 
   /** Stop scheduling, abort a running session (it still sends Stop-Sessions), unregister. */

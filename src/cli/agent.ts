@@ -19,6 +19,7 @@ import { AGENT_METRICS } from '../otel/instruments.js';
 import { attributeKey } from '../otel/attributes.js';
 import { RetiredCollectors } from './staleness.js';
 import { ProbeRunner } from './probeEndpoint.js';
+import { MeshRunner, clashingIds } from './mesh.js';
 
 export interface AgentOptions {
   logger: Logger;
@@ -36,6 +37,11 @@ export class Agent {
   readonly views: TwampView[];
   readonly retired: RetiredCollectors;
   private buildInfo: InstrumentSet | undefined;
+  /** Polls the mesh definition (`mesh:`); its collectors run beside the file's (docs/configuration.md "Mesh"). */
+  private mesh: MeshRunner | undefined;
+  private meshCollectors: CollectorConfig[] = [];
+  /** Reloads and mesh versions are applied one at a time. */
+  private applying: Promise<unknown> = Promise.resolve();
 
   constructor(readonly config: AgentConfig, private readonly o: AgentOptions) {
     const env = o.env ?? process.env;
@@ -75,8 +81,25 @@ export class Agent {
     const log = this.o.logger;
     this.buildInfo = new InstrumentSet(this.meterProvider.getMeter(METER_NAME, VERSION), AGENT_METRICS, { profile: this.config.naming });
     const info = { ...this.agentLabels(), version: VERSION, node_version: process.versions.node };
-    this.buildInfo.start((emit) => emit('build_info', 1, info));
+    const agentLabels = this.agentLabels();
+    this.buildInfo.start((emit) => {
+      emit('build_info', 1, info);
+      const mesh = this.mesh;
+      if (!mesh) return;
+      emit('mesh_errors', mesh.errors, agentLabels);
+      if (!mesh.current) return;
+      emit('mesh_generation', mesh.generation, agentLabels);
+      emit('mesh_members', mesh.current.mesh.members.length, agentLabels);
+      emit('mesh_senders', mesh.current.plan.senders.length, agentLabels);
+    });
     await this.startCollectors(this.config.collectors);
+    if (this.config.mesh) {
+      this.mesh = new MeshRunner({
+        config: this.config.mesh, host: this.config.host, naming: this.config.naming, defaultInterval: this.config.defaultInterval,
+        logger: log, apply: (collectors) => this.applyMesh(collectors),
+      });
+      await this.mesh.start();
+    }
     if (this.prometheus) {
       const { url } = await this.prometheus.start();
       log.info(`Prometheus metrics at ${url}`);
@@ -134,6 +157,7 @@ export class Agent {
     if (JSON.stringify(a.prometheus) !== JSON.stringify(next.prometheus)) return 'the Prometheus endpoint changed';
     if (JSON.stringify(a.otlp) !== JSON.stringify(next.otlp)) return 'the OTLP export changed';
     if (JSON.stringify([a.modules, a.probe]) !== JSON.stringify([next.modules, next.probe])) return 'the probe modules or limits changed';
+    if (JSON.stringify(a.mesh) !== JSON.stringify(next.mesh)) return 'the mesh source changed';
     if (a.naming !== next.naming) return 'the naming profile changed';
     if (a.host !== next.host || JSON.stringify(a.labels) !== JSON.stringify(next.labels)) return 'the agent labels changed';
     const views = createTwampViews(next.collectors, { naming: next.naming, agentLabels: this.agentLabels() });
@@ -147,8 +171,37 @@ export class Agent {
    * needsFullRestart() first.
    */
   async reload(next: AgentConfig): Promise<ReloadChanges> {
-    const log = this.o.logger;
-    const byId = new Map(next.collectors.filter((c) => !c.disabled).map((c) => [c.id, c]));
+    return this.serialized(async () => {
+      const out = await this.applyCollectors([...next.collectors, ...this.meshCollectors]);
+      // What runs: a reflector that kept its previous configuration keeps it here too.
+      const running = new Map([...this.running].map(([id, r]) => [id, r.config]));
+      (this as { config: AgentConfig }).config = { ...next, collectors: next.collectors.map((c) => running.get(c.id) ?? c) };
+      this.o.logger.info(`configuration reloaded: ${describeChanges(out)}`);
+      return out;
+    });
+  }
+
+  /** A new mesh version: start and stop only the mesh collectors that changed. */
+  private async applyMesh(collectors: CollectorConfig[]): Promise<ReloadChanges> {
+    return this.serialized(async () => {
+      const clash = clashingIds(this.config.collectors, collectors);
+      if (clash.length > 0) throw new Error(`collector id ${clash.join(', ')} is also used in the agent file`);
+      const out = await this.applyCollectors([...this.config.collectors, ...collectors]);
+      const running = new Map([...this.running].map(([id, r]) => [id, r.config]));
+      this.meshCollectors = collectors.map((c) => running.get(c.id) ?? c);
+      return out;
+    });
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.applying.then(fn);
+    this.applying = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Restart only the collectors whose configuration differs from `wanted`; stop those not in it, start the new ones. */
+  private async applyCollectors(wanted: readonly CollectorConfig[]): Promise<ReloadChanges> {
+    const byId = new Map(wanted.filter((c) => !c.disabled).map((c) => [c.id, c]));
     const out: ReloadChanges = { stopped: [], started: [], restarted: [], unchanged: [] };
     const kept: string[] = [];
     for (const [id, r] of [...this.running]) {
@@ -163,14 +216,10 @@ export class Agent {
       await this.stopCollector(id);
       out.restarted.push(id);
     }
-    const toStart = next.collectors.filter((c) => !c.disabled && !this.running.has(c.id));
+    const toStart = wanted.filter((c) => !c.disabled && !this.running.has(c.id));
     for (const c of toStart) if (!out.restarted.includes(c.id)) out.started.push(c.id);
     await this.startCollectors(toStart);
     if (kept.length > 0) out.kept = kept;
-    // What runs: a reflector that kept its previous configuration keeps it here too.
-    const running = new Map([...this.running].map(([id, r]) => [id, r.config]));
-    (this as { config: AgentConfig }).config = { ...next, collectors: next.collectors.map((c) => running.get(c.id) ?? c) };
-    log.info(`configuration reloaded: ${describeChanges(out)}`);
     return out;
   }
 
@@ -227,6 +276,8 @@ export class Agent {
 
   /** Flush a last export with the current results, then stop producers (senders send Stop-Sessions) and close. */
   async stop(): Promise<void> {
+    await this.mesh?.stop();
+    await this.applying;
     // Flush first: once the producers unregister, their series are no longer observed.
     await this.meterProvider.forceFlush().catch(() => undefined);
     this.buildInfo?.stop();

@@ -123,6 +123,15 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${values.config}: OK — ${enabled.length} collector(s) enabled` +
       `${config.collectors.length > enabled.length ? `, ${config.collectors.length - enabled.length} disabled` : ''}: ` +
       `${enabled.map((c) => `${c.id} (${c.type})`).join(', ') || 'none'}\n`);
+    if (config.mesh) {
+      // The mesh (docs/configuration.md "Mesh"): validate it and print what this node would run.
+      try {
+        process.stdout.write(await (await import('./mesh.js')).describeMeshCheck(config));
+      } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n`);
+        return 1;
+      }
+    }
     return 0;
   }
   const log = consoleLogger(level);

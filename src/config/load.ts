@@ -37,15 +37,15 @@ export const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318/v1/metrics';
 // Issues and their locations
 
 /** A problem before the source and location are attached. */
-interface RawIssue {
+export interface RawIssue {
   path: ConfigPath;
   message: string;
 }
 
 /** Safety net for any issue a schema did not word itself. */
-const fallbackMessage: z.core.$ZodErrorMap = (iss) => `invalid value ${describeValue(iss.input)}`;
+export const fallbackMessage: z.core.$ZodErrorMap = (iss) => `invalid value ${describeValue(iss.input)}`;
 
-function fromZod(issues: readonly z.core.$ZodIssue[], prefix: ConfigPath = []): RawIssue[] {
+export function fromZod(issues: readonly z.core.$ZodIssue[], prefix: ConfigPath = []): RawIssue[] {
   const out: RawIssue[] = [];
   for (const iss of issues) {
     const path = [...prefix, ...iss.path.map((p) => (typeof p === 'number' ? p : String(p)))];
@@ -66,7 +66,7 @@ interface Position {
 }
 
 /** Where the config text defines a value: positions come from the parsed YAML document. */
-class SourceMap {
+export class SourceMap {
   constructor(
     private readonly doc: Document,
     private readonly lines: LineCounter,
@@ -188,7 +188,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /** Attaches source, position and collector id; sorts into document order. */
-function finish(
+export function finish(
   raw: readonly RawIssue[],
   source: string,
   map: SourceMap | undefined,
@@ -216,13 +216,13 @@ function finish(
 // Files named by the config (secrets), read at load time
 
 /** Where relative file names in a config resolve from, and the problems met reading them. */
-interface FileContext {
+export interface FileContext {
   /** Directory of the config file; the working directory for inline configs. */
   baseDir: string;
   issues: RawIssue[];
 }
 
-function fileContext(source: string): FileContext {
+export function fileContext(source: string): FileContext {
   const isFile = source !== '<inline>' && !source.startsWith('<');
   const path = source.startsWith('file:') ? fileURLToPath(source) : source;
   return { baseDir: isFile ? dirname(resolvePath(path)) : process.cwd(), issues: [] };
@@ -370,7 +370,7 @@ function commonFields(p: ParsedSender | ParsedReflector, defaultInterval: number
   };
 }
 
-function toSender(p: ParsedSender, defaultInterval: number, files: FileContext): SenderConfig {
+export function toSender(p: ParsedSender, defaultInterval: number, files: FileContext): SenderConfig {
   const cfg: SenderConfig = {
     type: 'twamp_sender',
     ...commonFields(p, defaultInterval),
@@ -397,7 +397,7 @@ function toSender(p: ParsedSender, defaultInterval: number, files: FileContext):
   return cfg;
 }
 
-function toReflector(p: ParsedReflector, defaultInterval: number, files: FileContext): ReflectorConfig {
+export function toReflector(p: ParsedReflector, defaultInterval: number, files: FileContext): ReflectorConfig {
   const cfg: ReflectorConfig = {
     type: 'twamp_reflector',
     ...commonFields(p, defaultInterval),
@@ -492,7 +492,12 @@ function toProbe(p: AgentFile['probe']): ProbeConfig {
   };
 }
 
-export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.ProcessEnv = process.env): AgentConfig {
+/**
+ * YAML or JSON text to a plain value and its source map; syntax errors and
+ * duplicate keys are thrown as one ConfigError with file:line:col. Used for
+ * the agent file and the mesh definition.
+ */
+export function parseConfigText(text: string, source: string): { raw: unknown; map: SourceMap } {
   const lines = new LineCounter();
   // uniqueKeys: false — the yaml package checks each key against every earlier key of its
   // map (quadratic: 50,000 labels took ~20 s); duplicateKeys() does the same check in one pass.
@@ -536,6 +541,11 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
   } catch (err) {
     throw new ConfigError({ source, path: [], message: `cannot read YAML: ${(err as Error).message}` });
   }
+  return { raw, map };
+}
+
+export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const { raw, map } = parseConfigText(text, source);
 
   const issues: RawIssue[] = [];
   const top = agentFileSchema.safeParse(raw, { error: fallbackMessage });
@@ -614,6 +624,11 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
   if (f.otlp !== undefined) config.otlp = toOtlp(f.otlp, env);
   if (f.modules !== undefined) config.modules = modules;
   if (f.modules !== undefined || f.probe !== undefined) config.probe = toProbe(f.probe);
+  if (f.mesh !== undefined) {
+    // A relative path names a file beside the agent file; URLs are kept as written.
+    const src = /^https?:\/\//i.test(f.mesh.source) ? f.mesh.source : resolvePath(fileContext(source).baseDir, f.mesh.source);
+    config.mesh = { source: src, intervalMs: ms(f.mesh.interval), ...(f.mesh.self !== undefined ? { self: f.mesh.self } : {}) };
+  }
   return config;
 }
 

@@ -35,7 +35,7 @@ export function describeValue(v: unknown): string {
 type ErrorFn = z.core.$ZodErrorMap;
 
 /** One message for every issue a schema (and its checks) can raise. */
-function expecting(what: string): ErrorFn {
+export function expecting(what: string): ErrorFn {
   return (iss) =>
     iss.input === undefined
       ? `required key is missing (expected ${what})`
@@ -87,7 +87,7 @@ export function unknownKeyMessage(
 export const KEY_MESSAGE_SEPARATOR = '\u001f';
 
 /** A map that rejects unknown keys, naming each and suggesting the closest known one. */
-function strictMap<S extends z.ZodRawShape>(
+export function strictMap<S extends z.ZodRawShape>(
   shape: S,
   what: string,
   unsupported: Readonly<Record<string, string>> = {},
@@ -105,11 +105,11 @@ function strictMap<S extends z.ZodRawShape>(
 // Building blocks
 
 /** An optional key; an explicit YAML null (`labels:` with nothing after it) counts as absent. */
-function opt<T extends z.ZodType>(schema: T) {
+export function opt<T extends z.ZodType>(schema: T) {
   return z.preprocess((v) => (v === null ? undefined : v), schema);
 }
 
-function int(min: number, max?: number) {
+export function int(min: number, max?: number) {
   const what = max === undefined ? `an integer ≥ ${min}` : `an integer between ${min} and ${max}`;
   const s = z.int({ error: expecting(what) }).min(min);
   return max === undefined ? s : s.max(max);
@@ -119,7 +119,7 @@ function int(min: number, max?: number) {
 const MAX_SECONDS = 86_400;
 const seconds = () => z.number({ error: expecting(`a number of seconds > 0 and ≤ ${MAX_SECONDS}`) }).gt(0).max(MAX_SECONDS);
 
-function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
   return z.enum(values, { error: expecting(`one of ${values.map((v) => JSON.stringify(v)).join(', ')}`) });
 }
 
@@ -128,7 +128,7 @@ function exactly<const T extends string>(value: T, hint = '') {
 }
 
 const string = (what = 'a string') => z.string({ error: expecting(what) });
-const nonEmptyString = (what = 'a non-empty string') => z.string({ error: expecting(what) }).min(1);
+export const nonEmptyString = (what = 'a non-empty string') => z.string({ error: expecting(what) }).min(1);
 
 /** Label values and the like: YAML numbers and booleans are taken as their text. */
 const scalarString = () =>
@@ -140,7 +140,7 @@ export function isValidLabelName(name: string): boolean {
   return LABEL_NAME.test(name) && !name.startsWith('__');
 }
 
-const labels = () =>
+export const labels = () =>
   opt(
     z
       .record(
@@ -168,7 +168,7 @@ export function isHostname(s: string): boolean {
 
 export const isHostOrIp = (s: string): boolean => net.isIP(s) !== 0 || isHostname(s);
 
-const hostOrIp = () => {
+export const hostOrIp = () => {
   const what = 'an IPv4/IPv6 address or a host name';
   return z.string({ error: expecting(what) }).refine(isHostOrIp, { error: expecting(what) });
 };
@@ -477,7 +477,7 @@ export function senderSchema(typeRequired = true) {
   return strictMap(senderShape(typeRequired), 'a twamp_sender collector (map)').check(modelCheck, relabelCheck, senderSecurityCheck, senderLightCheck);
 }
 
-const listenIp = () => {
+export const listenIp = () => {
   const what = 'an IPv4/IPv6 address ("" or "0.0.0.0" = all interfaces)';
   return z
     .string({ error: expecting(what) })
@@ -736,6 +736,56 @@ export function probeModuleSchema() {
     .check(modelCheck, relabelCheck, senderSecurityCheck, senderLightCheck);
 }
 
+// Mesh (docs/configuration.md "Mesh"): test templates and the reflector of a mesh definition.
+
+const NOT_IN_A_MESH_TEST: Readonly<Record<string, string>> = {
+  id: 'a mesh test has no id: each sender is named mesh/TEST/SRC->DST',
+  reflector: 'a mesh test has no reflector: the targets are the members its groups name',
+  port: "a mesh test has no port: a sender uses its target member's port (light_port with control: false)",
+  type: 'a mesh test is always a twamp_sender; leave type out',
+  disabled: 'remove the group or the test instead of disabling it',
+  relabel: 'not in mesh tests (a View renames an instrument for the whole agent); use the agent file',
+  relabel_dialect: 'not in mesh tests',
+};
+
+/** A mesh test template: the `twamp_sender` keys other than id, reflector and port; the sender's own checks apply. */
+export function meshTestSchema() {
+  const { type: _t, id: _i, reflector: _r, port: _p, disabled: _d, relabel: _rl, relabel_dialect: _rd, ...rest } = senderShape(false);
+  return strictMap(rest, 'a mesh test (map of twamp_sender keys)', NOT_IN_A_MESH_TEST)
+    .transform((v) => ({ ...v, relabel: [] as RelabelRule[], relabel_dialect: 'prometheus' as const }))
+    .check(modelCheck, senderSecurityCheck, senderLightCheck);
+}
+
+const NOT_IN_A_MESH_REFLECTOR: Readonly<Record<string, string>> = {
+  id: 'the mesh reflector is named mesh/reflector',
+  listen: "set listen on the member (members[].listen)",
+  port: "set port on the member (members[].port)",
+  light_port: "set light_port on the member (members[].light_port)",
+  type: 'leave type out',
+  disabled: 'a member that is a target runs the reflector',
+  relabel: 'not in a mesh (a View renames an instrument for the whole agent); use the agent file',
+  relabel_dialect: 'not in a mesh',
+  interval: 'a reflector has no interval',
+};
+
+/** The `reflector:` section of a mesh: `twamp_reflector` keys other than id, listen, port, light_port. */
+export function meshReflectorSchema() {
+  const { type: _t, id: _i, listen: _l, port: _p, light_port: _lp, disabled: _d, relabel: _rl, relabel_dialect: _rd, interval: _n, ...rest } = reflectorShape(false);
+  return strictMap(rest, 'a map of twamp_reflector keys', NOT_IN_A_MESH_REFLECTOR)
+    .transform((v) => ({ ...v, relabel: [] as RelabelRule[], relabel_dialect: 'prometheus' as const, light_port: undefined as number | undefined }))
+    .check(reflectorSecurityCheck);
+}
+
+/** `mesh:` of the agent file: where the mesh definition is, which member this agent is. */
+export const meshSectionSchema = strictMap(
+  {
+    source: nonEmptyString('a file path (relative to this file) or an http(s) URL'),
+    self: opt(nonEmptyString('a member name').optional()),
+    interval: opt(seconds().default(60)),
+  },
+  'a map with "source"',
+);
+
 const probeRate = () => z.number({ error: expecting('a number of probes per second > 0 and ≤ 1000') }).gt(0).max(1000);
 
 export const probeSectionSchema = strictMap(
@@ -778,10 +828,16 @@ export const agentFileSchema = strictMap(
     naming: opt(oneOf(['legacy', 'otel']).default('legacy')),
     probe: opt(probeSectionSchema.optional()),
     modules: opt(z.record(string('a module name'), z.unknown(), { error: expecting('a map of module names to twamp_sender settings') }).optional()),
-    collectors: z.array(z.unknown(), { error: expecting('a list of collectors (may be empty)') }),
+    mesh: opt(meshSectionSchema.optional()),
+    // Required unless `mesh:` is given (the check below).
+    collectors: opt(z.array(z.unknown(), { error: expecting('a list of collectors (may be empty)') }).optional()),
   },
   'a map with "$version" and "collectors"',
-);
+).check(z.superRefine<{ collectors?: unknown[] | undefined; mesh?: unknown }>((v, ctx) => {
+  if (v.collectors === undefined && v.mesh === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'required key is missing (expected a list of collectors (may be empty), or a mesh section)', path: ['collectors'], input: undefined });
+  }
+}, { when: (p) => p.value !== null && typeof p.value === 'object' && !Array.isArray(p.value) && !p.issues.some((i) => i.path?.[0] === 'collectors' || i.path?.[0] === 'mesh') }));
 
 export type AgentFile = z.output<typeof agentFileSchema>;
 export type ParsedSender = z.output<ReturnType<typeof senderSchema>>;

@@ -97,6 +97,12 @@ export interface SenderConfig extends CommonCollectorConfig {
   control?: boolean;
   /** Test packet format (`format`): 'twamp' (14 octets + padding) or 'stamp' (44 + SSID); absent = 'twamp'. */
   format?: 'twamp' | 'stamp';
+  /**
+   * Delay of the first session after start, ms (the sessions then follow every
+   * `interval` from there); mesh senders get a per-pair offset so many agents
+   * do not start at the same moment. Absent = 0.
+   */
+  startOffsetMs?: number;
 }
 
 export interface ReflectorConfig extends CommonCollectorConfig {
@@ -219,6 +225,16 @@ export interface ProbeConfig {
   timeoutMs: number;
 }
 
+/** `mesh:` of the agent file (docs/configuration.md "Mesh"). */
+export interface MeshSourceConfig {
+  /** Absolute file path, or an http(s) URL. */
+  source: string;
+  /** Member this agent is; absent = the member named like the host, or the one with a local address. */
+  self?: string;
+  /** How often the source is checked for a new version. */
+  intervalMs: number;
+}
+
 export interface AgentConfig {
   version: string;
   host: string;
@@ -236,4 +252,6 @@ export interface AgentConfig {
   modules?: Record<string, ProbeModuleConfig>;
   /** /probe limits and allow list; filled with defaults when `modules:` is present. */
   probe?: ProbeConfig;
+  /** A mesh definition to run this agent's part of (`mesh:`); its collectors are added to `collectors` when it is applied. */
+  mesh?: MeshSourceConfig;
 }

@@ -203,6 +203,19 @@ export const AGENT_METRICS: readonly MetricSpec[] = [
   { key: 'build_info', kind: 'gauge', legacy: { name: 'twamp_agent_build_info', unit: '1' },
     otel: { name: 'twamp.agent.build_info', unit: '1', scale: 1 },
     description: 'Always 1; labels carry the otel-twamp and Node.js versions', valueType: ValueType.INT, extra: true },
+  // Agents with `mesh:` only (docs/configuration.md "Mesh").
+  { key: 'mesh_generation', kind: 'gauge', legacy: { name: 'twamp_mesh_generation', unit: '1' },
+    otel: { name: 'twamp.mesh.generation', unit: '1', scale: 1 },
+    description: 'Mesh definition versions applied since the agent started (1 = the first); agents with mesh: only', valueType: ValueType.INT, extra: true },
+  { key: 'mesh_members', kind: 'gauge', legacy: { name: 'twamp_mesh_members', unit: '{member}' },
+    otel: { name: 'twamp.mesh.members', unit: '{member}', scale: 1 },
+    description: 'Members of the applied mesh definition', valueType: ValueType.INT, extra: true },
+  { key: 'mesh_senders', kind: 'gauge', legacy: { name: 'twamp_mesh_senders', unit: '{sender}' },
+    otel: { name: 'twamp.mesh.senders', unit: '{sender}', scale: 1 },
+    description: 'Senders this agent runs for the applied mesh definition', valueType: ValueType.INT, extra: true },
+  { key: 'mesh_errors', kind: 'counter', legacy: { name: 'twamp_mesh_errors', unit: '1' },
+    otel: { name: 'twamp.mesh.errors', unit: '1', scale: 1 },
+    description: 'Mesh definitions not applied (unreadable, invalid, or this agent not a member); the running one is kept', valueType: ValueType.INT, extra: true },
 ];
 
 export function metricName(spec: MetricSpec, profile: NamingProfile): string {

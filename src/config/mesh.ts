@@ -1,0 +1,360 @@
+/**
+ * A measurement mesh from one definition (docs/configuration.md "Mesh"):
+ * `members` (name, address, labels), `groups` saying who measures whom
+ * (`mesh`: every member to every other; `star`: probes to reflectors;
+ * `disjoint`: every `a` to every `b`) with a named test template from
+ * `tests` (the `twamp_sender` keys). {@link parseMesh} validates a definition
+ * with messages naming file:line:col and key, like the agent file;
+ * {@link planFor} is the pure expansion into what one member runs: a
+ * reflector when it is the target of any pair, and one sender per peer.
+ */
+import { createHash } from 'node:crypto';
+import * as z from 'zod';
+import { ConfigError } from './errors.js';
+import { fallbackMessage, finish, fromZod, parseConfigText, toReflector, toSender } from './load.js';
+import type { FileContext, RawIssue } from './load.js';
+import {
+  expecting, hostOrIp, int, labels, listenIp, meshReflectorSchema, meshTestSchema, nonEmptyString, opt, strictMap, suggestKey,
+} from './schema.js';
+import type { ParsedReflector, ParsedSender } from './schema.js';
+import type { CollectorConfig, NamingProfile, ReflectorConfig, SenderConfig } from './types.js';
+
+// ---------------------------------------------------------------------------
+// Schema
+
+/** Member and test names: they become part of collector ids (`mesh/TEST/SRC->DST`). */
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$/;
+const NAME_FORM = 'a name of letters, digits and _ . : @ - (not starting with a punctuation mark)';
+const name = () => z.string({ error: expecting(NAME_FORM) }).regex(NAME, { error: expecting(NAME_FORM) });
+const nameList = (what: string) => z.array(name(), { error: expecting(`a list of ${what}`) }).min(1, { error: `expected a non-empty list of ${what}` });
+
+const memberSchema = strictMap(
+  {
+    name: name(),
+    address: hostOrIp(),
+    port: opt(int(1, 65535).default(862)),
+    light_port: opt(int(1, 65535).optional()),
+    listen: opt(listenIp().default('0.0.0.0')),
+    labels: labels(),
+  },
+  'a member (map with "name" and "address")',
+);
+
+const testName = () => nonEmptyString('a test name (a key of tests)');
+
+const groupSchema = z.discriminatedUnion('type', [
+  strictMap({ type: z.literal('mesh'), members: nameList('member names'), test: testName() }, 'a group (map)'),
+  strictMap({ type: z.literal('star'), probes: nameList('member names'), reflectors: nameList('member names'), test: testName() }, 'a group (map)'),
+  strictMap({ type: z.literal('disjoint'), a: nameList('member names'), b: nameList('member names'), test: testName() }, 'a group (map)'),
+], {
+  error: (iss) => {
+    const input = iss.input;
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) return `expected a group (map with "type"), got ${JSON.stringify(input) ?? 'nothing'}`;
+    const type = (input as Record<string, unknown>).type;
+    return type === undefined
+      ? 'required key is missing (expected type: mesh, star or disjoint)'
+      : `unsupported group type ${JSON.stringify(type)}; supported types: "mesh", "star", "disjoint"`;
+  },
+});
+
+const meshFileSchema = strictMap(
+  {
+    $version: opt(z.literal('1.0', { error: expecting('"1.0"') }).optional()),
+    tests: z.record(name(), z.unknown(), { error: expecting('a map of test names to twamp_sender settings') }),
+    members: z.array(z.unknown(), { error: expecting('a list of members') }),
+    groups: z.array(z.unknown(), { error: expecting('a list of groups') }),
+    reflector: opt(z.unknown().optional()),
+  },
+  'a map with "tests", "members" and "groups"',
+);
+
+type ParsedMember = z.output<typeof memberSchema>;
+type ParsedGroup = z.output<typeof groupSchema>;
+
+// ---------------------------------------------------------------------------
+// The definition
+
+export interface MeshMember {
+  name: string;
+  /** IP literal or host name the others send to. */
+  address: string;
+  /** TWAMP-Control port of its reflector. */
+  port: number;
+  /** UDP port of its TWAMP Light / STAMP reflector; needed by tests with `control: false`. */
+  lightPort?: number;
+  /** Address its reflector listens on. */
+  listen: string;
+  labels: Record<string, string>;
+}
+
+export type MeshGroup =
+  | { type: 'mesh'; members: string[]; test: string }
+  | { type: 'star'; probes: string[]; reflectors: string[]; test: string }
+  | { type: 'disjoint'; a: string[]; b: string[]; test: string };
+
+export interface MeshDefinition {
+  /** Where it came from (file path or URL), for messages. */
+  source: string;
+  /** Test templates by name: normalized sender settings with an empty reflector. */
+  tests: Record<string, SenderConfig>;
+  members: MeshMember[];
+  groups: MeshGroup[];
+  /** Reflector of each member (the mesh's `reflector:` settings on the member's listen address and ports). */
+  reflectors: Record<string, ReflectorConfig>;
+}
+
+export interface ParseMeshOptions {
+  /** Interval of tests without their own, seconds (the agent's `defaults.interval`). */
+  defaultInterval?: number;
+  /** Where relative `secret_file`/`key_file` names resolve from (default: the mesh file's directory, or the working directory). */
+  baseDir?: string;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Id of the mesh reflector collector. */
+export const MESH_REFLECTOR_ID = 'mesh/reflector';
+
+/**
+ * Parses and validates a mesh definition (YAML or JSON).
+ * @throws ConfigError listing every problem, each with file:line:col and key.
+ */
+export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOptions = {}): MeshDefinition {
+  const { raw, map } = parseConfigText(text, source);
+  const defaultInterval = opts.defaultInterval ?? 60;
+  const files = (): FileContext => {
+    if (opts.baseDir !== undefined) return { baseDir: opts.baseDir, issues: [] };
+    return { baseDir: /^https?:/i.test(source) || source.startsWith('<') ? process.cwd() : dirnameOf(source), issues: [] };
+  };
+  const issues: RawIssue[] = [];
+  const top = meshFileSchema.safeParse(raw, { error: fallbackMessage });
+  if (!top.success) issues.push(...fromZod(top.error.issues));
+  const rec = isRecord(raw) ? raw : {};
+
+  // Tests, one by one.
+  const tests: Record<string, SenderConfig> = {};
+  const testSchema = meshTestSchema();
+  for (const [tname, body] of Object.entries(isRecord(rec.tests) ? rec.tests : {})) {
+    const parsed = testSchema.safeParse(body ?? {}, { error: fallbackMessage });
+    if (!parsed.success) { issues.push(...fromZod(parsed.error.issues, ['tests', tname])); continue; }
+    const ctx = files();
+    tests[tname] = toSender({ ...parsed.data, id: tname, reflector: '', port: 862, disabled: false } as ParsedSender, defaultInterval, ctx);
+    for (const f of ctx.issues) issues.push({ path: ['tests', tname, ...f.path], message: f.message });
+  }
+
+  // Members: valid and uniquely named.
+  const members: MeshMember[] = [];
+  const memberAt = new Map<string, number>();
+  (Array.isArray(rec.members) ? rec.members : []).forEach((item, i) => {
+    const parsed = memberSchema.safeParse(item, { error: fallbackMessage });
+    if (!parsed.success) { issues.push(...fromZod(parsed.error.issues, ['members', i])); return; }
+    const m: ParsedMember = parsed.data;
+    const first = memberAt.get(m.name);
+    if (first !== undefined) {
+      const line = map.locate(['members', first, 'name'])?.line;
+      issues.push({ path: ['members', i, 'name'], message: `duplicate member name ${JSON.stringify(m.name)}: already members[${first}]${line !== undefined ? ` (line ${line})` : ''}` });
+      return;
+    }
+    memberAt.set(m.name, i);
+    members.push({
+      name: m.name, address: m.address, port: m.port, listen: m.listen, labels: m.labels,
+      ...(m.light_port !== undefined ? { lightPort: m.light_port } : {}),
+    });
+  });
+  const byName = new Map(members.map((m) => [m.name, m]));
+  const names = [...byName.keys()];
+
+  // Groups: members and tests that exist; light tests only to members with light_port.
+  const groups: MeshGroup[] = [];
+  const rawGroups = Array.isArray(rec.groups) ? rec.groups : [];
+  rawGroups.forEach((item, i) => {
+    const parsed = groupSchema.safeParse(item, { error: fallbackMessage });
+    if (!parsed.success) { issues.push(...fromZod(parsed.error.issues, ['groups', i])); return; }
+    const g: ParsedGroup = parsed.data;
+    let ok = true;
+    const lists: [string, string[]][] = g.type === 'mesh' ? [['members', g.members]]
+      : g.type === 'star' ? [['probes', g.probes], ['reflectors', g.reflectors]] : [['a', g.a], ['b', g.b]];
+    for (const [key, list] of lists) {
+      list.forEach((n, k) => {
+        if (byName.has(n)) {
+          if (list.indexOf(n) !== k) { issues.push({ path: ['groups', i, key, k], message: `member ${JSON.stringify(n)} is listed twice` }); ok = false; }
+          return;
+        }
+        ok = false;
+        // A member that failed its own checks is already reported; do not call it unknown.
+        if (hasRawMember(rec.members, n)) return;
+        const hint = suggestKey(n, names);
+        issues.push({
+          path: ['groups', i, key, k],
+          message: `unknown member ${JSON.stringify(n)}${hint !== undefined ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; members: ${names.join(', ') || 'none'}`,
+        });
+      });
+    }
+    const testNames = Object.keys(isRecord(rec.tests) ? rec.tests : {});
+    if (!testNames.includes(g.test)) {
+      const hint = suggestKey(g.test, testNames);
+      issues.push({ path: ['groups', i, 'test'], message: `unknown test ${JSON.stringify(g.test)}${hint !== undefined ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; tests: ${testNames.join(', ') || 'none'}` });
+      ok = false;
+    }
+    const t = tests[g.test];
+    if (ok && t !== undefined && t.control === false) {
+      const targets = g.type === 'mesh' ? g.members : g.type === 'star' ? g.reflectors : g.b;
+      const missing = targets.filter((n) => byName.get(n)?.lightPort === undefined);
+      if (missing.length > 0) {
+        issues.push({ path: ['groups', i, 'test'], message: `test ${JSON.stringify(g.test)} has control: false, but target member${missing.length > 1 ? 's' : ''} ${missing.map((n) => JSON.stringify(n)).join(', ')} ${missing.length > 1 ? 'have' : 'has'} no light_port` });
+        ok = false;
+      }
+    }
+    if (ok) groups.push(g);
+  });
+
+  // The reflector settings, then one reflector per member.
+  const reflectors: Record<string, ReflectorConfig> = {};
+  {
+    const parsed = meshReflectorSchema().safeParse(rec.reflector ?? {}, { error: fallbackMessage });
+    if (!parsed.success) issues.push(...fromZod(parsed.error.issues, ['reflector']));
+    else {
+      for (const m of members) {
+        const ctx = files();
+        reflectors[m.name] = toReflector({
+          ...parsed.data, id: MESH_REFLECTOR_ID, listen: m.listen, port: m.port, light_port: m.lightPort, disabled: false, interval: undefined,
+        } as ParsedReflector, defaultInterval, ctx);
+        // key_file problems are the same for every member: report them once.
+        if (m === members[0]) for (const f of ctx.issues) issues.push({ path: ['reflector', ...f.path], message: f.message });
+      }
+    }
+  }
+
+  if (issues.length > 0) throw new ConfigError(finish(issues, source, map, () => undefined));
+  return { source, tests, members, groups, reflectors };
+}
+
+function hasRawMember(rawMembers: unknown, n: string): boolean {
+  return Array.isArray(rawMembers) && rawMembers.some((m) => isRecord(m) && m.name === n);
+}
+
+function dirnameOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? (i === 0 ? '/' : process.cwd()) : path.slice(0, i);
+}
+
+// ---------------------------------------------------------------------------
+// Expansion
+
+/** Who measures whom: every ordered (src, dst, test) of the definition, without repeats, src ≠ dst. */
+export function meshPairs(mesh: MeshDefinition): { src: string; dst: string; test: string }[] {
+  const seen = new Set<string>();
+  const out: { src: string; dst: string; test: string }[] = [];
+  const add = (srcs: readonly string[], dsts: readonly string[], test: string) => {
+    for (const src of srcs) {
+      for (const dst of dsts) {
+        if (src === dst) continue;
+        const key = JSON.stringify([test, src, dst]);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ src, dst, test });
+      }
+    }
+  };
+  for (const g of mesh.groups) {
+    if (g.type === 'mesh') add(g.members, g.members, g.test);
+    else if (g.type === 'star') add(g.probes, g.reflectors, g.test);
+    else add(g.a, g.b, g.test);
+  }
+  return out;
+}
+
+/** Collector id of a mesh sender. */
+export function meshSenderId(test: string, src: string, dst: string): string {
+  return `mesh/${test}/${src}->${dst}`;
+}
+
+/**
+ * Where in its interval a sender starts, deterministic per key: the first
+ * 32 bits of SHA-256(key) scaled to [0, intervalMs). Every agent computes the
+ * same offset for a pair, and the pairs of a mesh spread over the interval
+ * instead of all agents sending in the same second.
+ */
+export function staggerOffsetMs(key: string, intervalMs: number): number {
+  const h = createHash('sha256').update(key).digest().readUInt32BE(0);
+  return Math.floor((h / 2 ** 32) * intervalMs);
+}
+
+/** Label keys naming both ends, per naming profile (otel: `twamp.mesh.*` attributes, as the `twamp.*` ones of docs/metrics.md). */
+export function meshLabelKeys(profile: NamingProfile): { src: string; dst: string; test: string; srcLabel: (k: string) => string; dstLabel: (k: string) => string } {
+  return profile === 'otel'
+    ? { src: 'twamp.mesh.src', dst: 'twamp.mesh.dst', test: 'twamp.mesh.test', srcLabel: (k) => `twamp.mesh.src.${k}`, dstLabel: (k) => `twamp.mesh.dst.${k}` }
+    : { src: 'src', dst: 'dst', test: 'mesh_test', srcLabel: (k) => `src_${k}`, dstLabel: (k) => `dst_${k}` };
+}
+
+export interface MeshPlan {
+  /** The member this plan is for. */
+  self: string;
+  /** Present when `self` is the target of any pair. */
+  reflector?: ReflectorConfig;
+  /** One per (test, peer) `self` measures, sorted by id. */
+  senders: SenderConfig[];
+}
+
+/** What member `self` runs (pure: the same definition and self give the same plan). */
+export function planFor(mesh: MeshDefinition, self: string, opts: { naming?: NamingProfile } = {}): MeshPlan {
+  const me = mesh.members.find((m) => m.name === self);
+  if (!me) throw new Error(`${mesh.source}: ${JSON.stringify(self)} is not a member; members: ${mesh.members.map((m) => m.name).join(', ') || 'none'}`);
+  const keys = meshLabelKeys(opts.naming ?? 'legacy');
+  const byName = new Map(mesh.members.map((m) => [m.name, m]));
+  const pairs = meshPairs(mesh);
+  const senders: SenderConfig[] = [];
+  for (const p of pairs) {
+    if (p.src !== self) continue;
+    const t = mesh.tests[p.test]!;
+    const dst = byName.get(p.dst)!;
+    const id = meshSenderId(p.test, p.src, p.dst);
+    const labels: Record<string, string> = { ...t.labels };
+    for (const [k, v] of Object.entries(me.labels)) labels[keys.srcLabel(k)] = v;
+    for (const [k, v] of Object.entries(dst.labels)) labels[keys.dstLabel(k)] = v;
+    labels[keys.src] = p.src;
+    labels[keys.dst] = p.dst;
+    labels[keys.test] = p.test;
+    senders.push({
+      ...t,
+      id,
+      reflector: dst.address,
+      port: t.control === false ? dst.lightPort! : dst.port,
+      labels,
+      startOffsetMs: staggerOffsetMs(id, t.interval * 1000),
+    });
+  }
+  senders.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const target = pairs.some((p) => p.dst === self);
+  const reflector = mesh.reflectors[self];
+  return { self, senders, ...(target && reflector ? { reflector } : {}) };
+}
+
+/** The plan as agent collectors: the reflector first, then the senders. */
+export function planCollectors(plan: MeshPlan): CollectorConfig[] {
+  return [...(plan.reflector ? [plan.reflector] : []), ...plan.senders];
+}
+
+/**
+ * Which member this agent is: `self` when given (it must be a member), else
+ * the member named like the host, else the one member whose address is one
+ * of `localAddresses`.
+ * @throws Error naming the problem (no such member, none or several local).
+ */
+export function pickSelf(mesh: MeshDefinition, o: { self?: string | undefined; host: string; localAddresses: readonly string[] }): string {
+  const names = mesh.members.map((m) => m.name);
+  if (o.self !== undefined) {
+    if (names.includes(o.self)) return o.self;
+    const hint = suggestKey(o.self, names);
+    throw new Error(`mesh.self: ${JSON.stringify(o.self)} is not a member of ${mesh.source}${hint !== undefined ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; members: ${names.join(', ') || 'none'}`);
+  }
+  if (names.includes(o.host)) return o.host;
+  const local = mesh.members.filter((m) => o.localAddresses.includes(m.address));
+  if (local.length === 1) return local[0]!.name;
+  if (local.length > 1) {
+    throw new Error(`mesh.self is not set and several members of ${mesh.source} have a local address (${local.map((m) => `${m.name} ${m.address}`).join(', ')}): set mesh.self`);
+  }
+  throw new Error(`mesh.self is not set, no member of ${mesh.source} is named ${JSON.stringify(o.host)} (the host name) and none has a local address: set mesh.self`);
+}

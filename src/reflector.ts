@@ -8,6 +8,7 @@ import { metrics } from '@opentelemetry/api';
 import { ControlServer, REFUSAL_REASONS, newControlServerCounters, type ControlServerCounters, type SessionEvent } from './session/controlServer.js';
 import { systemClock } from './session/clock.js';
 import { LightReflector } from './session/lightReflector.js';
+import type { TimestampSource } from './session/datapath.js';
 import { ClientAcl, parseCidr, type Cidr } from './session/limits.js';
 import { formatHostPort } from './session/errors.js';
 import { warnLogger, childLogger, type Logger } from './session/log.js';
@@ -112,6 +113,11 @@ export class TwampReflector {
     return this.server.activeSessions;
   }
 
+  /** Where the reflector's T2 (and T3) come from: 'kernel' / 'hardware' on the native datapath, 'userspace' with node:dgram. */
+  get timestampSource(): TimestampSource {
+    return this.light?.timestampSource ?? this.server.timestampSource;
+  }
+
   /** Listen for TWAMP-Control and register the instruments. Rejects if the port cannot be bound. */
   async start(): Promise<{ address: string; port: number }> {
     if (this.bound) return this.bound;
@@ -163,6 +169,7 @@ export class TwampReflector {
     for (const [reason, n] of c.refused) emit('refused', n, { ...l, [this.reasonKey]: reason });
     emit('active_sessions', this.server.activeSessions, l);
     emit('control_connections', this.server.activeConnections, l);
+    emit('timestamp_source_info', 1, { ...l, [attributeKey(this.profile, 'timestampSource')!]: this.timestampSource });
   }
 }
 

@@ -18,6 +18,19 @@
  * 44 on are copied from the request. A reply is therefore never larger than
  * max(request, 44) (no amplification beyond the base packet).
  *
+ * STAMP or TWAMP-Light (RFC 8762 §4.6 serves both, but only a STAMP reply
+ * carries an SSID): octets 14–15 of a TWAMP-Light request are padding, and
+ * copying them would put random octets in the reply's MBZ field. A
+ * `LightFormat` says how a request is read: 'stamp' = every request of at
+ * least the 44-octet STAMP base carries an SSID; 'twamp' = none does (octets 14–15 of the
+ * reply stay 0); 'auto' (the default) = STAMP when the request is at least
+ * the 44-octet base and its MBZ octets 16–43 are all zero, as RFC 8762
+ * §4.2.1 requires of a STAMP sender. A TWAMP-Light sender with random
+ * padding is then never taken for STAMP; one with zero padding has zero
+ * octets 14–15 too, so reading it as STAMP copies an SSID of 0 — the same
+ * reply. Only a TWAMP-Light sender whose padding is zero from 16 but not at
+ * 14–15 would have those octets echoed.
+ *
  * TLVs (RFC 8972 §4): a Session-Sender sets the U (unrecognised) flag on
  * every TLV; the reflector clears it on the TLVs it understood and returns
  * the others unchanged with U = 1. Here only Extra Padding (type 1) is
@@ -165,10 +178,27 @@ export interface LightReflectionFields {
   senderTtl: number;
 }
 
+/** How a Light reflector reads requests (see the module comment): STAMP with an SSID, TWAMP-Light, or decided per request. */
+export type LightFormat = 'auto' | 'twamp' | 'stamp';
+
+export const LIGHT_FORMATS: readonly LightFormat[] = ['auto', 'twamp', 'stamp'];
+
+/**
+ * Whether the Light request `request[0, length)` is read as STAMP, i.e.
+ * carries an RFC 8972 SSID at octets 14–15 (module comment: `LightFormat`).
+ */
+export function isStampRequest(request: Uint8Array, length: number, format: LightFormat = 'auto'): boolean {
+  if (format === 'twamp' || length < STAMP_BASE_SIZE) return false;
+  if (format === 'stamp') return true;
+  for (let i = 16; i < STAMP_BASE_SIZE; i++) if (request[i] !== 0) return false;
+  return true;
+}
+
 /**
  * Builds the Light/STAMP reply to `request` in `out` and returns its length,
  * lightReplyLength(requestLength). Copies the sender's seq, T1, Error
- * Estimate and SSID (octets 14–15; 0 if the request is shorter), zeroes the
+ * Estimate and, for a STAMP request (isStampRequest under `format`), the
+ * SSID (octets 14–15; 0 otherwise), zeroes the
  * MBZ octets and copies octets 44.. of the request (TLVs or padding), with
  * RFC 8972 U-flag processing (reflectTlvs). `out` may be `request` itself.
  * The caller guarantees `out` holds the reply. DecodeError below 14 octets.
@@ -178,6 +208,7 @@ export function buildLightReflection(
   requestLength: number,
   out: Buffer,
   f: LightReflectionFields,
+  format: LightFormat = 'auto',
 ): number {
   if (!Number.isInteger(requestLength) || requestLength < 0 || requestLength > request.length) {
     throw new DecodeError(SENDER_NAME, `length ${String(requestLength)} outside buffer of ${request.length} octets`);
@@ -187,13 +218,20 @@ export function buildLightReflection(
   }
   const replyLength = lightReplyLength(requestLength);
   if (out.length < replyLength) throw new RangeError(`reply buffer of ${out.length} octets, need ${replyLength}`);
-  return writeStampReply(request, requestLength, replyLength, out, f, OPEN_REPLY);
+  return writeStampReply(request, requestLength, replyLength, out, f, OPEN_REPLY, isStampRequest(request, requestLength, format));
 }
 
-/** The sender's seq and SSID of a Light request (for per-sender state), undefined below 14 octets. */
-export function lightRequestKey(request: Uint8Array, length: number): { seq: number; ssid: number } | undefined {
+/**
+ * The sender's seq and SSID of a Light request (for per-sender state),
+ * undefined below 14 octets; the SSID is 0 unless the request is STAMP
+ * (isStampRequest under `format`; default 'stamp': any request of 44 octets
+ * or more).
+ */
+export function lightRequestKey(
+  request: Uint8Array, length: number, format: LightFormat = 'stamp',
+): { seq: number; ssid: number } | undefined {
   if (length < LIGHT_MIN_REQUEST_SIZE) return undefined;
-  return { seq: readU32(request, 0), ssid: length >= 16 ? readU16(request, 14) : 0 };
+  return { seq: readU32(request, 0), ssid: isStampRequest(request, length, format) ? readU16(request, 14) : 0 };
 }
 
 // ---------------------------------------------------------------------------
@@ -296,7 +334,7 @@ export function buildStampAuthReflection(
   }
   const replyLength = requestLength;
   if (out.length < replyLength) throw new RangeError(`reply buffer of ${out.length} octets, need ${replyLength}`);
-  return writeStampReply(request, requestLength, replyLength, out, f, AUTH_REPLY);
+  return writeStampReply(request, requestLength, replyLength, out, f, AUTH_REPLY, true);
 }
 
 /** Offsets of one STAMP layout pair (RFC 8762 §4.2/§4.3, RFC 8972 SSID): sender fields read, reply fields written. */
@@ -327,12 +365,13 @@ const AUTH_REPLY: StampReplyLayout = {
 
 /**
  * The reply of either layout, after the caller's checks: the sender's seq, T1,
- * Error Estimate and SSID (0 when the request is too short to carry one)
- * copied, MBZ zeroed, octets past the base copied back at the same offsets
+ * Error Estimate and SSID (when `copySsid` and the request is long enough
+ * to carry one; else 0) copied, MBZ zeroed, octets past the base copied back at the same offsets
  * (RFC 8762 §4.6) with RFC 8972 U-flag processing.
  */
 function writeStampReply(
   request: Uint8Array, requestLength: number, replyLength: number, out: Buffer, f: LightReflectionFields, L: StampReplyLayout,
+  copySsid: boolean,
 ): number {
   const s = L.sender;
   const r = L.reply;
@@ -340,7 +379,7 @@ function writeStampReply(
   const t1High = readU32(request, s.timestamp);
   const t1Low = readU32(request, s.timestamp + 4);
   const senderErrorEstimate = readU16(request, s.errorEstimate);
-  const ssid = requestLength >= s.ssid + 2 ? readU16(request, s.ssid) : 0;
+  const ssid = copySsid && requestLength >= s.ssid + 2 ? readU16(request, s.ssid) : 0;
   if (L.unauthenticatedTail) writeAuthReplyTail(request, requestLength, out, L.base);
   else if (replyLength > L.base && out !== request) {
     out.set(request.subarray(L.base, replyLength), L.base);

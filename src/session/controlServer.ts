@@ -34,8 +34,8 @@ import type { Clock } from './clock.js';
 import { StreamReader, formatMs } from './streamReader.js';
 import { TwampSessionError, formatHostPort, type FailureReason } from './errors.js';
 import { unmapAddress, isZeroAddress, ipFamily, replyTargetProblem, LOWEST_REPLY_PORT } from './address.js';
-import { bindUdp, closeUdp } from './udp.js';
-import { setSocketDscp } from './socketOptions.js';
+import { openReflectorSocket, closeTestSocket, withScopeOf } from './udp.js';
+import { datapathSupport, type RxDatagram, type TimestampSource } from './datapath.js';
 import { ReflectorSession, END_MAX_DURATION, END_REFWAIT, type ReflectorCounters } from './reflectorSession.js';
 import {
   ClientAcl, RateLimiter, RateLimitedLog, LineBudget, FairShare, clientKey, parseCidr, REFLECTOR_LIMIT_DEFAULTS,
@@ -281,6 +281,17 @@ export class ControlServer {
   get activeConnections(): number {
     return this.conns.size;
   }
+
+  /**
+   * Where the test sessions' T2 comes from: 'kernel' (or 'hardware') on the
+   * native datapath, 'userspace' with the node:dgram fallback — the latest
+   * session socket's, or what the datapath offers before any session.
+   */
+  get timestampSource(): TimestampSource {
+    return this.lastTimestampSource ?? datapathSupport().timestampSource;
+  }
+
+  private lastTimestampSource: TimestampSource | undefined;
 
   async listen(): Promise<{ address: string; port: number }> {
     const server = createServer((s) => this.onConnection(s));
@@ -615,8 +626,10 @@ export class ControlServer {
     // Zero addresses mean "the control connection's" (RFC 5357 §3.5).
     const controlLocal = unmapAddress(c.socket.localAddress ?? '');
     const controlPeer = unmapAddress(c.socket.remoteAddress ?? '');
-    const senderAddress = isZeroAddress(req.senderAddress) ? controlPeer : unmapAddress(req.senderAddress);
-    const receiverAddress = isZeroAddress(req.receiverAddress) ? controlLocal : unmapAddress(req.receiverAddress);
+    // Link-local addresses travel without their %scope (16 octets, RFC 5357 §3.5): they take the control
+    // connection's interface, which Node reports with the address (fe80::1%eth0), or bind/sendto fail.
+    const senderAddress = isZeroAddress(req.senderAddress) ? controlPeer : withScopeOf(unmapAddress(req.senderAddress), controlPeer);
+    const receiverAddress = isZeroAddress(req.receiverAddress) ? controlLocal : withScopeOf(unmapAddress(req.receiverAddress), controlLocal);
     const family = ipFamily(receiverAddress);
     if (req.ipvn !== family || ipFamily(senderAddress) !== family || isIP(senderAddress) === 0) {
       reject(Accept.NOT_SUPPORTED, `address family mismatch (IPVN ${req.ipvn}, sender ${senderAddress}, receiver ${receiverAddress})`);
@@ -643,25 +656,38 @@ export class ControlServer {
         (portProblem && req.senderPort > 0 ? ' (allow_reply_ports)' : ''), portProblem ? 'reply_port' : 'sender_address');
       return;
     }
-    const sock = await this.bindTestSocket(receiverAddress, req.receiverPort, family, c.peer).catch((e: Error) => e);
+    // Datagrams reach the session once it exists; until then (the Accept is not sent yet) they are dropped.
+    let session: ReflectorSession | undefined;
+    const onPackets = (batch: RxDatagram[]): void => {
+      if (session) session.onBatch(batch);
+      else this.o.counters.droppedPackets += batch.length;
+    };
+    // Replies leave with TTL/Hop Limit 255 (RFC 5357 §4.2, udp.ts openReflectorSocket).
+    const sock = await this.bindTestSocket(receiverAddress, req.receiverPort, family, c.peer, onPackets).catch((e: Error) => e);
     if (sock instanceof Error) {
       reject(Accept.TEMPORARY_RESOURCE_LIMITATION, sock.message);
       return;
     }
-    sock.setTTL(255); // RFC 5357 §4.2: reflected packets leave with TTL/Hop Limit 255
-    // A larger receive buffer rides out short scheduling gaps at high packet rates
-    // (the kernel caps it at net.core.rmem_max).
-    try { sock.setRecvBufferSize(RECV_BUFFER_OCTETS); } catch { /* keep the default */ }
+    this.lastTimestampSource = sock.timestampSource();
     // Replies carry the session's DSCP from the Type-P Descriptor (RFC 5357 §3.5).
     const dscp = dscpFromTypeP(req.typeP) ?? 0;
-    const marking = setSocketDscp(sock, dscp);
-    if (!marking.ok && dscp !== 0) this.warnOnce('dscp', `test replies not marked with DSCP ${dscp}: ${marking.reason}`);
-    if (c.socket.destroyed) { closeUdp(sock); return; } // the connection went while we bound
+    if (dscp !== 0) {
+      let why: string | undefined;
+      try {
+        sock.setTos(dscp << 2);
+        const st = sock.tosStatus();
+        if (!st.ok) why = st.reason ?? 'refused';
+      } catch (e) {
+        why = (e as Error).message;
+      }
+      if (why !== undefined) this.warnOnce('dscp', `test replies not marked with DSCP ${dscp}: ${why}`);
+    }
+    if (c.socket.destroyed) { closeTestSocket(sock); return; } // the connection went while we bound
     const sid = this.makeSid(receiverAddress);
     const graceMs = Math.min(Number(nsFromNtpInterval(req.timeout) / 1_000_000n), 60_000);
     const sec = c.security;
     const client = c.client;
-    const session = new ReflectorSession({
+    session = new ReflectorSession({
       socket: sock, family, senderAddress, senderPort: req.senderPort, sid,
       mode: sec?.mode ?? 'open',
       symmetricalSize: (c.features & Mode.SYMMETRICAL_SIZE) !== 0,
@@ -744,7 +770,12 @@ export class ControlServer {
    * Usable: not below 1024 (never a privileged service's port), inside
    * `test_port_range` when one is set, and free (exclusive bind).
    */
-  private async bindTestSocket(address: string, requested: number, family: 4 | 6, peer: string) {
+  private async bindTestSocket(address: string, requested: number, family: 4 | 6, peer: string,
+    onPackets: (batch: RxDatagram[]) => void) {
+    // A larger receive buffer rides out short scheduling gaps at high packet rates
+    // (the kernel caps it at net.core.rmem_max).
+    const bindUdp = (a: string, port: number, f: 4 | 6, p: string) =>
+      openReflectorSocket({ address: a, port, family: f, peer: p, onPackets, rcvbuf: RECV_BUFFER_OCTETS });
     const range = this.o.testPortRange;
     const inRange = range === undefined || (requested >= range[0] && requested <= range[1]);
     if (requested >= LOWEST_REPLY_PORT && inRange) {

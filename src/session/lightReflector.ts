@@ -51,14 +51,29 @@
  * older than the first packet of the current window is refused. Octets after
  * the HMAC-covered part are never echoed (buildStampAuthReflection).
  *
- * Node's dgram cannot read the received TTL: Sender TTL is 255 (RFC 5357
- * §4.2.1). Replies go out with TTL 255.
+ * Wire truth (test-socket datapath, datapath.ts; node:dgram when the native
+ * helper is unavailable, with the JS clock and TTL/TOS unknown):
+ *  - T2 is the kernel's receive timestamp of the request;
+ *  - T3 is written by the datapath right before sendmsg (unauthenticated
+ *    Light/STAMP); authenticated STAMP covers T3 with its HMAC, so T3 is read
+ *    in JavaScript, then the reply is signed and sent (T3 precedes the real
+ *    departure by the HMAC and the send call, a few µs);
+ *  - Sender TTL (RFC 5357 §4.2.1, RFC 8762 §4.3.1/§4.3.2) is the request's
+ *    received TTL / Hop Limit, 255 only when it cannot be read;
+ *  - every reply leaves with TTL / Hop Limit 255, IPv4 peers of a dual-stack
+ *    IPv6 socket included (the datapath sets IP_TTL and IPV6_UNICAST_HOPS);
+ *  - a reply carries the DSCP of its request (ECN bits 0): the socket's
+ *    TOS / traffic class is switched between runs of replies of different
+ *    DSCP, as the datapath has no per-packet TOS;
+ *  - the replies of one received batch (recvmmsg) leave with one sendmmsg.
+ * STAMP or TWAMP-Light: `lightFormat` (stamp.ts isStampRequest) decides
+ * whether octets 14–15 of a request are an SSID to copy into the reply.
  */
-import { createSocket, type Socket as UdpSocket, type RemoteInfo } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import type { RemoteInfo } from 'node:dgram';
 import {
-  buildLightReflection, lightReplyLength, lightRequestKey, STAMP_BASE_SIZE, patchReflectorTimestamp,
-  verifyStampPacket, buildStampAuthReflection, signStampPacket,
+  buildLightReflection, lightReplyLength, lightRequestKey, patchReflectorTimestamp, ntpFromUnixNs,
+  verifyStampPacket, buildStampAuthReflection, signStampPacket, type LightFormat,
 } from '../protocol/index.js';
 import { readU16, readU32 } from '../protocol/bytes.js';
 import type { Clock } from './clock.js';
@@ -66,7 +81,8 @@ import { replyTargetProblem, unmapAddress } from './address.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
 import { RateLimitedLog } from './limits.js';
 import { silentLogger, type Logger } from './log.js';
-import { closeUdp } from './udp.js';
+import { ReplySender, type ReplyItem } from './udp.js';
+import { openTestSocket, datapathSupport, type RxDatagram, type TestSocket, type TimestampSource } from './datapath.js';
 import type { ReflectorCounters } from './reflectorSession.js';
 
 export const DEFAULT_LIGHT_RATE_PPS = 1000;
@@ -79,6 +95,10 @@ export const DEFAULT_LIGHT_MAX_OCTETS = 12_500_000;
 /** Sequence numbers remembered per authenticated sender (RFC 4303 §3.4.3 anti-replay window). */
 export const REPLAY_WINDOW = 1024;
 const DEFAULT_IDLE_MS = 900_000;
+/** SO_RCVBUF of the Light socket (the kernel caps it at net.core.rmem_max). */
+const RECV_BUFFER_OCTETS = 4 * 1024 * 1024;
+/** Offset of T3 in an unauthenticated Light/STAMP reply (RFC 8762 §4.3.1). */
+const T3_OFFSET = 4;
 const DEFAULT_MAX_SENDERS = 65_536;
 
 /** Reasons the Light reflector reports through `onRefused` (a subset of the reflector's `refused` reasons). */
@@ -126,6 +146,14 @@ export interface LightReflectorOptions {
    * When set, only authenticated packets with a valid HMAC are answered.
    */
   authKey?: Uint8Array;
+  /**
+   * How requests are read (stamp.ts isStampRequest): 'auto' (default) = STAMP
+   * when ≥ 44 octets with MBZ octets 16–43 zero, 'stamp' = every request of
+   * ≥ 44 octets, 'twamp' = TWAMP-Light only (no SSID is ever copied).
+   */
+  lightFormat?: LightFormat;
+  /** false forces the node:dgram datapath (tests); true requires the native one; default auto. */
+  native?: boolean;
 }
 
 /** Per source address: packet and octet budgets, refilled together. */
@@ -153,8 +181,11 @@ interface ReplayState {
 }
 
 export class LightReflector {
-  private socket: UdpSocket | undefined;
+  private socket: TestSocket | undefined;
   private replySocket: LightReplySocket | undefined;
+  private replies: ReplySender | undefined;
+  private readonly batchOut: ReplyItem[] = [];
+  private readonly format: LightFormat;
   private readonly ratePps: number;
   private readonly maxPps: number;
   private readonly maxOctetsPerSource: number;
@@ -167,7 +198,7 @@ export class LightReflector {
   /** The global budget (all sources). */
   private readonly global: Bucket;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private overhead = 28;
+  private family: 4 | 6 = 4;
   private readonly rlog: RateLimitedLog;
   /** Packets dropped by a rate or octet budget, per source or global (also counted in counters.droppedPackets). */
   rateLimited = 0;
@@ -197,6 +228,12 @@ export class LightReflector {
     this.authKey = o.authKey ? Buffer.from(o.authKey) : undefined;
     this.global = { tokens: this.maxPps, octets: this.maxOctets, at: this.now() };
     this.rlog = new RateLimitedLog(o.log ?? silentLogger);
+    this.format = o.lightFormat ?? 'auto';
+  }
+
+  /** Where T2 comes from: the bound socket's, or what the datapath offers before listen(). */
+  get timestampSource(): TimestampSource {
+    return this.socket?.timestampSource() ?? datapathSupport().timestampSource;
   }
 
   get stateful(): boolean {
@@ -215,29 +252,27 @@ export class LightReflector {
 
   async listen(): Promise<{ address: string; port: number }> {
     const v6 = isIPv6(this.o.host);
-    this.overhead = v6 ? 48 : 28;
-    const sock = createSocket({ type: v6 ? 'udp6' : 'udp4' });
-    await new Promise<void>((resolve, reject) => {
-      const onErr = (e: NodeJS.ErrnoException): void => {
-        closeUdp(sock);
-        reject(new TwampSessionError('socket', `reflector ${formatHostPort(this.o.host, this.o.port)}`,
-          `cannot bind the TWAMP-Light UDP port: ${e.code ?? e.message}` +
-          (e.code === 'EACCES' && this.o.port < 1024 ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''), { cause: e }));
-      };
-      sock.once('error', onErr);
-      sock.bind({ address: this.o.host, port: this.o.port, exclusive: true }, () => {
-        sock.removeListener('error', onErr);
-        resolve();
+    this.family = v6 ? 6 : 4;
+    let sock: TestSocket;
+    try {
+      // Dual-stack on an IPv6 address (as node:dgram's udp6 default): IPv4 peers arrive v4-mapped.
+      sock = await openTestSocket({
+        family: v6 ? 6 : 4, address: this.o.host, port: this.o.port, ipv6Only: false,
+        ttl: 255, txTimestamps: false, rcvbuf: RECV_BUFFER_OCTETS,
+        ...(this.o.native !== undefined ? { native: this.o.native } : {}),
+        onPackets: (batch) => this.onBatch(batch),
+        onError: () => { /* ICMP errors on send must not stop the reflector */ },
       });
-    });
-    sock.setTTL(255);
-    sock.on('message', (msg, rinfo) => this.receive(msg, rinfo));
-    sock.on('error', () => { /* ICMP errors on send must not stop the reflector */ });
+    } catch (e) {
+      const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : (e as Error).message;
+      throw new TwampSessionError('socket', `reflector ${formatHostPort(this.o.host, this.o.port)}`,
+        `cannot bind the TWAMP-Light UDP port: ${code}` +
+        (code === 'EACCES' && this.o.port < 1024 ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''), { cause: e });
+    }
     this.socket = sock;
-    this.replySocket = sock;
+    this.replies = new ReplySender(sock);
     this.startSweeping();
-    const a = sock.address();
-    return { address: a.address, port: a.port };
+    return { address: sock.local.address, port: sock.local.port };
   }
 
   /**
@@ -245,7 +280,7 @@ export class LightReflector {
    * without binding one; feed packets with receive().
    */
   attach(socket: LightReplySocket, family: 4 | 6 = 4): void {
-    this.overhead = family === 6 ? 48 : 28;
+    this.family = family;
     this.replySocket = socket;
     this.startSweeping();
   }
@@ -263,7 +298,14 @@ export class LightReflector {
     const s = this.socket;
     this.socket = undefined;
     this.replySocket = undefined;
-    if (s) await new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } });
+    this.replies = undefined;
+    if (s) {
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
+    }
     this.senders.clear();
     this.buckets.clear();
     this.windows.clear();
@@ -277,13 +319,62 @@ export class LightReflector {
    */
   receive(msg: Buffer, rinfo: RemoteInfo): void {
     try {
-      this.onMessage(msg, rinfo);
+      const sock = this.replySocket;
+      if (!sock) return;
+      const item = this.handle(msg, rinfo.address, rinfo.port, this.o.clock.nowNtp(), -1, -1);
+      if (!item) return;
+      if (item.stampOffset !== undefined) patchReflectorTimestamp(item.data, this.o.clock.nowNtp());
+      sock.send(item.data, 0, item.data.length, item.port, item.address);
+      this.countReflected(1, item.data.length + this.overhead(item.address));
     } catch (e) {
-      this.errors++;
-      this.o.counters.droppedPackets++;
-      this.rlog.line('internal', 'warn', `TWAMP-Light: packet from ${formatHostPort(String(rinfo?.address), Number(rinfo?.port))} ` +
-        `not reflected: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+      this.fault(e, rinfo?.address, rinfo?.port);
     }
+  }
+
+  /**
+   * One received batch of the datapath (its onPackets): every request
+   * checked and answered, the replies sent together. Never throws.
+   */
+  onBatch(batch: readonly RxDatagram[]): void {
+    const out = this.batchOut;
+    out.length = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const d = batch[i]!;
+      try {
+        if (d.truncated) { this.drop(); continue; }
+        const item = this.handle(d.data, d.address, d.port, ntpFromUnixNs(d.rxRealtimeNs), d.ttl, d.tos);
+        if (item) out.push(item);
+      } catch (e) {
+        this.fault(e, d.address, d.port);
+      }
+    }
+    if (out.length === 0) return;
+    const replies = this.replies;
+    const sent = replies ? replies.flush(out) : 0;
+    let octets = 0;
+    for (let i = 0; i < out.length; i++) octets += out[i]!.data.length + this.overhead(out[i]!.address);
+    this.o.counters.droppedPackets += out.length - sent;
+    this.countReflected(sent, sent === out.length ? octets : Math.round((octets / out.length) * sent));
+    out.length = 0;
+  }
+
+  private countReflected(packets: number, octets: number): void {
+    const c = this.o.counters;
+    c.reflectedPackets += packets;
+    c.reflectedOctets += octets;
+  }
+
+  /** IP + UDP header octets of a reply to `address` (IPv4, or v4-mapped on a dual-stack socket: 28; IPv6: 48). */
+  private overhead(address: string): number {
+    if (this.family === 4) return 28;
+    return address.includes('.') ? 28 : 48;
+  }
+
+  private fault(e: unknown, address: unknown, port: unknown): void {
+    this.errors++;
+    this.o.counters.droppedPackets++;
+    this.rlog.line('internal', 'warn', `TWAMP-Light: packet from ${formatHostPort(String(address), Number(port))} ` +
+      `not reflected: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
   }
 
   /** Per-source budgets for one reply of `octets` (IP level): true and spent when they allow it. */
@@ -401,62 +492,65 @@ export class LightReflector {
     this.o.counters.droppedPackets++;
   }
 
-  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    const t2 = this.o.clock.nowNtp();
-    const sock = this.replySocket;
-    if (!sock) return;
-    const key = lightRequestKey(msg, msg.length);
-    if (!key) { this.drop(); return; }
+  /**
+   * Checks one request and builds its reply (T2 given, T3 stamped by the
+   * caller or the datapath at `stampOffset`); undefined when it is dropped
+   * (counted). `ttl` / `tos`: as received, -1 when unknown.
+   */
+  private handle(msg: Buffer, address: string, port: number, t2: bigint, ttl: number, tos: number): ReplyItem | undefined {
+    const key = lightRequestKey(msg, msg.length, this.format);
+    if (!key) { this.drop(); return undefined; }
     // Never send where a reply must not go (port 0 would even make dgram throw).
-    if (replyTargetProblem(rinfo.address, rinfo.port, this.o.allowReplyPorts) !== undefined) { this.badTarget++; this.drop(); return; }
-    const source = unmapAddress(rinfo.address);
-    if (this.o.acl?.check(source) !== undefined) { this.drop(); return; }
+    if (replyTargetProblem(address, port, this.o.allowReplyPorts) !== undefined) { this.badTarget++; this.drop(); return undefined; }
+    const source = unmapAddress(address);
+    if (this.o.acl?.check(source) !== undefined) { this.drop(); return undefined; }
     const auth = this.authKey;
     const len = auth ? msg.length : lightReplyLength(msg.length);
-    if (this.o.symmetricOnly && len > msg.length) { this.asymmetric++; this.drop(); return; }
+    if (this.o.symmetricOnly && len > msg.length) { this.asymmetric++; this.drop(); return undefined; }
     const nowMs = this.now();
-    const octets = len + this.overhead;
+    const octets = len + this.overhead(address);
     // Rate-limited packets count as dropped too (dropped_pkt = every test packet not reflected).
-    if (!this.admitSource(source, octets, nowMs)) { this.rateLimited++; this.drop(); return; }
+    if (!this.admitSource(source, octets, nowMs)) { this.rateLimited++; this.drop(); return undefined; }
     let ssid = 0;
     if (auth) {
       if (!verifyStampPacket(msg, msg.length, auth)) {
         this.authFailed++;
         this.drop();
         this.o.onRefused?.('hmac');
-        return;
+        return undefined;
       }
     }
-    if (!this.admitGlobal(octets, nowMs)) { this.rateLimited++; this.globalRateLimited++; this.drop(); return; }
+    if (!this.admitGlobal(octets, nowMs)) { this.rateLimited++; this.globalRateLimited++; this.drop(); return undefined; }
     if (auth) {
       ssid = readU16(msg, 26);
       // T1 at 16 (HMAC-covered), as seconds: enough to order one sender's packets.
       const t1 = readU32(msg, 16) + readU32(msg, 20) / 4294967296;
-      if (!this.fresh(`${source}|${rinfo.port}|${ssid}`, key.seq, t1, nowMs)) { this.replayed++; this.drop(); return; }
+      if (!this.fresh(`${source}|${port}|${ssid}`, key.seq, t1, nowMs)) { this.replayed++; this.drop(); return undefined; }
     }
     let seq = key.seq;
     if (this.o.stateful) {
-      // SSID only from packets that can be STAMP (≥ 44): in shorter TWAMP-Light packets octets 14–15 are padding.
-      // Authenticated STAMP carries it at 26–27.
-      if (!auth) ssid = msg.length >= STAMP_BASE_SIZE ? key.ssid : 0;
-      seq = this.nextSeq(`${source}|${rinfo.port}|${ssid}`, nowMs);
+      // SSID only from STAMP requests (lightRequestKey under lightFormat): in TWAMP-Light packets octets 14–15
+      // are padding. Authenticated STAMP carries it at 26–27.
+      if (!auth) ssid = key.ssid;
+      seq = this.nextSeq(`${source}|${port}|${ssid}`, nowMs);
     }
-    const fields = { seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate, senderTtl: 255 };
+    // Sender TTL: the received TTL / Hop Limit, 255 when unknown (RFC 5357 §4.2.1, RFC 8762 §4.3.1).
+    const fields = { seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate, senderTtl: ttl >= 0 ? ttl : 255 };
+    // The reply carries the request's DSCP (ECN bits not copied).
+    const replyTos = tos >= 0 ? tos & 0xfc : undefined;
     if (auth) {
-      // In place: the reply has the request's length (≥ 112); T3 is covered by the HMAC, so sign last.
+      // In place: the reply has the request's length (≥ 112); T3 is covered by the HMAC: read it now, sign last.
       buildStampAuthReflection(msg, msg.length, msg, fields);
       patchReflectorTimestamp(msg, this.o.clock.nowNtp(), 'authenticated');
       signStampPacket(msg, auth);
-      sock.send(msg, 0, len, rinfo.port, rinfo.address);
-    } else {
-      const out = len === msg.length ? msg : Buffer.allocUnsafe(len);
-      buildLightReflection(msg, msg.length, out, fields);
-      patchReflectorTimestamp(out, this.o.clock.nowNtp());
-      sock.send(out, 0, len, rinfo.port, rinfo.address);
+      const data = len === msg.length ? msg : msg.subarray(0, len);
+      return replyTos === undefined ? { data, address, port } : { data, address, port, tos: replyTos };
     }
-    const c = this.o.counters;
-    c.reflectedPackets++;
-    c.reflectedOctets += len + this.overhead;
+    const out = len === msg.length ? msg : Buffer.allocUnsafe(len);
+    buildLightReflection(msg, msg.length, out, fields, this.format);
+    return replyTos === undefined
+      ? { data: out, address, port, stampOffset: T3_OFFSET }
+      : { data: out, address, port, stampOffset: T3_OFFSET, tos: replyTos };
   }
 
   private sweep(): void {

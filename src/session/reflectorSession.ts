@@ -1,26 +1,41 @@
 /**
  * One TWAMP test session as Session-Reflector (RFC 5357 §4.2): a UDP socket
- * that answers the negotiated Session-Sender only, with T2 taken on arrival
- * and T3 just before the reply is handed to the kernel, its own sequence
+ * that answers the negotiated Session-Sender only, its own sequence
  * counter, the sender's fields copied and the reply padded to the request's
  * length (minimum 41 octets; 112 in authenticated/encrypted mode).
  *
+ * Timestamps on the test-socket datapath (datapath.ts; README "Timestamps"):
+ *  - T2 is the kernel's receive timestamp of the request (SO_TIMESTAMPING),
+ *    not the moment JavaScript got to it;
+ *  - T3 is written by the datapath right before sendmsg (open and mixed
+ *    mode, and authenticated mode, whose protection covers only octets
+ *    0–15: RFC 5357 §4.2.1 / RFC 4656 §4.1.2). In encrypted mode T3 lies
+ *    inside the encrypted range, so it is read in JavaScript right before
+ *    the reply is protected and handed to the datapath: T3 then precedes the
+ *    real departure by the encryption and the send call (a few µs).
+ *  - Sender TTL is the request's received TTL / Hop Limit (RFC 5357 §4.2.1),
+ *    255 only when it cannot be read (node:dgram fallback).
+ * A batch of requests (one recvmmsg) is handled in one call and its replies
+ * leave with one sendmmsg. With the node:dgram fallback T2 and T3 are read
+ * from the clock in JavaScript, as before the datapath.
+ *
  * Authenticated/encrypted mode (RFC 4656 §4.1.2, RFC 5357 §4.2.1): requests
  * are decrypted and their HMAC checked (failures are dropped and counted);
- * replies use the 112-octet layout. Authenticated mode protects only octets
- * 0–15, so T3 is patched after protection, as late as possible; encrypted
- * mode covers T3, so T3 is final before the reply is protected. Mixed mode
- * (RFC 5618) uses the open layout without crypto.
+ * replies use the 112-octet layout. Mixed mode (RFC 5618) uses the open
+ * layout without crypto.
  */
-import type { Socket as UdpSocket, RemoteInfo } from 'node:dgram';
 import {
-  buildReflection, patchReflectorTimestamp, reflectorReplyLength, SENDER_HEADER_SIZE,
+  buildReflection, reflectorReplyLength, SENDER_HEADER_SIZE, ntpFromUnixNs, writeTimestamp,
   protectReflectorPacket, unprotectSenderPacket, type PacketLayout, type SecurityMode, type TestSessionKeys,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import { unmapAddress } from './address.js';
-import { closeUdp } from './udp.js';
+import { closeTestSocket, ReplySender, type ReplyItem } from './udp.js';
+import type { RxDatagram, TestSocket, TimestampSource } from './datapath.js';
 import type { PacketLimiter } from './limits.js';
+
+/** Offset of T3 in the reflector packet (RFC 5357 §4.2.1). */
+const T3_OFFSET: Record<PacketLayout, number> = { open: 4, authenticated: 16 };
 
 export interface ReflectorCounters {
   reflectedPackets: number;
@@ -31,7 +46,8 @@ export interface ReflectorCounters {
 }
 
 export interface ReflectorSessionOptions {
-  socket: UdpSocket;
+  /** The session's test socket (udp.ts openReflectorSocket); its received batches go to onBatch(). */
+  socket: TestSocket;
   family: 4 | 6;
   senderAddress: string;
   senderPort: number;
@@ -79,13 +95,15 @@ export class ReflectorSession {
   private readonly mode: SecurityMode;
   private readonly layout: PacketLayout;
   private readonly keys: TestSessionKeys | undefined;
+  private readonly replies: ReplySender;
+  private readonly out: ReplyItem[] = [];
   /** Packets this session reflected (for logs). */
   reflected = 0;
   /** Packets dropped because their HMAC did not verify. */
   badHmac = 0;
 
   constructor(private readonly o: ReflectorSessionOptions) {
-    this.port = o.socket.address().port;
+    this.port = o.socket.local.port;
     this.overhead = o.family === 6 ? 48 : 28;
     this.mode = o.mode ?? 'open';
     this.layout = this.mode === 'authenticated' || this.mode === 'encrypted' ? 'authenticated' : 'open';
@@ -96,8 +114,12 @@ export class ReflectorSession {
       this.durationTimer = setTimeout(() => this.end(END_MAX_DURATION), o.maxDurationMs);
       this.durationTimer.unref?.();
     }
-    o.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-    o.socket.on('error', () => { /* send errors (ICMP unreachable) must not kill the reflector */ });
+    this.replies = new ReplySender(o.socket);
+  }
+
+  /** Where T2 comes from on this session's socket. */
+  get timestampSource(): TimestampSource {
+    return this.o.socket.timestampSource();
   }
 
   get sid(): Buffer {
@@ -134,7 +156,7 @@ export class ReflectorSession {
     if (this.refwaitTimer) clearTimeout(this.refwaitTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
     if (this.durationTimer) clearTimeout(this.durationTimer);
-    closeUdp(this.o.socket);
+    closeTestSocket(this.o.socket);
     this.o.onEnd(this, why);
   }
 
@@ -148,13 +170,48 @@ export class ReflectorSession {
     this.refwaitTimer.unref?.();
   }
 
-  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    const t2 = this.o.clock.nowNtp();
+  /**
+   * One received batch (the socket's onPackets): each request checked and
+   * answered, the replies sent together. Never throws.
+   */
+  onBatch(batch: readonly RxDatagram[]): void {
+    const out = this.out;
+    out.length = 0;
+    const c = this.o.counters;
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        this.onDatagram(batch[i]!, out);
+      } catch {
+        // nothing a peer sends may throw past the handler
+        c.droppedPackets++;
+      }
+    }
+    if (out.length === 0) return;
+    const sent = this.replies.flush(out);
+    // The replies that did not leave (refused destination, full buffer) count as dropped.
+    c.droppedPackets += out.length - sent;
+    let octets = 0;
+    for (let i = 0; i < out.length; i++) octets += out[i]!.data.length;
+    if (sent === out.length) {
+      this.reflected += sent;
+      c.reflectedPackets += sent;
+      c.reflectedOctets += octets + sent * this.overhead;
+    } else {
+      // Which ones failed is not known: count the average size.
+      this.reflected += sent;
+      c.reflectedPackets += sent;
+      c.reflectedOctets += Math.round((octets / out.length) * sent) + sent * this.overhead;
+    }
+    out.length = 0;
+  }
+
+  private onDatagram(d: RxDatagram, out: ReplyItem[]): void {
     const c = this.o.counters;
     const layout = this.layout;
-    if (!this.started || this.ended || rinfo.port !== this.o.senderPort ||
-        (rinfo.address !== this.o.senderAddress && unmapAddress(rinfo.address) !== this.o.senderAddress) ||
-        msg.length < SENDER_HEADER_SIZE[layout]) {
+    const msg = d.data;
+    if (!this.started || this.ended || d.port !== this.o.senderPort ||
+        (d.address !== this.o.senderAddress && unmapAddress(d.address) !== this.o.senderAddress) ||
+        msg.length < SENDER_HEADER_SIZE[layout] || d.truncated) {
       c.droppedPackets++;
       return;
     }
@@ -175,36 +232,26 @@ export class ReflectorSession {
       return;
     }
     this.lastPacketAt = Date.now();
-    // Hot path: reflect in place when the request is as long as the reply (msg is ours).
+    const t2 = ntpFromUnixNs(d.rxRealtimeNs);
+    // Reflect in place when the request is as long as the reply (msg is ours).
     const replyLength = reflectorReplyLength(msg.length, layout);
-    const out = msg.length >= replyLength ? msg : Buffer.allocUnsafe(replyLength);
-    const len = buildReflection(msg, msg.length, out, {
+    const buf = msg.length >= replyLength ? msg : Buffer.allocUnsafe(replyLength);
+    const len = buildReflection(msg, msg.length, buf, {
       seq: this.seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate,
-      // Node's dgram cannot read the received TTL: RFC 5357 §4.2.1 says write 255 then.
-      senderTtl: 255,
+      // RFC 5357 §4.2.1: the received TTL / Hop Limit; 255 when it cannot be read.
+      senderTtl: d.ttl >= 0 ? d.ttl : 255,
     }, layout, this.o.symmetricalSize === true);
     this.seq = (this.seq + 1) >>> 0;
+    const data = len === buf.length ? buf : buf.subarray(0, len);
     if (this.mode === 'encrypted') {
-      // T3 lies inside the encrypted range: final first, then HMAC and encryption.
-      patchReflectorTimestamp(out, this.o.clock.nowNtp(), layout);
-      protectReflectorPacket(out, len, keys!, this.mode);
-    } else if (this.mode === 'authenticated') {
-      // Only octets 0–15 are protected: T3 can still be taken after that.
-      protectReflectorPacket(out, len, keys!, this.mode);
-      patchReflectorTimestamp(out, this.o.clock.nowNtp(), layout);
+      // T3 lies inside the encrypted range: final first (read here), then HMAC and encryption.
+      writeTimestamp(buf, T3_OFFSET.authenticated, this.o.clock.nowNtp());
+      protectReflectorPacket(buf, len, keys!, this.mode);
+      out.push({ data, address: d.address, port: d.port });
     } else {
-      patchReflectorTimestamp(out, this.o.clock.nowNtp(), layout);
+      // Only octets 0–15 are protected in authenticated mode: the datapath stamps T3 after that, right before sendmsg.
+      if (this.mode === 'authenticated') protectReflectorPacket(buf, len, keys!, this.mode);
+      out.push({ data, address: d.address, port: d.port, stampOffset: T3_OFFSET[layout] });
     }
-    try {
-      this.o.socket.send(out, 0, len, rinfo.port, rinfo.address);
-    } catch {
-      // A synchronous send error (socket closing, unusable destination) must not escape the 'message'
-      // handler; the destination itself was checked when the session was accepted (replyTargetProblem).
-      c.droppedPackets++;
-      return;
-    }
-    this.reflected++;
-    c.reflectedPackets++;
-    c.reflectedOctets += len + this.overhead;
   }
 }

@@ -1,6 +1,13 @@
-/** UDP socket helpers: bind with a bounded, typed failure. */
+/**
+ * UDP socket helpers of the reflector: bind with a bounded, typed failure,
+ * on the test-socket datapath (datapath.ts: kernel receive timestamps, TTL
+ * and TOS of each datagram, stamped and batched sends; node:dgram when the
+ * native helper is unavailable), and IPv6 scope handling for link-local
+ * addresses.
+ */
 import { createSocket, type Socket } from 'node:dgram';
 import { TwampSessionError, formatHostPort } from './errors.js';
+import { openTestSocket, DatapathError, type RxDatagram, type TestSocket } from './datapath.js';
 
 export async function bindUdp(address: string, port: number, family: 4 | 6, peer: string): Promise<Socket> {
   const sock = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only: family === 6 });
@@ -24,5 +31,160 @@ export function closeUdp(sock: Socket): void {
     sock.close();
   } catch {
     // already closed
+  }
+}
+
+export interface ReflectorSocketOptions {
+  address: string;
+  port: number;
+  family: 4 | 6;
+  /** Who the socket is for (error messages). */
+  peer: string;
+  /** One call per received batch (recvmmsg on the native datapath; one datagram with node:dgram). */
+  onPackets: (batch: RxDatagram[]) => void;
+  onError?: (e: Error) => void;
+  /** SO_RCVBUF bytes. */
+  rcvbuf?: number;
+  /** IPV6_V6ONLY for family 6; default true. */
+  ipv6Only?: boolean;
+  /** OTEL_TWAMP_NATIVE-style override: false forces node:dgram (tests); default auto. */
+  native?: boolean;
+}
+
+/**
+ * A reflector's test socket (TWAMP test session or Light port) on the
+ * datapath: replies leave with TTL / Hop Limit 255 (RFC 5357 §4.2.1; on a
+ * dual-stack IPv6 socket both IP_TTL and IPV6_UNICAST_HOPS, so IPv4 peers get
+ * 255 too), no TX timestamps (a reflector's T3 is the stamp written right
+ * before sendmsg). Rejects with a TwampSessionError whose message ends with
+ * the errno code (EADDRINUSE, EINVAL, …).
+ */
+export async function openReflectorSocket(o: ReflectorSocketOptions): Promise<TestSocket> {
+  try {
+    return await openTestSocket({
+      family: o.family, address: o.address, port: o.port, ttl: 255, txTimestamps: false,
+      ipv6Only: o.family === 6 ? o.ipv6Only ?? true : false,
+      ...(o.rcvbuf !== undefined ? { rcvbuf: o.rcvbuf } : {}),
+      ...(o.native !== undefined ? { native: o.native } : {}),
+      onPackets: o.onPackets,
+      onError: o.onError ?? (() => { /* ICMP errors on send must not stop the reflector */ }),
+    });
+  } catch (e) {
+    const code = e instanceof DatapathError || typeof (e as { code?: unknown }).code === 'string'
+      ? (e as { code: string }).code : (e as Error).message;
+    throw new TwampSessionError('socket', o.peer,
+      `cannot bind UDP test socket ${formatHostPort(o.address, o.port)}: ${code}`, { cause: e });
+  }
+}
+
+export function closeTestSocket(sock: TestSocket): void {
+  try {
+    sock.close();
+  } catch {
+    // already closed
+  }
+}
+
+/** fe80::/10 (RFC 4291 §2.5.6): meaningful only with its interface (the %scope). */
+export function isLinkLocal6(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+
+/**
+ * A link-local IPv6 `address` without a %scope gets the scope of `scoped`
+ * (an address Node reported with one, e.g. the control connection's local or
+ * remote address). TWAMP-Control carries addresses without scope (RFC 5357
+ * §3.5: 16 octets), so a session's link-local Receiver / Sender Address must
+ * borrow the interface the control connection runs on, or bind(2) and
+ * sendto(2) fail with EINVAL.
+ */
+export function withScopeOf(address: string, scoped: string): string {
+  if (address.includes('%') || !isLinkLocal6(address)) return address;
+  const at = scoped.indexOf('%');
+  return at < 0 ? address : `${address}${scoped.slice(at)}`;
+}
+
+/** One reply of a received batch. */
+export interface ReplyItem {
+  /** The reply, exactly its length. */
+  data: Buffer;
+  address: string;
+  port: number;
+  /** Where the datapath writes T3 right before sendmsg (RFC 5357 §4.2.1); absent when the reply is final (HMAC-covered T3). */
+  stampOffset?: number;
+  /** TOS / traffic class the reply must leave with; absent = the socket's current marking. */
+  tos?: number;
+}
+
+const BATCH_MAX = 1024;
+
+/**
+ * Sends the replies of one received batch: one sendmmsg per run of replies
+ * with the same TOS (the datapath has no per-packet TOS, so the socket's TOS
+ * is changed between runs when it differs), `send` for a lone reply. A
+ * reply the kernel refuses (unreachable destination, …) is dropped and the
+ * rest still go; a full socket buffer (EAGAIN / ENOBUFS) drops the rest of
+ * the batch. Never throws.
+ */
+export class ReplySender {
+  /** The TOS byte the socket marks with now (its open-time value until a reply asks for another). */
+  private tos: number;
+  /** setTos refusals (the reply left with the previous marking). */
+  tosFailures = 0;
+  /** Replies the kernel refused or that found the socket buffer full. */
+  sendFailures = 0;
+
+  constructor(private readonly sock: TestSocket, initialTos = 0) {
+    this.tos = initialTos;
+  }
+
+  /** Sends `items`; returns how many went out (the first ones may not be the ones that went: count only). */
+  flush(items: readonly ReplyItem[]): number {
+    const n = items.length;
+    let sent = 0;
+    let i = 0;
+    while (i < n) {
+      const tos = items[i]!.tos;
+      let j = i + 1;
+      while (j < n && items[j]!.tos === tos && j - i < BATCH_MAX) j++;
+      if (tos !== undefined && tos !== this.tos) {
+        try {
+          this.sock.setTos(tos);
+          this.tos = tos;
+        } catch {
+          this.tosFailures++;
+        }
+      }
+      const r = this.sendRun(items, i, j);
+      sent += r.sent;
+      if (r.full) break;
+      i = j;
+    }
+    this.sendFailures += n - sent;
+    return sent;
+  }
+
+  private sendRun(items: readonly ReplyItem[], from: number, to: number): { sent: number; full: boolean } {
+    let sent = 0;
+    let i = from;
+    while (i < to) {
+      try {
+        if (to - i === 1) {
+          const it = items[i]!;
+          this.sock.send(it.data, it.address, it.port, it.stampOffset === undefined ? undefined : { stampOffset: it.stampOffset });
+          return { sent: sent + 1, full: false };
+        }
+        const r = this.sock.sendBatch(i === 0 && to === items.length ? items as ReplyItem[] : items.slice(i, to));
+        sent += r.sent;
+        i += r.sent > 0 ? r.sent : 1; // a short count: the next one failed; retried alone next round
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if (code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'ENOBUFS' || code === 'ERR_SOCKET_CLOSED') {
+          return { sent, full: true };
+        }
+        i++; // this destination is refused; the others still go
+      }
+    }
+    return { sent, full: false };
   }
 }

@@ -58,7 +58,8 @@ describe('reflector behaviour', { timeout: 60_000 }, () => {
     for (const d of decoded) {
       assert.equal(d.senderTimestamp, BigInt(d.senderSeq + 1) << 32n);
       assert.equal(d.senderErrorEstimate, 0x0001);
-      assert.equal(d.senderTtl, 255);
+      // The received TTL (the test socket's default 64) on the native datapath; 255 when unknown (RFC 5357 §4.2.1).
+      assert.ok(d.senderTtl === 64 || d.senderTtl === 255, `Sender TTL ${d.senderTtl}`);
       assert.ok(d.timestamp >= d.receiveTimestamp, 'T3 ≥ T2');
       assert.notEqual(d.errorEstimate & 0xff, 0, 'Error Estimate multiplier never 0');
     }

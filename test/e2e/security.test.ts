@@ -287,7 +287,8 @@ describe('secured control connection with several sessions', { timeout: 60_000 }
           assert.ok(unprotectReflectorPacket(reply, reply.length, keys, mode), 'reply HMAC verifies');
           const d = decodeReflectorPacket(reply, reply.length, 'authenticated');
           assert.equal(d.senderTimestamp, BigInt(d.senderSeq + 1) << 32n);
-          assert.equal(d.senderTtl, 255);
+          // The received TTL (the test socket's default 64) on the native datapath; 255 when unknown (RFC 5357 §4.2.1).
+          assert.ok(d.senderTtl === 64 || d.senderTtl === 255, `Sender TTL ${d.senderTtl}`);
           assert.ok(d.timestamp >= d.receiveTimestamp);
           assert.notEqual(d.errorEstimate & 0xff, 0, 'Multiplier never 0');
         }

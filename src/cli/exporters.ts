@@ -377,13 +377,7 @@ export class PrometheusEndpoint {
       res.end();
       return;
     }
-    if (!this.takeToken()) {
-      this.stats.rateLimited++;
-      res.shouldKeepAlive = false;
-      res.writeHead(429, { 'content-type': TEXT, 'retry-after': '1' });
-      res.end('too many scrapes\n');
-      return;
-    }
+    if (this.refusedOverRate(res)) return;
     if (req.method === 'HEAD') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
       res.end();
@@ -401,6 +395,16 @@ export class PrometheusEndpoint {
     }
   }
 
+  /** Over maxScrapesPerSecond (metrics and probes together): 429, and the connection closes after it. */
+  private refusedOverRate(res: ServerResponse): boolean {
+    if (this.takeToken()) return false;
+    this.stats.rateLimited++;
+    res.shouldKeepAlive = false;
+    res.writeHead(429, { 'content-type': TEXT, 'retry-after': '1' });
+    res.end('too many scrapes\n');
+    return true;
+  }
+
   /** /probe: GET only, one scrape token like a metrics request, no cache; the connection waits as long as the probe may run. */
   private async handleProbe(probe: ProbeHandler, req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
     if (req.method !== 'GET') {
@@ -408,13 +412,7 @@ export class PrometheusEndpoint {
       res.end();
       return;
     }
-    if (!this.takeToken()) {
-      this.stats.rateLimited++;
-      res.shouldKeepAlive = false;
-      res.writeHead(429, { 'content-type': TEXT, 'retry-after': '1' });
-      res.end('too many scrapes\n');
-      return;
-    }
+    if (this.refusedOverRate(res)) return;
     const raw = (req.socket as unknown as RequestGate).raw;
     raw.setTimeout(this.limits.requestTimeoutMs + probe.maxDurationMs(req.headers));
     let answer: Awaited<ReturnType<ProbeHandler['handle']>>;

@@ -1,30 +1,21 @@
 // `otel-twamp probe` as a user runs it: a child process against our
 // reflector (in-process), perfSONAR twampd, a fake server whose test port
 // nobody reflects, and nothing at all; text and JSON output, exit codes.
-import { describe, it, before, after, type TestContext } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
-import { repoRoot, freePort, requirePeersOrSkip, startTwampd, isCI } from '../helpers/peers.js';
+import { repoRoot, freePort, requirePeersOrSkip, startTwampd } from '../helpers/peers.js';
 import { startFakeServer } from '../helpers/fakeServer.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { parseTarget } from '../../src/cli/probe.js';
 import { buildProbeReport, renderProbeText, PROBE_SCHEMA_VERSION, type ProbeReport } from '../../src/cli/format.js';
 import { parseSenderConfig } from '../../src/config/load.js';
 import type { SenderSessionResult } from '../../src/session/senderSession.js';
-import { datapathSupport } from '../../src/session/datapath.js';
+import { needNative } from '../helpers/native.js';
 
 /** The native datapath is built here (CI must have it); otherwise the test is skipped, loudly. */
-function needNative(t: TestContext): boolean {
-  const s = datapathSupport();
-  if (s.native) return true;
-  if (isCI()) assert.fail(`CI is set but the native datapath is unavailable: ${s.reason}`);
-  console.warn(`\n!!!!! SKIPPING NATIVE PROBE TEST "${t.name}": ${s.reason} !!!!!\n`);
-  t.skip(s.reason);
-  return false;
-}
-
 const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 
 interface Run { code: number | null; stdout: string; stderr: string }

@@ -5,7 +5,7 @@
 // values are the loopback truth (0 hops both ways, the DSCP as sent, kernel
 // timestamps); with OTEL_TWAMP_NATIVE=0 what cannot be observed has no
 // series at all, never a 0.
-import { describe, it, before, after, type TestContext } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TwampReflector } from '../../src/reflector.js';
 import { TwampSender } from '../../src/sender.js';
@@ -13,22 +13,14 @@ import { datapathSupport } from '../../src/session/datapath.js';
 import { SENDER_PATH, metricName, type NamingProfile } from '../../src/otel/instruments.js';
 import { attributeKey } from '../../src/otel/attributes.js';
 import { testMeter, type Snapshot } from '../helpers/metrics.js';
-import { isCI, freePort } from '../helpers/peers.js';
+import { freePort } from '../helpers/peers.js';
 import { parseAgentConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
 import { silentLogger } from '../../src/session/log.js';
+import { needNative } from '../helpers/native.js';
 
 const N = 20;
 const AF21 = 18;
-
-function needNative(t: TestContext): boolean {
-  const s = datapathSupport();
-  if (s.native) return true;
-  if (isCI()) assert.fail(`CI is set but the native datapath is unavailable: ${s.reason}`);
-  console.warn(`\n!!!!! SKIPPING NATIVE SENDER TEST "${t.name}": ${s.reason} !!!!!\n`);
-  t.skip(s.reason);
-  return false;
-}
 
 /** Metric name of a SENDER_PATH key under a profile. */
 function nameOf(key: string, profile: NamingProfile): string {

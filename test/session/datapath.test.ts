@@ -5,7 +5,7 @@
  * Native tests skip (loudly) when the helper is not built, except under CI,
  * where `npm ci` builds it and a missing helper is a failure.
  */
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   datapathSupport, openTestSocket, DatapathError,
@@ -13,22 +13,9 @@ import {
 } from '../../src/session/datapath.js';
 import { systemClock } from '../../src/session/clock.js';
 import { readTimestamp, unixNsFromNtp } from '../../src/protocol/index.js';
-
-function isCI(): boolean {
-  const ci = (process.env.CI ?? '').toLowerCase();
-  return ci !== '' && ci !== '0' && ci !== 'false';
-}
+import { needNative } from '../helpers/native.js';
 
 /** True when the native datapath can be tested here; otherwise skips (or fails under CI). */
-function needNative(t: TestContext): boolean {
-  const s = datapathSupport();
-  if (s.native) return true;
-  if (isCI()) assert.fail(`CI is set but the native datapath is unavailable: ${s.reason}`);
-  console.warn(`\n!!!!! SKIPPING NATIVE DATAPATH TEST "${t.name}": ${s.reason} !!!!!\n`);
-  t.skip(s.reason);
-  return false;
-}
-
 const HOSTS = [{ family: 4 as const, host: '127.0.0.1' }, { family: 6 as const, host: '::1' }];
 
 /** A socket that collects what it receives, its TX timestamps and departures. */

@@ -8,10 +8,9 @@
  * Native tests skip (loudly) when the helper is not built, except under CI;
  * twampd tests skip without the peers (OTEL_TWAMP_PEERS), except under CI.
  */
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { datapathSupport } from '../../src/session/datapath.js';
 import { systemClock } from '../../src/session/clock.js';
 import { runSenderSession, type SenderSessionResult } from '../../src/session/senderSession.js';
 import { runLightSenderSession } from '../../src/session/lightSenderSession.js';
@@ -19,16 +18,8 @@ import { TwampReflector } from '../../src/reflector.js';
 import {
   buildReflection, readTimestamp, writeTimestamp, reflectorReplyLength, ERROR_ESTIMATE_UNSYNC_MIN,
 } from '../../src/protocol/index.js';
-import { requirePeersOrSkip, startTwampd, isCI } from '../helpers/peers.js';
-
-function needNative(t: TestContext): boolean {
-  const s = datapathSupport();
-  if (s.native) return true;
-  if (isCI()) assert.fail(`CI is set but the native datapath is unavailable: ${s.reason}`);
-  console.warn(`\n!!!!! SKIPPING NATIVE SENDER TEST "${t.name}": ${s.reason} !!!!!\n`);
-  t.skip(s.reason);
-  return false;
-}
+import { requirePeersOrSkip, startTwampd } from '../helpers/peers.js';
+import { needNative } from '../helpers/native.js';
 
 const us = (ns: number | undefined): string => (ns === undefined ? '-' : `${(ns / 1000).toFixed(1)} µs`);
 

@@ -179,7 +179,13 @@ async function manyPaced(n: number, seconds: number): Promise<void> {
   dst.close();
 }
 
-export async function runDepartureBench(opts: { log?: (s: string) => void } = {}): Promise<{
+export async function runDepartureBench(opts: {
+  log?: (s: string) => void;
+  /** Only these variants (by name); all when absent. */
+  variants?: string[];
+  /** The 40-schedule CPU part; default true. */
+  cpu?: boolean;
+} = {}): Promise<{
   native: boolean; reason?: string; departures: DepartureFigures[]; cpu: CpuFigures[];
 }> {
   const log = opts.log ?? ((s: string) => console.log(s));
@@ -187,7 +193,17 @@ export async function runDepartureBench(opts: { log?: (s: string) => void } = {}
   const departures: DepartureFigures[] = [];
   const cpuFigures: CpuFigures[] = [];
   const rates: [number, number][] = [[50, 150], [1000, 2000], [10_000, 10_000]];
+  const want = (v: string): boolean => !opts.variants || opts.variants.includes(v);
+  const keep = async (f: DepartureFigures | undefined): Promise<void> => { if (f) departures.push(f); };
   for (const [rate, n] of rates) {
+    if (opts.variants) {
+      // Selected variants only (the fidelity section of bench/run.ts).
+      if (sup.native && want('native thread')) await keep(await scheduled('native thread', true, 0, rate, n));
+      if (sup.native && want('native thread, spin 60µs')) await keep(await scheduled('native thread, spin 60µs', true, 0, rate, n, 60));
+      if (want('JS setTimeout')) await keep(await scheduled('JS setTimeout', false, 0, rate, n));
+      if (want('PacedSender (busy-poll)')) await keep(await paced(rate, n));
+      continue;
+    }
     if (sup.native) {
       departures.push(await scheduled('native thread', true, 0, rate, n));
       departures.push(await scheduled('native thread, SCHED_FIFO 10', true, 10, rate, n));
@@ -204,13 +220,15 @@ export async function runDepartureBench(opts: { log?: (s: string) => void } = {}
     log([d.variant.padEnd(32), String(d.ratePps).padStart(6), String(d.packets).padStart(6), f(d.p50Us), f(d.p99Us), f(d.maxUs), f(d.txP50Us), f(d.txP99Us)].join(' '));
   }
   const seconds = 3;
-  if (sup.native) {
+  if (opts.cpu !== false && sup.native) {
     cpuFigures.push(await cpu('native thread', (n, s) => manyScheduled(true, n, s), 40, seconds));
     cpuFigures.push(await cpu('native thread, no TX timestamps', (n, s) => manyScheduled(true, n, s, 0, false), 40, seconds));
     cpuFigures.push(await cpu('native thread, spin 60µs', (n, s) => manyScheduled(true, n, s, 60), 40, seconds));
   }
-  cpuFigures.push(await cpu('JS setTimeout', (n, s) => manyScheduled(false, n, s), 40, seconds));
-  cpuFigures.push(await cpu('PacedSender (busy-poll)', (n, s) => manyPaced(n, s), 40, seconds));
+  if (opts.cpu !== false) {
+    cpuFigures.push(await cpu('JS setTimeout', (n, s) => manyScheduled(false, n, s), 40, seconds));
+    cpuFigures.push(await cpu('PacedSender (busy-poll)', (n, s) => manyPaced(n, s), 40, seconds));
+  }
   log(`CPU for 40 concurrent schedules at 50 pps (${seconds} s), % of one core`);
   for (const c of cpuFigures) log(`${c.variant.padEnd(32)} ${c.cpuPercent.toFixed(1).padStart(6)} %`);
   if (!sup.native) log(`native datapath unavailable: ${sup.reason}`);

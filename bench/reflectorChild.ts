@@ -22,6 +22,8 @@ async function main(): Promise<void> {
   const reflector = new TwampReflector({
     id: 'bench', listen: '127.0.0.1', port: 0, max_sessions: maxSessions,
     max_connections: 100_000, max_sessions_per_connection: 100_000,
+    // Every bench client connects from 127.0.0.1 (fidelity: 40 senders at once).
+    max_connections_per_client: 100_000,
     max_pps_per_session: 10_000_000, max_pps: 100_000_000,
   });
   const { port } = await reflector.start();

@@ -10,8 +10,15 @@
  *  2. Sender: departure error percentiles of PacedSender at 50 / 1,000 /
  *     10,000 pps; CPU per 1,000 packets of a real session, ours vs twping.
  *  3. Memory of one reflector holding 1,000 started sessions.
+ *  4. Fidelity (bench/fidelity.ts): round trips of our probe and reflector
+ *     next to twping/twampd, the sender's departure error, CPU of an agent
+ *     with 40 g711 senders next to 40 twping processes.
  *
- * Every part has a time bound; the whole run stays under 5 minutes. Results
+ * `npm run bench -- --only fidelity` (or a comma-separated list of
+ * capacity, sender, memory, fidelity) runs only those sections.
+ *
+ * Every part has a time bound; the whole run stays under 9 minutes (parts 1–3
+ * under 5, part 4 about 3½). Results
  * are printed as tables and written to dist/bench-results.json.
  */
 import { spawn, execFileSync } from 'node:child_process';
@@ -24,6 +31,7 @@ import { findPeers, startTwampd, parseTwpingOutput, repoRoot, type Peers, type T
 import { forkChild, withDeadline, sleep, fmt, fmtInt, table, cpuMsOfTree, MB, type BenchChild } from './lib.js';
 import type { BlastConfig, BlastResult } from './blaster.js';
 import type { DepartureResult, CpuResult } from './senderChild.js';
+import { fidelity, fidelityReport, emptyFidelity, FIDELITY, type FidelityPart } from './fidelity.js';
 
 const RESULTS_FILE = join(repoRoot(), 'dist', 'bench-results.json');
 
@@ -52,7 +60,25 @@ const DEPARTURE = [
 const CPU_RUNS = [{ rate: 50, packets: 250 }, { rate: 500, packets: 2_500 }];
 const MEMORY = { sessions: 1_000, maxSessions: 2_000, concurrency: 50, targetRssMb: 100 };
 // Worst case 140 + 85 + 40 s plus start-up: under 5 minutes.
-const BOUND_MS = { capacity: 140_000, sender: 85_000, memory: 40_000 };
+const BOUND_MS = { capacity: 140_000, sender: 85_000, memory: 40_000, fidelity: 240_000 };
+
+const SECTIONS = ['capacity', 'sender', 'memory', 'fidelity'] as const;
+type Section = typeof SECTIONS[number];
+
+/** `--only a,b` / `--only=a,b`: the sections to run (all without it). */
+function selectedSections(argv: string[]): Set<Section> {
+  const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return new Set(SECTIONS);
+  const v = argv[i]!.startsWith('--only=') ? argv[i]!.slice('--only='.length) : argv[i + 1];
+  const names = (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+  if (names.length === 0 || bad.length > 0) {
+    process.stderr.write(`bench: --only: ${names.length === 0 ? 'no section given' : `unknown section ${bad.join(', ')}`}; ` +
+      `sections: ${SECTIONS.join(', ')}\n`);
+    process.exit(2);
+  }
+  return new Set(names as Section[]);
+}
 
 // ------------------------------------------------------------------ helpers
 const log = (s: string): void => { process.stderr.write(`bench: ${s}\n`); };
@@ -521,17 +547,30 @@ async function main(): Promise<void> {
     loadavgBefore: loadavg().map((x) => x.toFixed(2)).join(' '), twampd: peers?.twampd ?? null, commit: gitCommit(),
   };
 
-  const cap = await part('1 capacity', BOUND_MS.capacity, () => capacity(peers, twampdMissing));
+  const only = selectedSections(process.argv.slice(2));
+  const notRun = { error: 'not run (--only)' };
+  const cap = only.has('capacity') ? await part('1 capacity', BOUND_MS.capacity, () => capacity(peers, twampdMissing)) : notRun;
   const sndOut: SenderPart = { departure: [], cpu: [] };
-  const sndRun = await part('2 sender', BOUND_MS.sender, (c) => sender(peers, twampdMissing, c, sndOut));
+  const sndRun = only.has('sender') ? await part('2 sender', BOUND_MS.sender, (c) => sender(peers, twampdMissing, c, sndOut)) : notRun;
   // A part stopped by its time bound still reports the rows that finished.
   const snd: SenderPart = isErr(sndRun) ? { ...sndOut, stopped: sndRun.error } : sndRun;
-  const mem = await part('3 memory', BOUND_MS.memory, (c) => memory(c));
+  const mem = only.has('memory') ? await part('3 memory', BOUND_MS.memory, (c) => memory(c)) : notRun;
+  const fidOut: FidelityPart = emptyFidelity();
+  const fidRun = only.has('fidelity')
+    ? await part('4 fidelity', BOUND_MS.fidelity, (c) => fidelity(peers, twampdMissing, log, c, fidOut)) : undefined;
 
-  const text = report(meta, cap, snd, mem, twampdMissing);
+  const classic = only.has('capacity') || only.has('sender') || only.has('memory');
+  let text = classic ? report(meta, cap, snd, mem, twampdMissing) : [
+    '', `otel-twamp benchmark — ${String(meta.date)} — ${String(meta.cpuModel)} ×${String(meta.cpus)}, Node ${String(meta.node)}, load ${String(meta.loadavgBefore)}`,
+    ...(twampdMissing ? ['', banner(['perfSONAR twampd/twping NOT BUILT: baselines and ratios are n/a.', twampdMissing])] : []),
+  ].join('\n');
+  if (fidRun !== undefined) {
+    text += `\n\n${fidelityReport(fidOut, isErr(fidRun) ? fidRun.error : undefined)}`;
+    if (!classic) text += `\n  results written to ${RESULTS_FILE}`;
+  }
   const json = {
     meta: { ...meta, totalSeconds: (Date.now() - started) / 1000, loadavgAfter: loadavg().map((x) => x.toFixed(2)).join(' ') },
-    settings: { capacity: CAPACITY, reflectorCpu: CPU_PER_PACKET, departure: DEPARTURE, cpu: CPU_RUNS, memory: MEMORY, timeBoundsMs: BOUND_MS },
+    settings: { sections: [...only], capacity: CAPACITY, reflectorCpu: CPU_PER_PACKET, departure: DEPARTURE, cpu: CPU_RUNS, memory: MEMORY, fidelity: FIDELITY, timeBoundsMs: BOUND_MS },
     units: {
       capacityPps: 'highest packet rate (packets/s) reflected with loss below settings.capacity.maxLoss',
       ratio: 'ours ÷ baseline (twampd for capacity, twping for CPU), same run',
@@ -539,7 +578,7 @@ async function main(): Promise<void> {
       cpuMsPer1000: 'user+system CPU milliseconds per 1,000 packets sent',
       memory: 'bytes (rss, heapUsed, …) from process.memoryUsage() after GC; *Mb fields in MiB, *Kb in KiB',
     },
-    capacity: cap, sender: snd, memory: mem,
+    capacity: cap, sender: snd, memory: mem, fidelity: fidRun === undefined ? notRun : fidOut,
     verdicts: {
       capacityAtLeastTwampd: isErr(cap) ? null : cap.oursMeetsTwampd ?? null,
       memoryUnderTarget: isErr(mem) ? null : mem.underTarget,

@@ -16,6 +16,11 @@
  * tolerance. All namespaces share the host clock (network namespaces do not
  * virtualise time), so the one-way delays T2−T1 and T4−T3 are meaningful.
  *
+ * Router scenarios (scripts/lab/router.ts): otl-r is a real IP router
+ * (TTL −1 each way) that re-marks DSCP per direction with nftables; our
+ * sender and twping against our reflector, our sender against twampd; hops
+ * and DSCP as each end reports them. `--only router` runs just those.
+ *
  * Without root, ip or nft it prints a loud SKIP and exits 0. Exit 1 on any
  * failed assertion. Namespaces are removed at start (leftovers of an aborted
  * run) and at the end, also on failure and on SIGINT/SIGTERM.
@@ -34,11 +39,14 @@ import {
   type DelayScenario, type LossScenario, type Scenario,
 } from './lab/scenarios.js';
 import type { SessionResult } from '../src/measure/stats.js';
+import { routerReport, routerScenarios, type RouterRow } from './lab/router.js';
+import { findPeers } from '../test/helpers/peers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/scripts
 const LAB_DIR = join(HERE, 'lab');
 const NODE = process.execPath;
 const CONTROL_PORT = 8620;
+const TWAMPD_PORT = 8621; // perfSONAR twampd in otl-b (router scenarios)
 const FIRST_TEST_PORT = 20001; // one test port per scenario: fresh conntrack tuples every time
 const RELAY_OUTER_PORT = 30000;
 const REPLY_TIMEOUT_S = 1;
@@ -157,13 +165,23 @@ function near(what: string, got: number | undefined, want: number, tol: number):
 }
 
 // ---------------------------------------------------------------- main
+/** `--only router`: the router scenarios alone (test/e2e/lab-router.test.ts runs it so). */
+function onlyArg(argv: string[]): 'router' | undefined {
+  const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return undefined;
+  const v = argv[i]!.startsWith('--only=') ? argv[i]!.slice('--only='.length) : argv[i + 1];
+  if (v !== 'router') throw new Error(`lab: --only ${v ?? ''}: the only selectable part is "router"`);
+  return 'router';
+}
+
 async function main(): Promise<number> {
+  const only = onlyArg(process.argv.slice(2));
   if (typeof process.getuid === 'function' && process.getuid() !== 0) skip(`not running as root (uid ${process.getuid()}); run: sudo npm run lab`);
   for (const [tool, args] of [['ip', ['-V']], ['nft', ['--version']]] as const) {
     const r = await run(tool, [...args]);
     if (r.code !== 0) skip(`\`${tool}\` is not available (${(r.stderr.trim() || `exit ${r.code}`).split('\n')[0]}); install ${tool === 'ip' ? 'iproute2' : 'nftables'}`);
   }
-  for (const f of ['senderChild.js', 'reflectorChild.js', 'delayRelay.js']) {
+  for (const f of ['senderChild.js', 'reflectorChild.js', 'delayRelay.js', 'twampdChild.js', 'router.js']) {
     if (!existsSync(join(LAB_DIR, f))) throw new Error(`${join(LAB_DIR, f)} is missing: build first (npm run lab does)`);
   }
 
@@ -184,7 +202,8 @@ async function main(): Promise<number> {
   if (process.env['OTL_LAB_RT'] !== '0' && (await run('chrt', ['-f', '20', 'true'])).code === 0) rtPrefix = ['chrt', '-f', '20'];
 
   const forced = process.env['OTL_LAB_DELAY_STAGE']; // 'netem' | 'userspace' | unset (auto)
-  const probe = forced === 'userspace' ? { ok: false, why: 'OTL_LAB_DELAY_STAGE=userspace' } : await netemAvailable();
+  const probe = only === 'router' ? { ok: false, why: 'not used (--only router)' }
+    : forced === 'userspace' ? { ok: false, why: 'OTL_LAB_DELAY_STAGE=userspace' } : await netemAvailable();
   if (forced === 'netem' && !probe.ok) throw new Error(`OTL_LAB_DELAY_STAGE=netem but netem does not work: ${probe.why}`);
   const netem = probe.ok;
   const stageName = netem ? 'tc netem in otl-r' : 'userspace delay relay in otl-r';
@@ -207,7 +226,7 @@ async function main(): Promise<number> {
   };
 
   const rows: Row[] = [];
-  const list = scenarios(netem);
+  const list = only === 'router' ? [] : scenarios(netem);
   const baselines: Partial<Record<'kernel' | 'stage', SessionResult>> = {};
   for (const [i, sc] of list.entries()) {
     const testPort = FIRST_TEST_PORT + i;
@@ -292,8 +311,27 @@ async function main(): Promise<number> {
     process.stdout.write(failed.length ? `FAIL (${failed.map((c) => c.what).join('; ')})\n` : 'PASS\n');
   }
 
+  const found = findPeers();
+  const routerRows: RouterRow[] = await routerScenarios({
+    peers: 'missing' in found ? undefined : found, peersMissing: 'missing' in found ? found.missing : undefined,
+    // Normal priority: these scenarios time nothing, and with the sender and our reflector under
+    // SCHED_FIFO next to a normal-priority twampd the probe → twampd session hung now and then.
+    controlPort: CONTROL_PORT, twampdPort: TWAMPD_PORT, rtPrefix: [], log: (s) => process.stdout.write(s),
+  });
   await stopChild(reflector);
-  return report(rows, netem, stageName);
+  const code = list.length > 0 ? report(rows, netem, stageName) : 0;
+  const failedRouter = routerRows.filter((r) => !r.checks.every((c) => c.ok));
+  const out = routerReport(routerRows);
+  if (failedRouter.length) {
+    out.push('\nFAILED ROUTER CHECKS');
+    for (const r of failedRouter) for (const c of r.checks.filter((x) => !x.ok)) out.push(`  ${r.name}: ${c.detail}`);
+  }
+  out.push(`\nROUTER ${failedRouter.length ? 'FAIL' : 'PASS'}: ${routerRows.length - failedRouter.length}/${routerRows.length} scenarios passed` +
+    ` (${routerRows.reduce((a, r) => a + r.checks.length, 0)} checks)`);
+  // One machine-readable line for test/e2e/lab-router.test.ts.
+  out.push(`ROUTER-RESULT ${JSON.stringify(routerRows)}\n`);
+  process.stdout.write(out.join('\n') + '\n');
+  return code || (failedRouter.length ? 1 : 0);
 }
 
 function lossChecks(row: Row, sc: LossScenario, N: number, limit: number): void {

@@ -1,0 +1,334 @@
+/**
+ * Fidelity section of `npm run bench` (`npm run bench -- --only fidelity` runs it alone):
+ * how close to the wire our figures are, next to perfSONAR in the same run,
+ * on IPv4 loopback.
+ *
+ *  a. Round trip seen by the sender: our probe (`otel-twamp probe --json`) and
+ *     twping, both against twampd, 300 g711-sized packets (200 octets at IP
+ *     level) at 50 pps; several rounds, the two interleaved, min/median/p99
+ *     per round and the range over the rounds. twping runs with -R and its
+ *     round trips are computed from the raw NTP timestamps (its own summary
+ *     median is bucketed at 0.1 ms), with the same quantile definition as
+ *     ours (src/measure/percentiles.ts: nearest rank).
+ *  b. Round trip added by the reflector: twping through our reflector
+ *     (own process) vs twping through twampd, same parameters.
+ *  c. Departure error p50/p99 of the sender's scheduler at 50 / 1,000 /
+ *     10,000 pps (bench/departure.ts, the configuration the sender uses).
+ *  d. CPU of an agent process with 40 g711 twamp_sender collectors against one
+ *     reflector (ours, own process), % of one core from /proc/<pid>/stat over
+ *     a fixed window; baseline: 40 twping processes against the same
+ *     reflector over the same window. Packets are counted by the reflector.
+ *
+ * Reports only, no pass/fail. Ratios are ours ÷ theirs (> 1: ours larger).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, runTwping, startTwampd, repoRoot, type Peers, type Twampd } from '../test/helpers/peers.js';
+import { quantile, sortedSamples } from '../src/measure/percentiles.js';
+import { runDepartureBench, type DepartureFigures } from './departure.js';
+import { forkChild, sleep, fmt, fmtInt, table, cpuMsOfTree, type BenchChild } from './lib.js';
+
+export const FIDELITY = {
+  rounds: 3,
+  packets: 300,
+  ratePps: 50,
+  /** g711: 200 octets at IP level = 172 octets of UDP payload = 14-octet TWAMP header + 158 padding. */
+  twpingPadding: 158,
+  agentSenders: 40,
+  /** CPU window and the warm-up before it, seconds. */
+  cpuWindowS: 30,
+  cpuWarmupS: 5,
+  /** The departure variant the sender uses (src/session/testPhase.ts: native thread, 60 µs spin) and the old pacer for reference. */
+  departureVariants: ['native thread, spin 60µs', 'PacedSender (busy-poll)'],
+};
+
+export interface RttFigures { minUs: number; medianUs: number; p99Us: number; samples: number; lost: number }
+interface Failed { error: string }
+const isErr = (x: unknown): x is Failed => typeof x === 'object' && x !== null && 'error' in x;
+
+export interface FidelityRound {
+  ours: RttFigures | Failed;
+  twpingTwampd: RttFigures | Failed;
+  twpingOurs: RttFigures | Failed;
+  /** Timestamp source of our probe in this round (probe --json `timestamps`). */
+  timestamps?: { source: string; t1: string; t4: string; datapath: string; pacing: string } | null;
+}
+
+export interface AgentCpu {
+  what: string;
+  cpuPercent: number;
+  packetsReflected: number;
+  msPer1000: number;
+  windowS: number;
+}
+
+export interface FidelityPart {
+  rounds: FidelityRound[];
+  departure: DepartureFigures[] | Failed;
+  departureNative: boolean;
+  agent: AgentCpu | Failed;
+  twpingCpu: AgentCpu | Failed | { skipped: string };
+}
+
+function rttOf(rtsUs: number[], lost: number): RttFigures | Failed {
+  if (rtsUs.length === 0) return { error: 'no reply' };
+  const s = sortedSamples(rtsUs);
+  return { minUs: s[0]!, medianUs: quantile(s, 0.5)!, p99Us: quantile(s, 0.99)!, samples: s.length, lost };
+}
+
+/** Run a command to completion, collecting stdout (bounded). */
+function capture(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const cp = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    cp.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    cp.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    const t = setTimeout(() => cp.kill('SIGKILL'), timeoutMs);
+    cp.once('error', (e) => { clearTimeout(t); resolve({ code: 127, out, err: err + String(e) }); });
+    cp.once('close', (code) => { clearTimeout(t); resolve({ code, out, err }); });
+  });
+}
+
+const CLI = (): string => join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+
+async function ourProbe(port: number): Promise<{ rtt: RttFigures | Failed; timestamps: FidelityRound['timestamps'] }> {
+  const r = await capture(process.execPath, [CLI(), 'probe', `127.0.0.1:${port}`, '-m', 'g711', '-c', String(FIDELITY.packets),
+    '--reply-timeout', '1', '--json', '-q'], (FIDELITY.packets / FIDELITY.ratePps) * 1000 + 20_000);
+  let j: {
+    roundTrip?: { lossPackets: number; delayNs: { min: number | null; median: number | null; p99: number | null }; samples: number } | null;
+    timestamps?: FidelityRound['timestamps'];
+  };
+  try {
+    j = JSON.parse(r.out) as typeof j;
+  } catch {
+    return { rtt: { error: `probe exit ${r.code}, no JSON: ${r.err.trim().slice(-300)}` }, timestamps: null };
+  }
+  const rt = j.roundTrip;
+  if (!rt || rt.delayNs.min === null) return { rtt: { error: `probe exit ${r.code}: no round trip` }, timestamps: j.timestamps ?? null };
+  return {
+    rtt: { minUs: rt.delayNs.min / 1000, medianUs: rt.delayNs.median! / 1000, p99Us: rt.delayNs.p99! / 1000, samples: rt.samples, lost: rt.lossPackets },
+    timestamps: j.timestamps ? { source: j.timestamps.source, t1: j.timestamps.t1, t4: j.timestamps.t4, datapath: j.timestamps.datapath, pacing: j.timestamps.pacing } : null,
+  };
+}
+
+async function twpingRtt(peers: Peers, target: string): Promise<RttFigures | Failed> {
+  const r = await runTwping(peers, target, ['-c', String(FIDELITY.packets), '-i', `${1 / FIDELITY.ratePps}f`,
+    '-s', String(FIDELITY.twpingPadding), '-R'], (FIDELITY.packets / FIDELITY.ratePps) * 1000 + 20_000).catch((e: Error) => ({ error: e.message }));
+  if (isErr(r)) return r;
+  if (!r.raw || r.raw.length === 0) return { error: `twping exit ${r.code}, no raw records: ${r.stderr.trim().slice(-300)}` };
+  const rts = r.raw.flatMap((x) => (x.roundTripMs === undefined ? [] : [x.roundTripMs * 1000]));
+  return rttOf(rts, r.raw.filter((x) => x.lost).length);
+}
+
+async function reflectorStats(child: BenchChild): Promise<{ reflectedPackets: number }> {
+  return child.request<{ reflectedPackets: number }>({ type: 'stats' }, 'stats', 5000);
+}
+
+/** CPU of the process tree of `pid` over the window, with the packets `reflector` reflected meanwhile. */
+async function cpuWindow(what: string, pid: number, reflector: BenchChild, alive: () => boolean): Promise<AgentCpu | Failed> {
+  await sleep(FIDELITY.cpuWarmupS * 1000);
+  if (!alive()) return { error: `${what} exited during the warm-up` };
+  const c0 = cpuMsOfTree(pid);
+  const p0 = (await reflectorStats(reflector)).reflectedPackets;
+  const t0 = Date.now();
+  if (c0 === undefined) return { error: 'no /proc: CPU unavailable' };
+  await sleep(FIDELITY.cpuWindowS * 1000);
+  const c1 = cpuMsOfTree(pid);
+  const p1 = (await reflectorStats(reflector)).reflectedPackets;
+  const wall = Date.now() - t0;
+  if (c1 === undefined || !alive()) return { error: `${what} exited during the window` };
+  const packets = p1 - p0;
+  return { what, cpuPercent: (100 * (c1 - c0)) / wall, packetsReflected: packets, msPer1000: ((c1 - c0) / Math.max(packets, 1)) * 1000, windowS: wall / 1000 };
+}
+
+/** Process groups started here (the agent, the twping shell): killed by id if the bench ends or is interrupted. */
+const groups = new Set<ChildProcess>();
+let hooked = false;
+function trackGroup(cp: ChildProcess): void {
+  groups.add(cp);
+  cp.once('exit', () => groups.delete(cp));
+  if (hooked) return;
+  hooked = true;
+  process.once('exit', () => { for (const g of groups) { try { process.kill(-g.pid!, 'SIGKILL'); } catch { /* gone */ } } });
+  // Detached groups do not get the terminal's SIGINT: exit through the hooks above (and bench/lib.ts's).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+}
+
+/** Stop a process group we started (by its pid, which is its group id). */
+function killGroup(cp: ChildProcess): void {
+  if (cp.pid === undefined || cp.exitCode !== null || cp.signalCode !== null) return;
+  try { process.kill(-cp.pid, 'SIGTERM'); } catch { /* gone */ }
+  setTimeout(() => { try { process.kill(-cp.pid!, 'SIGKILL'); } catch { /* gone */ } }, 2000).unref();
+}
+
+async function agentCpu(reflectorPort: number, reflector: BenchChild, cleanup: Array<() => Promise<void>>): Promise<AgentCpu | Failed> {
+  const dir = mkdtempSync(join(tmpdir(), 'otel-twamp-bench-agent-'));
+  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const metricsPort = await freePort();
+  // Each collector sends 450 packets (9 s) every 10 s: the 40 sessions are running ~90 % of the time.
+  const collectors = Array.from({ length: FIDELITY.agentSenders }, (_, i) => [
+    `  - id: g711-${i}`, '    type: twamp_sender', '    reflector: 127.0.0.1', `    port: ${reflectorPort}`,
+    '    model: g711', '    n_packets: 450', '    reply_timeout: 1', '    interval: 10',
+  ].join('\n'));
+  const config = ['$version: "1.0"', '$type: "zeroconf"', 'agent:', '  defaults:', '    interval: 10', 'sender:',
+    '  type: openmetrics', '  mode: pull', `  listen: "127.0.0.1:${metricsPort}"`, '  path: /metrics', 'collectors:', ...collectors, ''].join('\n');
+  const file = join(dir, 'agent.yaml');
+  writeFileSync(file, config);
+  const agent = spawn(process.execPath, [CLI(), 'agent', '--config', file, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  trackGroup(agent);
+  let err = '';
+  agent.stderr!.on('data', (b: Buffer) => { err = (err + b.toString()).slice(-2000); });
+  const gone = new Promise<void>((r) => agent.once('exit', () => r()));
+  cleanup.push(async () => { killGroup(agent); await Promise.race([gone, sleep(4000)]); });
+  const r = await cpuWindow(`agent with ${FIDELITY.agentSenders} g711 senders`, agent.pid!, reflector, () => agent.exitCode === null);
+  killGroup(agent);
+  await Promise.race([gone, sleep(4000)]);
+  return isErr(r) ? { error: `${r.error}; agent stderr: ${err.trim().slice(-400)}` } : r;
+}
+
+async function twpingCpu(peers: Peers, reflectorPort: number, reflector: BenchChild, cleanup: Array<() => Promise<void>>): Promise<AgentCpu | Failed> {
+  const count = FIDELITY.ratePps * (FIDELITY.cpuWarmupS + FIDELITY.cpuWindowS + 10);
+  const script = `for i in $(seq ${FIDELITY.agentSenders}); do "$0" -c ${count} -i ${1 / FIDELITY.ratePps}f -s ${FIDELITY.twpingPadding} 127.0.0.1:${reflectorPort} >/dev/null 2>&1 & done; wait`;
+  const sh = spawn('bash', ['-c', script, peers.twping], { stdio: 'ignore', detached: true });
+  trackGroup(sh);
+  const gone = new Promise<void>((r) => sh.once('exit', () => r()));
+  cleanup.push(async () => { killGroup(sh); await Promise.race([gone, sleep(4000)]); });
+  const r = await cpuWindow(`${FIDELITY.agentSenders} twping processes`, sh.pid!, reflector, () => sh.exitCode === null);
+  killGroup(sh);
+  await Promise.race([gone, sleep(4000)]);
+  return r;
+}
+
+export async function fidelity(peers: Peers | undefined, twampdMissing: string | undefined, log: (s: string) => void,
+  c: Array<() => Promise<void>>, out: FidelityPart): Promise<FidelityPart> {
+  const refl = forkChild('reflectorChild.js', ['100']);
+  c.push(() => refl.stop());
+  const { port: oursPort } = await refl.next<{ port: number }>('ready', 10_000);
+
+  if (peers) {
+    let d: Twampd | undefined;
+    try {
+      d = await startTwampd(peers, { authmode: 'O' });
+      const twampd = d;
+      for (let i = 0; i < FIDELITY.rounds; i++) {
+        const round: FidelityRound = { ours: { error: 'not run' }, twpingTwampd: { error: 'not run' }, twpingOurs: { error: 'not run' } };
+        const steps: Array<[string, () => Promise<void>]> = [
+          ['our probe → twampd', async () => { const r = await ourProbe(twampd.port); round.ours = r.rtt; round.timestamps = r.timestamps; }],
+          ['twping → twampd', async () => { round.twpingTwampd = await twpingRtt(peers, twampd.target); }],
+          ['twping → our reflector', async () => { round.twpingOurs = await twpingRtt(peers, `127.0.0.1:${oursPort}`); }],
+        ];
+        // Interleaved: each round starts with another of the three, so a slow phase of the machine is shared.
+        for (let k = 0; k < steps.length; k++) {
+          const [name, fn] = steps[(i + k) % steps.length]!;
+          log(`fidelity: round ${i + 1}/${FIDELITY.rounds}: ${name} (${FIDELITY.packets} × g711 at ${FIDELITY.ratePps} pps)`);
+          await fn();
+        }
+        out.rounds.push(round);
+      }
+    } finally {
+      await d?.stop();
+    }
+  } else {
+    log(`fidelity: round-trip comparison skipped: ${twampdMissing ?? 'peers not built'}`);
+  }
+
+  log(`fidelity: departure error of the sender's scheduler (${FIDELITY.departureVariants.join('; ')})`);
+  try {
+    const dep = await runDepartureBench({ log: () => undefined, variants: FIDELITY.departureVariants, cpu: false });
+    out.departure = dep.departures;
+    out.departureNative = dep.native;
+  } catch (e) {
+    out.departure = { error: (e as Error).message };
+  }
+
+  log(`fidelity: CPU of an agent with ${FIDELITY.agentSenders} g711 senders against our reflector (${FIDELITY.cpuWarmupS} s warm-up, ${FIDELITY.cpuWindowS} s window)`);
+  out.agent = await agentCpu(oursPort, refl, c).catch((e: Error) => ({ error: e.message }));
+  if (peers) {
+    log(`fidelity: CPU of ${FIDELITY.agentSenders} twping processes against our reflector (same window)`);
+    out.twpingCpu = await twpingCpu(peers, oursPort, refl, c).catch((e: Error) => ({ error: e.message }));
+  } else {
+    out.twpingCpu = { skipped: twampdMissing ?? 'twping not built' };
+  }
+  return out;
+}
+
+export function emptyFidelity(): FidelityPart {
+  return { rounds: [], departure: [], departureNative: false, agent: { error: 'not run' }, twpingCpu: { error: 'not run' } };
+}
+
+// ------------------------------------------------------------- report
+const us = (v: number | undefined): string => fmt(v, 1);
+function range(xs: number[], digits = 1): string {
+  if (xs.length === 0) return 'n/a';
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  return lo === hi || xs.length === 1 ? fmt(lo, digits) : `${fmt(lo, digits)}–${fmt(hi, digits)}`;
+}
+const ok = <T>(x: T | Failed): x is T => !isErr(x);
+
+export function fidelityReport(f: FidelityPart, stopped?: string): string {
+  const out: string[] = [];
+  out.push(`4. Fidelity — IPv4 loopback; ${FIDELITY.rounds} interleaved rounds of ${FIDELITY.packets} g711-sized packets ` +
+    `(200 octets at IP level) at ${FIDELITY.ratePps} pps; µs; ranges over the rounds`);
+  if (stopped) out.push(`   STOPPED EARLY: ${stopped}; rows below are those that finished`);
+  const ts = f.rounds.map((r) => r.timestamps).find((t) => t);
+  out.push(`   timestamp source of our probe: ${ts ? `${ts.source} (T1 ${ts.t1}, T4 ${ts.t4}; datapath ${ts.datapath}, pacing ${ts.pacing})` : 'unknown'}`);
+  if (f.rounds.length === 0) {
+    out.push('   round-trip comparison: n/a (perfSONAR twampd/twping not built or the part failed)');
+  } else {
+    const rows = [['round trip', 'min (µs)', 'median (µs)', 'p99 (µs)', 'lost', 'per round: median']];
+    const line = (name: string, pick: (r: FidelityRound) => RttFigures | Failed): void => {
+      const v = f.rounds.map(pick);
+      const good = v.filter(ok);
+      const fails = v.filter(isErr);
+      rows.push([name, range(good.map((x) => x.minUs)), range(good.map((x) => x.medianUs)), range(good.map((x) => x.p99Us)),
+        range(good.map((x) => x.lost), 0),
+        v.map((x) => (ok(x) ? us(x.medianUs) : 'FAILED')).join(' / ') + (fails.length ? ` (${fails[0]!.error.slice(0, 80)})` : '')]);
+    };
+    line('our probe → twampd', (r) => r.ours);
+    line('twping → twampd (baseline)', (r) => r.twpingTwampd);
+    line('twping → our reflector', (r) => r.twpingOurs);
+    out.push(table(rows));
+    const ratios = (a: (r: FidelityRound) => RttFigures | Failed, b: (r: FidelityRound) => RttFigures | Failed, k: keyof RttFigures): number[] =>
+      f.rounds.flatMap((r) => { const x = a(r); const y = b(r); return ok(x) && ok(y) && y[k] > 0 ? [x[k] / y[k]] : []; });
+    const rr = (a: (r: FidelityRound) => RttFigures | Failed, b: (r: FidelityRound) => RttFigures | Failed): string =>
+      (['minUs', 'medianUs', 'p99Us'] as const).map((k) => range(ratios(a, b, k), 2)).join(' / ');
+    out.push(`   ratio ours ÷ theirs, min / median / p99 (per-round ratios, range):`);
+    out.push(`     sender    (our probe ÷ twping, both → twampd):           ${rr((r) => r.ours, (r) => r.twpingTwampd)}`);
+    out.push(`     reflector (twping → ours ÷ twping → twampd):            ${rr((r) => r.twpingOurs, (r) => r.twpingTwampd)}`);
+    out.push('   twping round trips from its -R raw NTP timestamps ((T4−T1) − (T3−T2)), same nearest-rank quantiles as ours');
+  }
+
+  out.push('');
+  out.push(`   departure error of the sender's scheduler (sent − deadline; TX = kernel TX timestamp − deadline), µs` +
+    `${f.departureNative ? '' : ' — NATIVE DATAPATH UNAVAILABLE: JS fallbacks only'}`);
+  if (isErr(f.departure)) {
+    out.push(`   FAILED: ${f.departure.error}`);
+  } else {
+    const rows = [['variant', 'rate (pps)', 'packets', 'p50', 'p99', 'max', 'TX p50', 'TX p99']];
+    for (const d of f.departure) {
+      rows.push([d.variant, fmtInt(d.ratePps), fmtInt(d.packets), us(d.p50Us), us(d.p99Us), us(d.maxUs),
+        d.txP50Us === undefined ? '-' : us(d.txP50Us), d.txP99Us === undefined ? '-' : us(d.txP99Us)]);
+    }
+    out.push(table(rows));
+  }
+
+  out.push('');
+  out.push(`   CPU, ${FIDELITY.agentSenders} g711 senders against our reflector (own process), ${FIDELITY.cpuWindowS} s window after ` +
+    `${FIDELITY.cpuWarmupS} s warm-up, whole process tree, /proc/<pid>/stat`);
+  const cpuRow = (x: AgentCpu | Failed | { skipped: string }, name: string): string[] =>
+    'skipped' in x ? [name, `n/a: ${x.skipped.slice(0, 60)}`] : isErr(x) ? [name, `FAILED: ${x.error.slice(0, 160)}`]
+      : [name, fmt(x.cpuPercent, 1), fmtInt(x.packetsReflected), fmt(x.msPer1000, 2)];
+  out.push(table([['sender', 'CPU % of one core', 'packets reflected in window', 'CPU ms / 1,000 packets'],
+    cpuRow(f.agent, `otel-twamp agent, ${FIDELITY.agentSenders} twamp_sender collectors`),
+    cpuRow(f.twpingCpu, `${FIDELITY.agentSenders} perfSONAR twping processes (baseline)`)]));
+  if (ok(f.agent) && !('skipped' in f.twpingCpu) && ok(f.twpingCpu) && f.twpingCpu.cpuPercent > 0) {
+    out.push(`   ratio ours ÷ twping: CPU % ${fmt(f.agent.cpuPercent / f.twpingCpu.cpuPercent, 2)}, ` +
+      `CPU per packet ${f.twpingCpu.msPer1000 > 0 ? fmt(f.agent.msPer1000 / f.twpingCpu.msPer1000, 2) : 'n/a'} (> 1: we use more)`);
+  }
+  out.push('   agent collectors send 450 packets every 10 s (busy ~90 % of the window); twping runs continuously');
+  return out.join('\n');
+}

@@ -90,6 +90,7 @@ export class TwampReflector {
         stateful: this.config.lightStateful ?? false, ratePps: this.config.lightRateLimit ?? 1000,
         idleMs: this.config.refwaitMs, ...(acl.active ? { acl } : {}),
         ...(lightKey ? { authKey: lightKey } : {}),
+        ...(this.config.lightFormat ? { lightFormat: this.config.lightFormat } : {}),
         // Amplification and flood bounds (README "Security"); HMAC failures count in refused{reason="hmac"}.
         maxPps: this.config.lightMaxPps, maxOctetsPerSource: this.config.lightMaxOctetsPerSource,
         maxOctets: this.config.lightMaxOctets, symmetricOnly: this.config.lightSymmetricOnly ?? false, log: this.log,

@@ -436,6 +436,7 @@ export function toReflector(p: ParsedReflector, defaultInterval: number, files: 
     cfg.lightMaxOctets = p.light_max_octets ?? 12_500_000;
     cfg.lightSymmetricOnly = p.light_symmetric_only ?? false;
     if (p.light_key_id !== undefined) cfg.lightKeyId = p.light_key_id;
+    if (p.light_format !== undefined && p.light_format !== 'auto') cfg.lightFormat = p.light_format;
   }
   if (!p.control) cfg.control = false;
   if (p.key_file !== undefined) {

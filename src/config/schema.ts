@@ -590,13 +590,14 @@ function reflectorLightShape() {
     light_max_octets: opt(int(1, 10_000_000_000).optional()),
     light_symmetric_only: opt(z.boolean({ error: expecting('true or false') }).optional()),
     light_key_id: opt(keyId().optional()),
+    light_format: opt(oneOf(['auto', 'twamp', 'stamp']).optional()),
   };
 }
 
 /** Keys that mean something only with `light_port`. */
 const LIGHT_ONLY_KEYS = [
   'light_stateful', 'light_rate_limit', 'light_max_pps', 'light_max_octets_per_source', 'light_max_octets',
-  'light_symmetric_only', 'light_key_id',
+  'light_symmetric_only', 'light_key_id', 'light_format',
 ] as const;
 
 interface ReflectorLightFields {
@@ -609,6 +610,7 @@ interface ReflectorLightFields {
   light_max_octets?: number | undefined;
   light_symmetric_only?: boolean | undefined;
   light_key_id?: string | undefined;
+  light_format?: 'auto' | 'twamp' | 'stamp' | undefined;
   key_file?: string | undefined;
 }
 

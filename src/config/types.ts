@@ -173,6 +173,8 @@ export interface ReflectorConfig extends CommonCollectorConfig {
   lightMaxOctets?: number;
   /** Light: answer only requests at least as long as their reply, i.e. ≥ 44 octets (`light_symmetric_only`); absent = false. */
   lightSymmetricOnly?: boolean;
+  /** Light: whether requests carry a STAMP SSID (`light_format`: auto, twamp, stamp; src/protocol/stamp.ts LightFormat); absent = auto. */
+  lightFormat?: 'twamp' | 'stamp';
   /**
    * Light: authenticated STAMP (`light_key_id`): the entry of `keys` whose
    * secret is the HMAC-SHA-256 key; unauthenticated packets are then dropped.

@@ -4,7 +4,7 @@
  * counter, the sender's fields copied and the reply padded to the request's
  * length (minimum 41 octets; 112 in authenticated/encrypted mode).
  *
- * Timestamps on the test-socket datapath (datapath.ts; README "Timestamps"):
+ * Timestamps on the test-socket datapath (datapath.ts; docs/internals.md "Measurement accuracy"):
  *  - T2 is the kernel's receive timestamp of the request (SO_TIMESTAMPING),
  *    not the moment JavaScript got to it;
  *  - T3 is written by the datapath right before sendmsg (open and mixed

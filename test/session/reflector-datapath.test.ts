@@ -261,3 +261,23 @@ describe('Light reflector on the datapath', { timeout: 60_000 }, () => {
     assert.equal(d.ttl, 255);
   });
 });
+
+describe('light_format (config → Light reflector)', { timeout: 30_000 }, () => {
+  it("light_format: twamp never echoes an SSID; auto echoes a STAMP request's; a bad value is refused", async (t) => {
+    if (!needNative(t)) return;
+    const cl = await client({ family: 4 });
+    t.after(() => cl.sock.close());
+    for (const [format, want] of [['twamp', 0], ['auto', 0x4242]] as const) {
+      const r = new TwampReflector({ id: `lf-${format}`, listen: '127.0.0.1', port: 0, control: false, light_port: 0, light_format: format });
+      const { port } = await r.start();
+      try {
+        cl.sock.send(stampRequest(1, 0x4242), '127.0.0.1', port);
+        assert.equal(decodeReflectorPacket((await cl.next()).data).ssid, want, `light_format ${format}`);
+      } finally {
+        await r.stop();
+      }
+    }
+    assert.throws(() => new TwampReflector({ id: 'lf-bad', listen: '127.0.0.1', port: 0, light_port: 0, light_format: 'both' }),
+      /light_format/);
+  });
+});

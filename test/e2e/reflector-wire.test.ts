@@ -7,7 +7,7 @@
 // decrement), replies received with TTL 255, authenticated and encrypted
 // sessions, and a link-local IPv6 session (twping to fe80::…%if) in a network
 // namespace the test creates (root only).
-import { describe, it, before, after, type TestContext } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TwampReflector } from '../../src/reflector.js';
-import { datapathSupport } from '../../src/session/datapath.js';
+import { needNative } from '../helpers/native.js';
 import {
   requirePeersOrSkip, startTwampd, runTwping, hostPort, parseTwpingOutput, repoRoot, TEST_USER, TEST_PASSPHRASE,
   type TwpingRecord, type TwpingResult, type Peers,
@@ -60,13 +60,6 @@ function checkRecords(recs: TwpingRecord[], what: string): void {
     assert.equal(r.senderTtl, 255, `${what}: seq ${r.senderSeq}: Sender TTL ${r.senderTtl} (twping sends with 255 on loopback)`);
     assert.equal(r.reflectedTtl, 255, `${what}: seq ${r.senderSeq}: reply TTL ${r.reflectedTtl}`);
   }
-}
-
-function needNative(t: TestContext): boolean {
-  const s = datapathSupport();
-  if (s.native) return true;
-  t.skip(`native datapath unavailable (${s.reason}): the reflector runs on node:dgram`);
-  return false;
 }
 
 describe('twping wire truth: our reflector vs twampd (loopback)', { timeout: 300_000 }, () => {

@@ -11,7 +11,7 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomFillSync } from 'node:crypto';
-import { datapathSupport, openTestSocket, type RxDatagram, type TestSocket } from '../../src/session/datapath.js';
+import { openTestSocket, type RxDatagram, type TestSocket } from '../../src/session/datapath.js';
 import { systemClock } from '../../src/session/clock.js';
 import { LightReflector } from '../../src/session/lightReflector.js';
 import { newControlServerCounters } from '../../src/session/controlServer.js';
@@ -22,16 +22,7 @@ import {
   buildLightReflection, lightRequestKey, isStampRequest, writeStampSenderPacket, writeSenderPacket,
   decodeReflectorPacket, ntpIntervalFromNs, ntpFromUnixNs, readTimestamp, STAMP_BASE_SIZE,
 } from '../../src/protocol/index.js';
-import { isCI } from '../helpers/peers.js';
-
-function needNative(t: TestContext): boolean {
-  const s = datapathSupport();
-  if (s.native) return true;
-  if (isCI()) assert.fail(`CI is set but the native datapath is unavailable: ${s.reason}`);
-  console.warn(`\n!!!!! SKIPPING NATIVE REFLECTOR TEST "${t.name}": ${s.reason} !!!!!\n`);
-  t.skip(s.reason);
-  return false;
-}
+import { needNative } from '../helpers/native.js';
 
 /** A test client on the datapath: its received datagrams (with TTL / TOS) queue up for next(). */
 async function client(o: { family: 4 | 6; ttl?: number; tos?: number }): Promise<{

@@ -149,12 +149,20 @@ export function parseOrExit<T>(command: string, parse: () => T): T | number {
 export function untilStopped(log: Logger, stop: () => Promise<void>, boundMs = 10_000, repeatMs = 1000): Promise<number> {
   return new Promise<number>((resolve) => {
     let since: number | undefined;
+    let finished = false;
+    // The handlers stay until the process exits: a repeat arriving between the
+    // end of the shutdown and the exit (Ctrl-C's echo) must not kill it with
+    // the signal's default action.
     const finish = (code: number): void => {
-      process.removeListener('SIGINT', onSigint);
-      process.removeListener('SIGTERM', onSigterm);
+      if (finished) return;
+      finished = true;
       resolve(code);
     };
     const shutdown = (sig: string): void => {
+      if (finished) {
+        if (since !== undefined && Date.now() - since >= repeatMs) process.exit(1);
+        return;
+      }
       if (since !== undefined) {
         if (Date.now() - since >= repeatMs) {
           log.warn(`${sig} again: exiting without finishing the shutdown`);

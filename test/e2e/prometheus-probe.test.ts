@@ -16,7 +16,7 @@ import { Agent } from '../../src/cli/agent.js';
 import { parseAgentConfig, parseReflectorConfig } from '../../src/config/index.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { silentLogger } from '../../src/session/log.js';
-import { findPrometheus, PROMETHEUS_INSTALL_HINT } from '../helpers/prometheus.js';
+import { findPrometheus, stopChild, PROMETHEUS_INSTALL_HINT } from '../helpers/prometheus.js';
 import { isCI, repoRoot } from '../helpers/peers.js';
 
 const HOST = '127.0.0.1';
@@ -72,14 +72,7 @@ collectors: []
   });
 
   after(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const c = child;
-      const gone = new Promise<void>((r) => c.once('exit', () => r()));
-      c.kill('SIGTERM');
-      const t = setTimeout(() => c.kill('SIGKILL'), 3000);
-      await gone;
-      clearTimeout(t);
-    }
+    await stopChild(child);
     await agent?.stop();
     for (const r of reflectors) await r.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });

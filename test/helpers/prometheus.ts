@@ -58,6 +58,16 @@ export function parseExposition(text: string): Series[] {
 }
 
 /** Path of the prometheus binary (PROMETHEUS_BIN alone if set, else PATH, then /usr/bin), or undefined. */
+/** SIGTERM a child still running and wait for its exit; SIGKILL after 3 s. */
+export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await gone;
+  clearTimeout(t);
+}
+
 export function findPrometheus(): string | undefined {
   const explicit = process.env.PROMETHEUS_BIN;
   const candidates = explicit
@@ -236,14 +246,7 @@ export async function runPrometheusOracle(
       return { results, log };
     }
   } finally {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const c = child;
-      const gone = new Promise<void>((r) => c.once('exit', () => r()));
-      c.kill('SIGTERM');
-      const t = setTimeout(() => c.kill('SIGKILL'), 3000);
-      await gone;
-      clearTimeout(t);
-    }
+    await stopChild(child);
     if (server) await new Promise<void>((r) => server!.close(() => r()));
     rmSync(dir, { recursive: true, force: true });
   }

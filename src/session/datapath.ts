@@ -37,7 +37,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { writeTimestamp, ntpFromUnixNs } from '../protocol/index.js';
 import { systemClock, type Clock } from './clock.js';
 import {
-  nativeDatapath, type RawDatapath, type RawDeparture, type RawRx, type RawTsSource, type RawTx,
+  nativeDatapath, type RawDatapath, type SocketSettings, type RawDeparture, type RawRx, type RawTsSource, type RawTx,
 } from './native.js';
 import { setSocketDscp } from './socketOptions.js';
 
@@ -117,45 +117,12 @@ export interface TxTimestamp {
   source: TimestampSource;
 }
 
-export interface TestSocketOptions {
+export interface TestSocketOptions extends SocketSettings {
   family: 4 | 6;
   /** Local address; default the unspecified address of the family. */
   address?: string;
   /** Local port; default 0 (any). */
   port?: number;
-  /** SO_RCVBUF bytes; default the system's. */
-  rcvbuf?: number;
-  /** IPV6_V6ONLY for family 6; default true (as the sessions' sockets, udp.ts). */
-  ipv6Only?: boolean;
-  /** Ask for NIC hardware timestamps too (native; default false). */
-  hardwareTimestamps?: boolean;
-  /** Kernel TX software timestamps (native; default true). */
-  txTimestamps?: boolean;
-  /** Largest datagram kept; longer ones are cut and flagged `truncated`. Default 65536. */
-  maxDatagram?: number;
-  /** TTL / hop limit of sent packets; default 255 (RFC 5357 §4.1.2 / §4.2.1). */
-  ttl?: number;
-  /** TOS / traffic class byte of sent packets; default 0. */
-  tos?: number;
-  /**
-   * SCHED_FIFO priority (1..99) for the native scheduler thread, so departures
-   * keep their deadlines on a busy host; needs CAP_SYS_NICE or RLIMIT_RTPRIO.
-   * Default 0 (normal priority). See TestSocket.schedulerStatus().
-   */
-  schedulerPriority?: number;
-  /**
-   * Native scheduler: wake this many µs (0..1000) before each deadline and
-   * busy-wait the rest, hiding the host's timer wake-up latency (≈ 40–50 µs
-   * on a virtual machine) at the cost of that much CPU per departure.
-   * Default 0 (no spinning).
-   */
-  schedulerSpinUs?: number;
-  /**
-   * Native: departure reports reach onDeparture at most this often per
-   * socket (0..10000 ms; 0 = after every wake-up of the scheduler), and as
-   * soon as the socket has nothing more scheduled. Default 20.
-   */
-  departureReportMs?: number;
   /** true: require native (throws when unavailable); false: force node:dgram; default auto. */
   native?: boolean;
   /** Clock of the JS fallback's timestamps; default systemClock(). */

@@ -29,8 +29,45 @@ export interface KernelClockStatus {
   maxErrorUs: number;
 }
 
+/** Socket and scheduler settings of a test socket, native or node:dgram (where the latter can honour them). */
+export interface SocketSettings {
+  /** SO_RCVBUF bytes; default the system's. */
+  rcvbuf?: number;
+  /** IPV6_V6ONLY for family 6; default true (as the sessions' sockets, udp.ts). */
+  ipv6Only?: boolean;
+  /** Ask for NIC hardware timestamps too (native; default false). */
+  hardwareTimestamps?: boolean;
+  /** Kernel TX software timestamps (native; default true). */
+  txTimestamps?: boolean;
+  /** Largest datagram kept; longer ones are cut and flagged `truncated`. Default 65536. */
+  maxDatagram?: number;
+  /** TTL / hop limit of sent packets; default 255 (RFC 5357 §4.1.2 / §4.2.1). */
+  ttl?: number;
+  /** TOS / traffic class byte of sent packets; default 0. */
+  tos?: number;
+  /**
+   * SCHED_FIFO priority (1..99) for the native scheduler thread, so departures
+   * keep their deadlines on a busy host; needs CAP_SYS_NICE or RLIMIT_RTPRIO.
+   * Default 0 (normal priority). See TestSocket.schedulerStatus().
+   */
+  schedulerPriority?: number;
+  /**
+   * Native scheduler: wake this many µs (0..1000) before each deadline and
+   * busy-wait the rest, hiding the host's timer wake-up latency (≈ 40–50 µs
+   * on a virtual machine) at the cost of that much CPU per departure.
+   * Default 0 (no spinning).
+   */
+  schedulerSpinUs?: number;
+  /**
+   * Native: departure reports reach onDeparture at most this often per
+   * socket (0..10000 ms; 0 = after every wake-up of the scheduler), and as
+   * soon as the socket has nothing more scheduled. Default 20.
+   */
+  departureReportMs?: number;
+}
+
 /** Options of the native Datapath constructor (see native/datapath.cc). */
-export interface RawDatapathOptions {
+export interface RawDatapathOptions extends SocketSettings {
   family: 4 | 6;
   /** (error, records): records are [data, address, port, rxRealtimeNs, ttl, tos, tsSource, truncated, ctruncated]. */
   onRecv: (err: Error | null, records: RawRx[] | null) => void;
@@ -41,19 +78,6 @@ export interface RawDatapathOptions {
    * txRealtimeNs (the kernel TX timestamp the scheduler thread read right after the send) | null, txSource].
    */
   onDeparture: (records: RawDeparture[]) => void;
-  rcvbuf?: number;
-  ipv6Only?: boolean;
-  hardwareTimestamps?: boolean;
-  txTimestamps?: boolean;
-  maxDatagram?: number;
-  ttl?: number;
-  tos?: number;
-  /** SCHED_FIFO priority of the scheduler thread (1..99); 0/absent: normal priority. */
-  schedulerPriority?: number;
-  /** Busy-wait the last µs before each departure (0..1000); default 0. */
-  schedulerSpinUs?: number;
-  /** Departure reports are handed to JS at most this often per socket (0..10000 ms), and when nothing more is queued; default 20. */
-  departureReportMs?: number;
 }
 
 /** Timestamp source codes of the native records: 0 userspace, 1 kernel, 2 hardware. */

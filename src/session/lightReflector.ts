@@ -384,33 +384,13 @@ export class LightReflector {
       if (this.buckets.size >= this.maxSenders) this.sweepBuckets(nowMs);
       b = { tokens: this.ratePps, octets: this.maxOctetsPerSource, at: nowMs };
       this.buckets.set(source, b);
-    } else {
-      const dt = nowMs - b.at;
-      if (dt > 0) {
-        b.tokens = Math.min(this.ratePps, b.tokens + (dt * this.ratePps) / 1000);
-        b.octets = Math.min(this.maxOctetsPerSource, b.octets + (dt * this.maxOctetsPerSource) / 1000);
-        b.at = nowMs;
-      }
     }
-    if (b.tokens < 1 || b.octets < octets) return false;
-    b.tokens -= 1;
-    b.octets -= octets;
-    return true;
+    return spend(b, this.ratePps, this.maxOctetsPerSource, octets, nowMs);
   }
 
   /** Global budgets (all sources together) for one reply of `octets`: true and spent when they allow it. */
   private admitGlobal(octets: number, nowMs: number): boolean {
-    const g = this.global;
-    const dt = nowMs - g.at;
-    if (dt > 0) {
-      g.tokens = Math.min(this.maxPps, g.tokens + (dt * this.maxPps) / 1000);
-      g.octets = Math.min(this.maxOctets, g.octets + (dt * this.maxOctets) / 1000);
-      g.at = nowMs;
-    }
-    if (g.tokens < 1 || g.octets < octets) return false;
-    g.tokens -= 1;
-    g.octets -= octets;
-    return true;
+    return spend(this.global, this.maxPps, this.maxOctets, octets, nowMs);
   }
 
   private nextSeq(key: string, nowMs: number): number {
@@ -573,6 +553,23 @@ export class LightReflector {
       for (const k of this.buckets.keys()) { if (n-- <= 0) break; this.buckets.delete(k); }
     }
   }
+}
+
+/**
+ * Refill `b` (one second's worth at most of `pps` packets and `octetsPerS`
+ * octets) up to `nowMs`, then take one packet of `octets` if both allow it.
+ */
+function spend(b: Bucket, pps: number, octetsPerS: number, octets: number, nowMs: number): boolean {
+  const dt = nowMs - b.at;
+  if (dt > 0) {
+    b.tokens = Math.min(pps, b.tokens + (dt * pps) / 1000);
+    b.octets = Math.min(octetsPerS, b.octets + (dt * octetsPerS) / 1000);
+    b.at = nowMs;
+  }
+  if (b.tokens < 1 || b.octets < octets) return false;
+  b.tokens -= 1;
+  b.octets -= octets;
+  return true;
 }
 
 function positive(name: string, v: number): number {

@@ -13,7 +13,7 @@ import type { SessionResult, ReplySample } from './measure/stats.js';
 import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
 import { runLightSenderSession } from './session/lightSenderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
-import { TwampSessionError, type FailureReason } from './session/errors.js';
+import { TwampSessionError, FAILURE_REASONS, type FailureReason } from './session/errors.js';
 import { warnLogger, childLogger, type Logger } from './session/log.js';
 import { SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH, type NamingProfile } from './otel/instruments.js';
 import { senderAttributes, attributeKey } from './otel/attributes.js';
@@ -233,16 +233,6 @@ export class TwampSender {
     if (source !== undefined) emit('timestamp_source_info', 1, { ...measured, [this.sourceKey]: source });
   }
 }
-
-/**
- * Every FailureReason (src/session/errors.ts), each exported at 0 before its
- * first failure. The `satisfies` makes the compiler reject a reason added to
- * or removed from FailureReason without this list following.
- */
-const FAILURE_REASON_SET = {
-  dns: true, connect: true, timeout: true, closed: true, protocol: true, refused: true, socket: true, aborted: true,
-} as const satisfies Record<FailureReason, true>;
-const FAILURE_REASONS: readonly FailureReason[] = Object.keys(FAILURE_REASON_SET) as FailureReason[];
 
 function isNormalized(c: SenderConfig | Record<string, unknown>): c is SenderConfig {
   return typeof (c as SenderConfig).nPackets === 'number' && typeof (c as SenderConfig).model === 'object';

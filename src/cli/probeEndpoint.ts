@@ -26,7 +26,7 @@ import { createTwampViews } from '../otel/views.js';
 import { attributeKey, prometheusLabelName } from '../otel/attributes.js';
 import { ClientAcl, parseCidr, type Cidr } from '../session/limits.js';
 import { resolveHost, unmapAddress } from '../session/address.js';
-import { TwampSessionError, formatHostPort, type FailureReason } from '../session/errors.js';
+import { TwampSessionError, formatHostPort, FAILURE_REASONS, type FailureReason } from '../session/errors.js';
 import { silentLogger, type Logger } from '../session/log.js';
 import { PullMetricReader, type ProbeHandler } from './exporters.js';
 
@@ -39,12 +39,6 @@ export const PROBE_MAX_TIMEOUT_MS = 300_000;
 export const PROBE_TIMEOUT_OFFSET_MS = 500;
 /** Per-target rate buckets kept before idle (full) ones are dropped. */
 const MAX_TRACKED_TARGETS = 4096;
-
-/** Every FailureReason, exported at 0 when it is not the one (the Prometheus convention for known label values). */
-const FAILURE_REASON_SET = {
-  dns: true, connect: true, timeout: true, closed: true, protocol: true, refused: true, socket: true, aborted: true,
-} as const satisfies Record<FailureReason, true>;
-const FAILURE_REASONS = Object.keys(FAILURE_REASON_SET) as FailureReason[];
 
 export interface ProbeAnswer {
   status: number;

@@ -32,7 +32,7 @@ import {
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import { StreamReader, formatMs } from './streamReader.js';
-import { TwampSessionError, formatHostPort, type FailureReason } from './errors.js';
+import { TwampSessionError, formatHostPort, FAILURE_REASONS, type FailureReason } from './errors.js';
 import { unmapAddress, isZeroAddress, ipFamily, replyTargetProblem, LOWEST_REPLY_PORT } from './address.js';
 import { openReflectorSocket, closeTestSocket, withScopeOf } from './udp.js';
 import { datapathSupport, type RxDatagram, type TimestampSource } from './datapath.js';
@@ -79,7 +79,7 @@ export const REFUSAL_REASONS = [
   'mode', 'key_id', 'auth', 'abandoned', 'request', 'resources', 'internal',
   'acl', 'connection_limit', 'session_limit', 'padding', 'rate', 'duration', 'refwait',
   'client_connection_limit', 'client_session_limit', 'kdf_rate', 'evicted', 'sender_address', 'reply_port', 'hmac',
-  'dns', 'connect', 'timeout', 'closed', 'protocol', 'refused', 'socket', 'aborted',
+  ...FAILURE_REASONS,
 ] as const satisfies readonly string[];
 
 /** Refusal reasons counted in ControlServerCounters.refused. */

@@ -12,7 +12,7 @@ import type { TimestampSource } from './session/datapath.js';
 import { ClientAcl, parseCidr, type Cidr } from './session/limits.js';
 import { formatHostPort } from './session/errors.js';
 import { warnLogger, childLogger, type Logger } from './session/log.js';
-import { REFLECTOR_METRICS, type NamingProfile } from './otel/instruments.js';
+import { REFLECTOR_METRICS, type NamingProfile, type ReflectorMetricKey } from './otel/instruments.js';
 import { reflectorAttributes, attributeKey } from './otel/attributes.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
 import { compileRelabel, type Labels } from './otel/relabel.js';
@@ -30,7 +30,7 @@ export class TwampReflector {
   readonly config: ReflectorConfig;
   readonly counters: ControlServerCounters = newControlServerCounters();
   private readonly log: Logger;
-  private readonly instruments: InstrumentSet;
+  private readonly instruments: InstrumentSet<ReflectorMetricKey>;
   private readonly server: ControlServer;
   private baseLabels: Labels;
   private readonly profile: NamingProfile;
@@ -156,7 +156,7 @@ export class TwampReflector {
     });
   }
 
-  private snapshot(emit: Emit): void {
+  private snapshot(emit: Emit<ReflectorMetricKey>): void {
     const c = this.counters;
     const l = this.baseLabels;
     emit('session_attempts', c.sessionAttempts, l);

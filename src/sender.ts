@@ -9,13 +9,16 @@
 import { metrics, type MeterProvider } from '@opentelemetry/api';
 import { createTrafficModel, type TrafficModel } from './measure/models.js';
 import { estimateVoiceQuality, gufoMos } from './measure/emodel.js';
-import type { SessionResult, ReplySample } from './measure/stats.js';
+import type { DirectionStats, SessionResult, ReplySample } from './measure/stats.js';
 import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
 import { runLightSenderSession } from './session/lightSenderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
 import { TwampSessionError, FAILURE_REASONS, type FailureReason } from './session/errors.js';
 import { warnLogger, childLogger, type Logger } from './session/log.js';
-import { SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH, type NamingProfile } from './otel/instruments.js';
+import {
+  SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH,
+  type MetricValues, type NamingProfile, type SenderExtraKey, type SenderMeasurementKey, type SenderMetricKey, type SenderPathKey,
+} from './otel/instruments.js';
 import { senderAttributes, attributeKey } from './otel/attributes.js';
 import { dscpName } from './protocol/index.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
@@ -43,11 +46,21 @@ export interface SenderOptions extends ProducerOptions {
   onSample?: (sample: ReplySample) => void;
 }
 
+/**
+ * Keys of the per-run values: the reference measurements and our extra
+ * gauges; not the delay histogram (rt_delay, recorded per sample) nor the
+ * timestamp source (a label of an info series).
+ */
+type StatValueKey = SenderMeasurementKey | Exclude<SenderExtraKey, SenderPathKey | 'rt_delay'>;
+type PathValueKey = Exclude<SenderPathKey, 'timestamp_source_info'>;
+/** The values of one run, every key present (a missing or misspelt key does not compile). */
+export type SenderValues = MetricValues<StatValueKey | PathValueKey>;
+
 /** The measurements of one successful run, keyed like SENDER_MEASUREMENTS. */
 export interface SenderRunResult {
   session: SenderSessionResult;
   /** Value per metric key; undefined where there is no sample (e.g. no reply). */
-  values: Record<string, number | undefined>;
+  values: SenderValues;
   finishedAt: Date;
 }
 
@@ -60,7 +73,7 @@ export class TwampSender {
   readonly model: TrafficModel;
   private readonly log: Logger;
   private readonly clock: Clock;
-  private readonly instruments: InstrumentSet;
+  private readonly instruments: InstrumentSet<SenderMetricKey>;
   private readonly baseLabels: Labels;
   private readonly profile: NamingProfile;
   private readonly reasonKey: string;
@@ -213,7 +226,7 @@ export class TwampSender {
       ? { ...this.baseLabels, [this.networkTypeKey]: session.ipVersion === 6 ? 'ipv6' : 'ipv4' } : this.baseLabels;
   }
 
-  private snapshot(emit: Emit): void {
+  private snapshot(emit: Emit<SenderMetricKey>): void {
     const labels = this.baseLabels;
     emit('runs', this.runs, labels);
     // Every reason of the closed set from the start, at 0 until it happens: a
@@ -227,8 +240,11 @@ export class TwampSender {
     if (!last.ok) return; // a failed run withdraws the measurements
     const measured = this.measuredLabels(last.result.session);
     for (const spec of SENDER_MEASUREMENTS) emit(spec.key, last.result.values[spec.key], measured);
-    // Path and timestamp values absent from `values` were not observed: no series (SENDER_PATH).
-    for (const spec of SENDER_EXTRA) emit(spec.key, last.result.values[spec.key], measured);
+    // Path and timestamp values undefined in `values` were not observed: no series (SENDER_PATH).
+    for (const spec of SENDER_EXTRA) {
+      if (spec.key === 'rt_delay' || spec.key === 'timestamp_source_info') continue; // recorded, and emitted below
+      emit(spec.key, last.result.values[spec.key], measured);
+    }
     const source = last.result.session.timestamps?.source;
     if (source !== undefined) emit('timestamp_source_info', 1, { ...measured, [this.sourceKey]: source });
   }
@@ -239,48 +255,47 @@ function isNormalized(c: SenderConfig | Record<string, unknown>): c is SenderCon
 }
 
 /** Map a session's statistics onto the reference metric keys. */
-export function measurementValues(s: SenderSessionResult, model: TrafficModel, mos: 'g107' | 'gufo' = 'g107'): Record<string, number | undefined> {
+export function measurementValues(
+  s: SenderSessionResult, model: TrafficModel, mos: 'g107' | 'gufo' = 'g107',
+): MetricValues<StatValueKey> {
   const r: SessionResult = s.stats;
-  const v: Record<string, number | undefined> = {
-    tx_packets: r.txPackets, rx_packets: r.rxPackets, tx_bytes: r.txBytes, rx_bytes: r.rxBytes,
-    duration: r.durationNs, tx_pps: r.txPps, rx_pps: r.rxPps, tx_bitrate: r.txBitrate, rx_bitrate: r.rxBitrate,
-  };
-  for (const dir of ['in', 'out', 'rt'] as const) {
-    const d = r[dir];
-    v[`${dir}_min_delay`] = d.minDelayNs;
-    v[`${dir}_max_delay`] = d.maxDelayNs;
-    v[`${dir}_avg_delay`] = d.avgDelayNs;
-    v[`${dir}_jitter`] = d.jitterNs;
-    v[`${dir}_loss`] = d.loss;
-    v[`${dir}_p50_delay`] = d.p50DelayNs;
-    v[`${dir}_p90_delay`] = d.p90DelayNs;
-    v[`${dir}_p99_delay`] = d.p99DelayNs;
-  }
-  v.duplicates = r.duplicates;
-  v.reordered = r.reordered;
-  v.residence_avg = r.residence.avgNs;
-  v.residence_max = r.residence.maxNs;
-  if (model.codec && r.txPackets > 0 && r.rt.avgDelayNs !== undefined) {
-    for (const dir of ['in', 'out'] as const) {
-      const d = r[dir];
+  const { in: i, out: o, rt } = r;
+  let inMos: number | undefined;
+  let outMos: number | undefined;
+  const codec = model.codec;
+  const rtAvgNs = rt.avgDelayNs;
+  if (codec && r.txPackets > 0 && rtAvgNs !== undefined) {
+    const mosOf = (d: DirectionStats): number => {
       // One-way delay only means something with synchronised clocks; otherwise RTT/2.
-      const oneWayNs = s.clocksSynchronized && d.avgDelayNs !== undefined ? d.avgDelayNs : r.rt.avgDelayNs / 2;
+      const oneWayNs = s.clocksSynchronized && d.avgDelayNs !== undefined ? d.avgDelayNs : rtAvgNs / 2;
       const lossPercent = (d.loss / r.txPackets) * 100;
       const jitterNs = d.jitterNs ?? 0;
       // gufo: the reference agent's inputs too — |one-way average| whatever the clocks.
-      v[`${dir}_mos`] = mos === 'gufo'
+      return mos === 'gufo'
         ? gufoMos(model.name === 'g729' ? 'g729' : 'g711', lossPercent, Math.abs(d.avgDelayNs ?? oneWayNs) / 1e6, jitterNs / 1e6)
-        : estimateVoiceQuality(model.codec, { oneWayDelayMs: oneWayNs / 1e6, jitterMs: jitterNs / 1e6, lossPercent }).mos;
-    }
+        : estimateVoiceQuality(codec, { oneWayDelayMs: oneWayNs / 1e6, jitterMs: jitterNs / 1e6, lossPercent }).mos;
+    };
+    inMos = mosOf(i);
+    outMos = mosOf(o);
   }
-  return v;
+  return {
+    tx_packets: r.txPackets, rx_packets: r.rxPackets, tx_bytes: r.txBytes, rx_bytes: r.rxBytes,
+    duration: r.durationNs, tx_pps: r.txPps, rx_pps: r.rxPps, tx_bitrate: r.txBitrate, rx_bitrate: r.rxBitrate,
+    in_min_delay: i.minDelayNs, in_max_delay: i.maxDelayNs, in_avg_delay: i.avgDelayNs, in_jitter: i.jitterNs, in_loss: i.loss,
+    in_p50_delay: i.p50DelayNs, in_p90_delay: i.p90DelayNs, in_p99_delay: i.p99DelayNs, in_mos: inMos,
+    out_min_delay: o.minDelayNs, out_max_delay: o.maxDelayNs, out_avg_delay: o.avgDelayNs, out_jitter: o.jitterNs, out_loss: o.loss,
+    out_p50_delay: o.p50DelayNs, out_p90_delay: o.p90DelayNs, out_p99_delay: o.p99DelayNs, out_mos: outMos,
+    rt_min_delay: rt.minDelayNs, rt_max_delay: rt.maxDelayNs, rt_avg_delay: rt.avgDelayNs, rt_jitter: rt.jitterNs, rt_loss: rt.loss,
+    rt_p50_delay: rt.p50DelayNs, rt_p90_delay: rt.p90DelayNs, rt_p99_delay: rt.p99DelayNs,
+    duplicates: r.duplicates, reordered: r.reordered, residence_avg: r.residence.avgNs, residence_max: r.residence.maxNs,
+  };
 }
 
 /**
  * Path and timestamp values of a session (SENDER_PATH keys): undefined where
  * the datapath did not observe them, so no series is exported for them.
  */
-export function pathValues(s: SenderSessionResult, dscp: number): Record<string, number | undefined> {
+export function pathValues(s: SenderSessionResult, dscp: number): MetricValues<PathValueKey> {
   const p = s.path;
   const ts = s.timestamps;
   // Unmarked packets leave with DSCP 0 (the socket's default TOS); remarking is

@@ -15,7 +15,7 @@ import { PrometheusEndpoint, createOtlpReader, exportersFromEnv, otlpFromEnv } f
 import { VERSION, METER_NAME } from '../version.js';
 import { createTwampViews, type TwampView } from '../otel/views.js';
 import { InstrumentSet } from '../otel/instrumentSet.js';
-import { AGENT_METRICS } from '../otel/instruments.js';
+import { AGENT_METRICS, type AgentMetricKey } from '../otel/instruments.js';
 import { attributeKey } from '../otel/attributes.js';
 import { RetiredCollectors } from './staleness.js';
 import { ProbeRunner } from './probeEndpoint.js';
@@ -36,7 +36,7 @@ export class Agent {
   private readonly otlpEnabled: boolean;
   readonly views: TwampView[];
   readonly retired: RetiredCollectors;
-  private buildInfo: InstrumentSet | undefined;
+  private buildInfo: InstrumentSet<AgentMetricKey> | undefined;
   /** Polls the mesh definition (`mesh:`); its collectors run beside the file's (docs/configuration.md "Mesh"). */
   private mesh: MeshRunner | undefined;
   private meshCollectors: CollectorConfig[] = [];

@@ -15,19 +15,24 @@ import type { CompiledRelabel, Labels } from './relabel.js';
 type Observable = ObservableGauge | ObservableCounter | ObservableUpDownCounter;
 type Instrument = Observable | Histogram;
 
-export type Emit = (key: string, value: number | undefined, labels: Labels) => void;
+/**
+ * Emits one series of a collection. `K` is the key type of the set's metric table
+ * (MetricKey in instruments.ts): a key with no instrument does not compile.
+ */
+export type Emit<K extends string> = (key: K, value: number | undefined, labels: Labels) => void;
 
 export interface InstrumentSetOptions {
   profile: NamingProfile;
   relabel?: CompiledRelabel | undefined;
 }
 
-export class InstrumentSet {
-  private readonly byKey = new Map<string, { spec: MetricSpec; name: string; visibleName: string; instrument: Instrument }>();
+/** The instruments of one metric table; `K` is the table's key type, inferred from `specs`. */
+export class InstrumentSet<K extends string> {
+  private readonly byKey = new Map<K, { spec: MetricSpec; name: string; visibleName: string; instrument: Instrument }>();
   private readonly profile: NamingProfile;
   private callback: ((r: BatchObservableResult) => void) | undefined;
 
-  constructor(private readonly meter: Meter, specs: readonly MetricSpec[], private readonly o: InstrumentSetOptions) {
+  constructor(private readonly meter: Meter, specs: readonly MetricSpec<K>[], private readonly o: InstrumentSetOptions) {
     this.profile = o.profile;
     for (const spec of specs) {
       const name = metricName(spec, o.profile);
@@ -47,7 +52,7 @@ export class InstrumentSet {
   }
 
   /** Register `snapshot` as the batch callback; it emits every series of one collection. */
-  start(snapshot: (emit: Emit) => void): void {
+  start(snapshot: (emit: Emit<K>) => void): void {
     if (this.callback) return;
     const cb = (r: BatchObservableResult): void => {
       snapshot((key, value, labels) => this.observe(r, key, value, labels));
@@ -61,7 +66,7 @@ export class InstrumentSet {
   }
 
   /** Record samples into a histogram instrument (relabel applied once for the label set). */
-  record(key: string, values: ArrayLike<number>, labels: Labels): void {
+  record(key: K, values: ArrayLike<number>, labels: Labels): void {
     const e = this.byKey.get(key);
     if (!e || e.spec.kind !== 'histogram' || values.length === 0) return;
     const attrs = this.relabelled(e.visibleName, labels);
@@ -76,7 +81,7 @@ export class InstrumentSet {
     this.callback = undefined;
   }
 
-  private observe(r: BatchObservableResult, key: string, value: number | undefined, labels: Labels): void {
+  private observe(r: BatchObservableResult, key: K, value: number | undefined, labels: Labels): void {
     if (value === undefined || !Number.isFinite(value)) return;
     const e = this.byKey.get(key);
     if (!e) return;

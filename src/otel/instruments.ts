@@ -27,7 +27,10 @@ export interface MetricSpec<K extends string = string> {
 
 const NS_TO_S = 1e-9;
 
-function delay(dir: 'in' | 'out' | 'rt', stat: 'min' | 'max' | 'avg', words: string): MetricSpec {
+/** Sender directions as metric keys spell them: inbound, outbound, round trip. */
+type Direction = 'in' | 'out' | 'rt';
+
+function delay<D extends Direction, S extends 'min' | 'max' | 'avg'>(dir: D, stat: S, words: string): MetricSpec<`${D}_${S}_delay`> {
   const otelDir = dir === 'rt' ? 'round_trip' : dir === 'in' ? 'inbound' : 'outbound';
   const statWord = stat === 'min' ? 'Minimum' : stat === 'max' ? 'Maximum' : 'Average';
   return {
@@ -38,7 +41,7 @@ function delay(dir: 'in' | 'out' | 'rt', stat: 'min' | 'max' | 'avg', words: str
   };
 }
 
-function jitter(dir: 'in' | 'out' | 'rt', words: string): MetricSpec {
+function jitter<D extends Direction>(dir: D, words: string): MetricSpec<`${D}_jitter`> {
   const otelDir = dir === 'rt' ? 'round_trip' : dir === 'in' ? 'inbound' : 'outbound';
   return {
     key: `${dir}_jitter`, kind: 'gauge',
@@ -48,7 +51,7 @@ function jitter(dir: 'in' | 'out' | 'rt', words: string): MetricSpec {
   };
 }
 
-function loss(dir: 'in' | 'out' | 'rt', words: string): MetricSpec {
+function loss<D extends Direction>(dir: D, words: string): MetricSpec<`${D}_loss`> {
   const otelDir = dir === 'rt' ? 'round_trip' : dir === 'in' ? 'inbound' : 'outbound';
   return {
     key: `${dir}_loss`, kind: 'gauge',
@@ -58,13 +61,13 @@ function loss(dir: 'in' | 'out' | 'rt', words: string): MetricSpec {
   };
 }
 
-function plain(key: string, legacy: string, otel: string, unit: string, description: string,
-  valueType: ValueType = ValueType.INT, otelUnit = unit, scale = 1): MetricSpec {
+function plain<K extends string>(key: K, legacy: string, otel: string, unit: string, description: string,
+  valueType: ValueType = ValueType.INT, otelUnit = unit, scale = 1): MetricSpec<K> {
   return { key, kind: 'gauge', legacy: { name: legacy, unit }, otel: { name: otel, unit: otelUnit, scale }, description, valueType };
 }
 
 /** The 26 metrics of the reference twamp_sender table, in its order. */
-export const SENDER_MEASUREMENTS: readonly MetricSpec[] = [
+export const SENDER_MEASUREMENTS = [
   plain('tx_packets', 'twamp_tx_packets', 'twamp.sender.sent.packets', '{packet}', 'Transmitted packets'),
   plain('rx_packets', 'twamp_rx_packets', 'twamp.sender.received.packets', '{packet}', 'Received packets'),
   plain('tx_bytes', 'twamp_tx_bytes', 'twamp.sender.sent.size', 'By', 'Transmitted octets'),
@@ -83,9 +86,9 @@ export const SENDER_MEASUREMENTS: readonly MetricSpec[] = [
   plain('out_mos', 'twamp_out_mos', 'twamp.sender.outbound.mos', '1', 'eMOS for remote end', ValueType.DOUBLE),
   delay('rt', 'min', 'round-trip'), delay('rt', 'max', 'round-trip'), delay('rt', 'avg', 'round-trip'),
   jitter('rt', 'round-trip'), loss('rt', 'both directions'),
-];
+] as const satisfies readonly MetricSpec[];
 
-function percentile(dir: 'in' | 'out' | 'rt', p: 50 | 90 | 99, words: string): MetricSpec {
+function percentile<D extends Direction, P extends 50 | 90 | 99>(dir: D, p: P, words: string): MetricSpec<`${D}_p${P}_delay`> {
   const otelDir = dir === 'rt' ? 'round_trip' : dir === 'in' ? 'inbound' : 'outbound';
   return {
     key: `${dir}_p${p}_delay`, kind: 'gauge',
@@ -106,7 +109,7 @@ function percentile(dir: 'in' | 'out' | 'rt', p: 50 | 90 | 99, words: string): M
  * or the STAMP Class of Service TLV (RFC 8972 §4.4), neither implemented, so
  * there is no outbound received DSCP.
  */
-export const SENDER_PATH: readonly MetricSpec[] = [
+export const SENDER_PATH = [
   { ...plain('out_hops', 'twamp_out_hops', 'twamp.sender.outbound.hops', '{hop}',
     'Outbound hops (255 - the Sender TTL the reflector reflected, RFC 5357 §4.2.1), largest in the session'), extra: true },
   { ...plain('in_hops', 'twamp_in_hops', 'twamp.sender.inbound.hops', '{hop}',
@@ -128,10 +131,10 @@ export const SENDER_PATH: readonly MetricSpec[] = [
     'Replies whose echoed T1 differs from the one sent (the sender measures with its own record)'), extra: true },
   { ...plain('send_errors', 'twamp_send_errors', 'twamp.sender.send_errors', '{packet}',
     'Test packets whose send failed (not counted as transmitted)'), extra: true },
-];
+] as const satisfies readonly MetricSpec[];
 
 /** Beyond the reference: percentiles, duplicates, reordering, reflector residence, a delay histogram, path and timestamps. */
-export const SENDER_EXTRA: readonly MetricSpec[] = [
+export const SENDER_EXTRA = [
   ...(['rt', 'out', 'in'] as const).flatMap((dir) => ([50, 90, 99] as const).map((p) =>
     percentile(dir, p, dir === 'rt' ? 'round-trip' : dir === 'in' ? 'inbound' : 'outbound'))),
   { ...plain('duplicates', 'twamp_duplicates', 'twamp.sender.duplicates', '{packet}',
@@ -147,10 +150,10 @@ export const SENDER_EXTRA: readonly MetricSpec[] = [
     description: 'Round-trip delay of every answered packet, in nanoseconds', valueType: ValueType.DOUBLE, extra: true,
     buckets: [50e3, 100e3, 250e3, 500e3, 1e6, 2.5e6, 5e6, 10e6, 25e6, 50e6, 100e6, 250e6, 500e6, 1e9] },
   ...SENDER_PATH,
-];
+] as const satisfies readonly MetricSpec[];
 
 /** Health of the sender's runs (blackbox_exporter's probe_success idea): a failed run is data, not silence. */
-export const SENDER_HEALTH: readonly MetricSpec[] = [
+export const SENDER_HEALTH = [
   { ...plain('success', 'twamp_sender_success', 'twamp.sender.success', '1',
     '1 if the last test session succeeded, 0 if it failed'), extra: true },
   { ...plain('run_duration', 'twamp_sender_run_duration_seconds', 'twamp.sender.run.duration', 's',
@@ -161,10 +164,10 @@ export const SENDER_HEALTH: readonly MetricSpec[] = [
   { key: 'errors', kind: 'counter', legacy: { name: 'twamp_sender_errors', unit: '{error}' },
     otel: { name: 'twamp.sender.errors', unit: '{error}', scale: 1 },
     description: 'Failed test session runs, by reason', valueType: ValueType.INT, extra: true },
-];
+] as const satisfies readonly MetricSpec[];
 
 /** The reference twamp_reflector counters plus state gauges. */
-export const REFLECTOR_METRICS: readonly MetricSpec[] = [
+export const REFLECTOR_METRICS = [
   { key: 'session_attempts', kind: 'counter', legacy: { name: 'twamp_reflector_session_attempts', unit: '{session}' },
     otel: { name: 'twamp.reflector.session.attempts', unit: '{session}', scale: 1 },
     description: 'Total amount of the attempted sessions', valueType: ValueType.INT },
@@ -196,10 +199,10 @@ export const REFLECTOR_METRICS: readonly MetricSpec[] = [
     otel: { name: 'twamp.reflector.timestamp.source_info', unit: '1', scale: 1 },
     description: 'Always 1; the source label says where the reflector\'s T2 and T3 come from (hardware, kernel or userspace)',
     valueType: ValueType.INT, extra: true },
-];
+] as const satisfies readonly MetricSpec[];
 
 /** The agent's own identity (like Prometheus' *_build_info). */
-export const AGENT_METRICS: readonly MetricSpec[] = [
+export const AGENT_METRICS = [
   { key: 'build_info', kind: 'gauge', legacy: { name: 'twamp_agent_build_info', unit: '1' },
     otel: { name: 'twamp.agent.build_info', unit: '1', scale: 1 },
     description: 'Always 1; labels carry the otel-twamp and Node.js versions', valueType: ValueType.INT, extra: true },
@@ -216,7 +219,26 @@ export const AGENT_METRICS: readonly MetricSpec[] = [
   { key: 'mesh_errors', kind: 'counter', legacy: { name: 'twamp_mesh_errors', unit: '1' },
     otel: { name: 'twamp.mesh.errors', unit: '1', scale: 1 },
     description: 'Mesh definitions not applied (unreadable, invalid, or this agent not a member); the running one is kept', valueType: ValueType.INT, extra: true },
-];
+] as const satisfies readonly MetricSpec[];
+
+/** The keys of a metric table: what a producer may emit into an InstrumentSet built from it. */
+export type MetricKey<T extends readonly MetricSpec[]> = T[number]['key'];
+
+/**
+ * One value per key, every key present: a producer's values typed this way
+ * fail to compile when a key of the table is missing or misspelt. Undefined:
+ * not observed (no series is exported).
+ */
+export type MetricValues<K extends string> = { readonly [P in K]: number | undefined };
+
+export type SenderMeasurementKey = MetricKey<typeof SENDER_MEASUREMENTS>;
+export type SenderPathKey = MetricKey<typeof SENDER_PATH>;
+export type SenderExtraKey = MetricKey<typeof SENDER_EXTRA>;
+export type SenderHealthKey = MetricKey<typeof SENDER_HEALTH>;
+/** Every key of the sender's instruments (SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH). */
+export type SenderMetricKey = SenderMeasurementKey | SenderExtraKey | SenderHealthKey;
+export type ReflectorMetricKey = MetricKey<typeof REFLECTOR_METRICS>;
+export type AgentMetricKey = MetricKey<typeof AGENT_METRICS>;
 
 export function metricName(spec: MetricSpec, profile: NamingProfile): string {
   return profile === 'legacy' ? spec.legacy.name : spec.otel.name;

@@ -144,7 +144,7 @@ function identity(profile: NamingProfile, c: ViewCollector, agentLabels: Labels)
 function dynamicVariants(profile: NamingProfile, spec: MetricSpec, base: Labels): Labels[] {
   const roles: AttributeRole[] = [];
   if (spec.key === 'errors' || spec.key === 'refused') roles.push('reason');
-  if (SENDER_MEASUREMENTS.includes(spec)) roles.push('networkType');
+  if (SENDER_MEASUREMENTS.some((s) => s === spec)) roles.push('networkType');
   const variants: Labels[] = [base];
   for (const role of roles) {
     const key = attributeKey(profile, role);

@@ -13,12 +13,14 @@
  *  4. Fidelity (bench/fidelity.ts): round trips of our probe and reflector
  *     next to twping/twampd, the sender's departure error, CPU of an agent
  *     with 40 g711 senders next to 40 twping processes.
+ *  5. Mesh (bench/mesh.ts): one agent running 200 senders of a mesh of 201
+ *     (200 reflector members on loopback addresses): CPU, RSS, departure error.
  *
  * `npm run bench -- --only fidelity` (or a comma-separated list of
- * capacity, sender, memory, fidelity) runs only those sections.
+ * capacity, sender, memory, fidelity, mesh) runs only those sections.
  *
- * Every part has a time bound; the whole run stays under 9 minutes (parts 1–3
- * under 5, part 4 about 3½). Results
+ * Every part has a time bound; the whole run stays under 11 minutes (parts 1–3
+ * under 5, part 4 about 3½, part 5 about 1½). Results
  * are printed as tables and written to dist/bench-results.json.
  */
 import { spawn, execFileSync } from 'node:child_process';
@@ -32,6 +34,7 @@ import { forkChild, withDeadline, sleep, fmt, fmtInt, table, cpuMsOfTree, MB, ty
 import type { BlastConfig, BlastResult } from './blaster.js';
 import type { DepartureResult, CpuResult } from './senderChild.js';
 import { fidelity, fidelityReport, emptyFidelity, FIDELITY, type FidelityPart } from './fidelity.js';
+import { meshScale, meshReport, MESH_SCALE } from './mesh.js';
 
 const RESULTS_FILE = join(repoRoot(), 'dist', 'bench-results.json');
 
@@ -60,9 +63,9 @@ const DEPARTURE = [
 const CPU_RUNS = [{ rate: 50, packets: 250 }, { rate: 500, packets: 2_500 }];
 const MEMORY = { sessions: 1_000, maxSessions: 2_000, concurrency: 50, targetRssMb: 100 };
 // Worst case 140 + 85 + 40 s plus start-up: under 5 minutes.
-const BOUND_MS = { capacity: 140_000, sender: 85_000, memory: 40_000, fidelity: 240_000 };
+const BOUND_MS = { capacity: 140_000, sender: 85_000, memory: 40_000, fidelity: 240_000, mesh: 120_000 };
 
-const SECTIONS = ['capacity', 'sender', 'memory', 'fidelity'] as const;
+const SECTIONS = ['capacity', 'sender', 'memory', 'fidelity', 'mesh'] as const;
 type Section = typeof SECTIONS[number];
 
 /** `--only a,b` / `--only=a,b`: the sections to run (all without it). */
@@ -558,6 +561,7 @@ async function main(): Promise<void> {
   const fidOut: FidelityPart = emptyFidelity();
   const fidRun = only.has('fidelity')
     ? await part('4 fidelity', BOUND_MS.fidelity, (c) => fidelity(peers, twampdMissing, log, c, fidOut)) : undefined;
+  const meshRun = only.has('mesh') ? await part('5 mesh', BOUND_MS.mesh, (c) => meshScale(log, c)) : undefined;
 
   const classic = only.has('capacity') || only.has('sender') || only.has('memory');
   let text = classic ? report(meta, cap, snd, mem, twampdMissing) : [
@@ -566,11 +570,12 @@ async function main(): Promise<void> {
   ].join('\n');
   if (fidRun !== undefined) {
     text += `\n\n${fidelityReport(fidOut, isErr(fidRun) ? fidRun.error : undefined)}`;
-    if (!classic) text += `\n  results written to ${RESULTS_FILE}`;
   }
+  if (meshRun !== undefined) text += `\n\n${meshReport(meshRun)}`;
+  if (!classic && (fidRun !== undefined || meshRun !== undefined)) text += `\n  results written to ${RESULTS_FILE}`;
   const json = {
     meta: { ...meta, totalSeconds: (Date.now() - started) / 1000, loadavgAfter: loadavg().map((x) => x.toFixed(2)).join(' ') },
-    settings: { sections: [...only], capacity: CAPACITY, reflectorCpu: CPU_PER_PACKET, departure: DEPARTURE, cpu: CPU_RUNS, memory: MEMORY, fidelity: FIDELITY, timeBoundsMs: BOUND_MS },
+    settings: { sections: [...only], capacity: CAPACITY, reflectorCpu: CPU_PER_PACKET, departure: DEPARTURE, cpu: CPU_RUNS, memory: MEMORY, fidelity: FIDELITY, mesh: MESH_SCALE, timeBoundsMs: BOUND_MS },
     units: {
       capacityPps: 'highest packet rate (packets/s) reflected with loss below settings.capacity.maxLoss',
       ratio: 'ours ÷ baseline (twampd for capacity, twping for CPU), same run',
@@ -578,7 +583,7 @@ async function main(): Promise<void> {
       cpuMsPer1000: 'user+system CPU milliseconds per 1,000 packets sent',
       memory: 'bytes (rss, heapUsed, …) from process.memoryUsage() after GC; *Mb fields in MiB, *Kb in KiB',
     },
-    capacity: cap, sender: snd, memory: mem, fidelity: fidRun === undefined ? notRun : fidOut,
+    capacity: cap, sender: snd, memory: mem, fidelity: fidRun === undefined ? notRun : fidOut, mesh: meshRun ?? notRun,
     verdicts: {
       capacityAtLeastTwampd: isErr(cap) ? null : cap.oursMeetsTwampd ?? null,
       memoryUnderTarget: isErr(mem) ? null : mem.underTarget,

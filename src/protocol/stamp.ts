@@ -41,19 +41,28 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { DecodeError } from './errors.js';
-import { readTimestamp, writeTimestamp } from './timestamp.js';
-import { SENDER_HEADER_SIZE } from './testPacket.js';
+import { writeTimestamp } from './timestamp.js';
+import { testFormat, type TestFormat } from './testFormat.js';
+import { writeSenderHeader, decodeSenderHeader } from './testPacket.js';
+
+const STAMP_OPEN: TestFormat = testFormat('stamp', 'open');
+const STAMP_AUTH: TestFormat = testFormat('stamp', 'authenticated');
 
 /** Unauthenticated STAMP base packet, either direction (RFC 8762 §4.2.1, §4.3.1). */
-export const STAMP_BASE_SIZE = 44;
+export const STAMP_BASE_SIZE = STAMP_OPEN.sender.size;
 /** Smallest request a Light reflector answers: the TWAMP open-mode sender header. */
-export const LIGHT_MIN_REQUEST_SIZE = SENDER_HEADER_SIZE.open;
+export const LIGHT_MIN_REQUEST_SIZE = testFormat('twamp', 'open').sender.size;
 
 export const TLV_HEADER_SIZE = 4;
 export const TLV_FLAG_U = 0x80;
 export const TLV_FLAG_M = 0x40;
 export const TLV_FLAG_I = 0x20;
 export const TLV_TYPE_EXTRA_PADDING = 1;
+/** RFC 8972 §4.4 Class of Service TLV: DSCP1 (6 bits) DSCP2 (6) ECN (2) RP (2), 16 reserved bits. */
+export const TLV_TYPE_CLASS_OF_SERVICE = 4;
+export const COS_TLV_VALUE_SIZE = 4;
+/** Whole CoS TLV, header included. */
+export const COS_TLV_SIZE = TLV_HEADER_SIZE + COS_TLV_VALUE_SIZE;
 
 const SENDER_NAME = 'STAMP sender packet';
 
@@ -83,11 +92,7 @@ function checkSenderWrite(name: string, buf: Buffer, size: number, ssid: number)
  */
 export function writeStampSenderPacket(buf: Buffer, pkt: StampSenderPacket): void {
   checkSenderWrite(SENDER_NAME, buf, STAMP_BASE_SIZE, pkt.ssid);
-  buf.fill(0, 16, STAMP_BASE_SIZE);
-  writeU32(buf, 0, pkt.seq);
-  writeTimestamp(buf, 4, pkt.timestamp);
-  writeU16(buf, 12, pkt.errorEstimate);
-  writeU16(buf, 14, pkt.ssid);
+  writeSenderHeader(buf, STAMP_OPEN, pkt);
 }
 
 /** Decodes a base sender packet (MBZ ignored). */
@@ -98,7 +103,7 @@ export function decodeStampSenderPacket(buf: Uint8Array, length: number = buf.le
   if (length < STAMP_BASE_SIZE) {
     throw new DecodeError(SENDER_NAME, `truncated: need at least ${STAMP_BASE_SIZE} octets, got ${length}`);
   }
-  return { seq: readU32(buf, 0), timestamp: readTimestamp(buf, 4), errorEstimate: readU16(buf, 12), ssid: readU16(buf, 14) };
+  return decodeSenderHeader(buf, length, STAMP_OPEN);
 }
 
 // ---------------------------------------------------------------------------
@@ -141,21 +146,102 @@ export function encodeTlv(type: number, value: Uint8Array, flags: number = TLV_F
   return b;
 }
 
+export interface ClassOfService {
+  /** The DSCP the Session-Sender asks the reply to carry. */
+  dscp1: number;
+  /** The DSCP the test packet arrived with at the reflector (filled by the reflector). */
+  dscp2: number;
+  /** The ECN field the test packet arrived with (filled by the reflector). */
+  ecn: number;
+  /** Reverse Path: 0 = the reply carries DSCP1; 1 = the reflector's policy refused DSCP1 and the reply carries DSCP2. */
+  rp: number;
+}
+
+/** Writes a sender's CoS TLV (U = 1, RP = 0, DSCP2/ECN 0: RFC 8972 §4.4) at `offset`; COS_TLV_SIZE octets. */
+export function writeCosTlv(buf: Uint8Array, offset: number, dscp1: number): void {
+  if (!Number.isInteger(dscp1) || dscp1 < 0 || dscp1 > 63) throw new RangeError(`CoS TLV: DSCP1 must be 0..63, got ${String(dscp1)}`);
+  if (offset + COS_TLV_SIZE > buf.length) throw new RangeError(`CoS TLV at ${offset} does not fit in ${buf.length} octets`);
+  buf[offset] = TLV_FLAG_U;
+  buf[offset + 1] = TLV_TYPE_CLASS_OF_SERVICE;
+  writeU16(buf, offset + 2, COS_TLV_VALUE_SIZE);
+  writeU32(buf, offset + TLV_HEADER_SIZE, (dscp1 << 26) >>> 0);
+}
+
+/** The CoS fields of the value at `valueOffset` (4 octets). */
+export function readCosValue(buf: Uint8Array, valueOffset: number): ClassOfService {
+  const w = readU16(buf, valueOffset);
+  return { dscp1: w >>> 10, dscp2: (w >>> 4) & 0x3f, ecn: (w >>> 2) & 3, rp: w & 3 };
+}
+
 /**
- * Reflector TLV processing in place on a built reply: when the octets from 44
- * (`base`; 112 in authenticated mode) on are a sender's TLV chain (every TLV has U = 1 and a non-zero type), clear
- * U on the TLVs we understand (Extra Padding) and leave the rest as copied
- * (U = 1: unrecognised). Returns how many TLVs were seen (0 if the tail is
- * padding).
+ * What a reflector needs to answer a Class of Service TLV (RFC 8972 §4.4,
+ * erratum 8199): the DS byte the request arrived with, and the local policy
+ * on DSCP1. `replyDscp` is the result: the DSCP the reply must leave with
+ * (DSCP1 when permitted, else the received DSCP with RP = 1), or -1 when no
+ * CoS TLV was answered.
  */
-export function reflectTlvs(out: Uint8Array, length: number, base: number = STAMP_BASE_SIZE): number {
+export interface CosReflection {
+  /** DSCP << 2 | ECN as received; -1 when unknown (then the TLV is left as received, U = 1: not processed). */
+  receivedTos: number;
+  /** May the reply carry `dscp1`? (RFC 8972 §4.4: "local policy … permitted in the domain".) */
+  permit(dscp1: number, receivedDscp: number): boolean;
+  /** Out: DSCP for the reply, or -1. */
+  replyDscp: number;
+  /** Out: the policy refused DSCP1 (RP = 1 written). */
+  refused: boolean;
+}
+
+/**
+ * Reflector TLV processing in place on a built reply: when the octets from
+ * `base` (44; 112 in authenticated mode) on are a sender's TLV chain (every TLV
+ * has U = 1 and a non-zero type), clear U on the TLVs we understand and leave
+ * the rest as copied (U = 1: unrecognised). Understood: Extra Padding, and,
+ * given `cos` with a known received TOS, Class of Service, whose DSCP2, ECN and
+ * RP are filled (a CoS TLV of the wrong length gets the M flag). Returns how
+ * many TLVs were seen (0 if the tail is padding).
+ */
+export function reflectTlvs(out: Uint8Array, length: number, base: number = STAMP_BASE_SIZE, cos?: CosReflection): number {
+  if (cos) { cos.replyDscp = -1; cos.refused = false; }
   if (length <= base) return 0;
   const tlvs = parseTlvs(out, base, length);
   if (!tlvs || tlvs.some((t) => (t.flags & TLV_FLAG_U) === 0 || t.type === 0)) return 0;
   for (const t of tlvs) {
     if (t.type === TLV_TYPE_EXTRA_PADDING) out[t.offset] = t.flags & ~TLV_FLAG_U;
+    else if (t.type === TLV_TYPE_CLASS_OF_SERVICE && cos && cos.receivedTos >= 0) {
+      if (t.length !== COS_TLV_VALUE_SIZE) {
+        out[t.offset] = (t.flags & ~TLV_FLAG_U) | TLV_FLAG_M;
+        continue;
+      }
+      const v = t.offset + TLV_HEADER_SIZE;
+      const dscp1 = readU16(out, v) >>> 10;
+      const rxDscp = (cos.receivedTos >> 2) & 0x3f;
+      const permitted = cos.permit(dscp1, rxDscp);
+      writeU16(out, v, (dscp1 << 10) | (rxDscp << 4) | ((cos.receivedTos & 3) << 2) | (permitted ? 0 : 1));
+      writeU16(out, v + 2, 0);
+      out[t.offset] = t.flags & ~TLV_FLAG_U;
+      cos.replyDscp = permitted ? dscp1 : rxDscp;
+      cos.refused = !permitted;
+    }
   }
   return tlvs.length;
+}
+
+/**
+ * The Class of Service TLV a reflector answered in a reply (U cleared), from
+ * `base` on; undefined when there is none, the tail is no TLV chain, or the
+ * reflector left it unrecognised (U = 1) or malformed (M).
+ */
+export function findAnsweredCos(buf: Uint8Array, length: number, base: number = STAMP_BASE_SIZE): ClassOfService | undefined {
+  if (length <= base) return undefined;
+  const tlvs = parseTlvs(buf, base, length);
+  if (!tlvs) return undefined;
+  let found: ClassOfService | undefined;
+  for (const t of tlvs) {
+    if (t.type !== TLV_TYPE_CLASS_OF_SERVICE || t.length !== COS_TLV_VALUE_SIZE) continue;
+    if ((t.flags & (TLV_FLAG_U | TLV_FLAG_M | TLV_FLAG_I)) !== 0) continue;
+    found = readCosValue(buf, t.offset + TLV_HEADER_SIZE);
+  }
+  return found;
 }
 
 // ---------------------------------------------------------------------------
@@ -209,6 +295,8 @@ export function buildLightReflection(
   out: Buffer,
   f: LightReflectionFields,
   format: LightFormat = 'auto',
+  /** Class of Service TLV answering (RFC 8972 §4.4); without it a CoS TLV comes back unrecognised (U = 1). */
+  cos?: CosReflection,
 ): number {
   if (!Number.isInteger(requestLength) || requestLength < 0 || requestLength > request.length) {
     throw new DecodeError(SENDER_NAME, `length ${String(requestLength)} outside buffer of ${request.length} octets`);
@@ -218,7 +306,7 @@ export function buildLightReflection(
   }
   const replyLength = lightReplyLength(requestLength);
   if (out.length < replyLength) throw new RangeError(`reply buffer of ${out.length} octets, need ${replyLength}`);
-  return writeStampReply(request, requestLength, replyLength, out, f, OPEN_REPLY, isStampRequest(request, requestLength, format));
+  return writeStampReply(request, requestLength, replyLength, out, f, STAMP_OPEN, isStampRequest(request, requestLength, format), cos);
 }
 
 /**
@@ -247,7 +335,7 @@ export function lightRequestKey(
 // leaves key distribution out of scope (and STAMP carries no key id).
 
 /** Authenticated STAMP base packet, either direction. */
-export const STAMP_AUTH_SIZE = 112;
+export const STAMP_AUTH_SIZE = STAMP_AUTH.sender.size;
 /** Octets covered by the HMAC (0–95). */
 export const STAMP_AUTH_HMAC_OFFSET = 96;
 export const STAMP_AUTH_HMAC_SIZE = 16;
@@ -281,11 +369,7 @@ export function verifyStampPacket(buf: Uint8Array, length: number, key: Uint8Arr
  */
 export function writeStampAuthSenderPacket(buf: Buffer, pkt: StampSenderPacket, key?: Uint8Array): void {
   checkSenderWrite(AUTH_SENDER_NAME, buf, STAMP_AUTH_SIZE, pkt.ssid);
-  buf.fill(0, 0, STAMP_AUTH_SIZE);
-  writeU32(buf, 0, pkt.seq);
-  writeTimestamp(buf, 16, pkt.timestamp);
-  writeU16(buf, 24, pkt.errorEstimate);
-  writeU16(buf, 26, pkt.ssid);
+  writeSenderHeader(buf, STAMP_AUTH, pkt);
   if (key) signStampPacket(buf, key);
 }
 
@@ -297,7 +381,7 @@ export function decodeStampAuthSenderPacket(buf: Uint8Array, length: number = bu
   if (length < STAMP_AUTH_SIZE) {
     throw new DecodeError(AUTH_SENDER_NAME, `truncated: need at least ${STAMP_AUTH_SIZE} octets, got ${length}`);
   }
-  return { seq: readU32(buf, 0), timestamp: readTimestamp(buf, 16), errorEstimate: readU16(buf, 24), ssid: readU16(buf, 26) };
+  return decodeSenderHeader(buf, length, STAMP_AUTH);
 }
 
 /** SSID of an authenticated STAMP reflector packet (octets 26–27); decodeReflectorPacket(…, 'authenticated') reads the rest. */
@@ -305,7 +389,7 @@ export function stampAuthReflectorSsid(buf: Uint8Array, length: number = buf.len
   if (length < STAMP_AUTH_SIZE || length > buf.length) {
     throw new DecodeError(AUTH_REFLECTOR_NAME, `truncated: need at least ${STAMP_AUTH_SIZE} octets, got ${length}`);
   }
-  return readU16(buf, 26);
+  return readU16(buf, STAMP_AUTH.reflector.ssid!);
 }
 
 /**
@@ -334,68 +418,45 @@ export function buildStampAuthReflection(
   }
   const replyLength = requestLength;
   if (out.length < replyLength) throw new RangeError(`reply buffer of ${out.length} octets, need ${replyLength}`);
-  return writeStampReply(request, requestLength, replyLength, out, f, AUTH_REPLY, true);
+  return writeStampReply(request, requestLength, replyLength, out, f, STAMP_AUTH, true);
 }
-
-/** Offsets of one STAMP layout pair (RFC 8762 §4.2/§4.3, RFC 8972 SSID): sender fields read, reply fields written. */
-interface StampReplyLayout {
-  base: number;
-  /** Octets past the base are covered by nothing the reflector verified: write our own (writeAuthReplyTail). */
-  unauthenticatedTail: boolean;
-  sender: { seq: number; timestamp: number; errorEstimate: number; ssid: number };
-  reply: { seq: number; timestamp: number; errorEstimate: number; ssid: number; receiveTimestamp: number;
-    senderSeq: number; senderTimestamp: number; senderErrorEstimate: number; senderTtl: number };
-}
-
-const OPEN_REPLY: StampReplyLayout = {
-  base: STAMP_BASE_SIZE,
-  unauthenticatedTail: false,
-  sender: { seq: 0, timestamp: 4, errorEstimate: 12, ssid: 14 },
-  reply: { seq: 0, timestamp: 4, errorEstimate: 12, ssid: 14, receiveTimestamp: 16, senderSeq: 24, senderTimestamp: 28,
-    senderErrorEstimate: 36, senderTtl: 40 },
-};
-
-const AUTH_REPLY: StampReplyLayout = {
-  base: STAMP_AUTH_SIZE,
-  unauthenticatedTail: true,
-  sender: { seq: 0, timestamp: 16, errorEstimate: 24, ssid: 26 },
-  reply: { seq: 0, timestamp: 16, errorEstimate: 24, ssid: 26, receiveTimestamp: 32, senderSeq: 48, senderTimestamp: 64,
-    senderErrorEstimate: 72, senderTtl: 80 },
-};
 
 /**
- * The reply of either layout, after the caller's checks: the sender's seq, T1,
- * Error Estimate and SSID (when `copySsid` and the request is long enough
- * to carry one; else 0) copied, MBZ zeroed, octets past the base copied back at the same offsets
- * (RFC 8762 §4.6) with RFC 8972 U-flag processing.
+ * The reply of either STAMP format (testFormat.ts), after the caller's
+ * checks: the sender's seq, T1, Error Estimate and SSID (when `copySsid`;
+ * else 0) copied, MBZ zeroed; past the base, either the request's octets
+ * copied back at the same offsets with RFC 8972 TLV processing (RFC 8762
+ * §4.6; ReplyRule 'stamp') or our own tail (writeAuthReplyTail; 'stamp-authenticated').
  */
 function writeStampReply(
-  request: Uint8Array, requestLength: number, replyLength: number, out: Buffer, f: LightReflectionFields, L: StampReplyLayout,
-  copySsid: boolean,
+  request: Uint8Array, requestLength: number, replyLength: number, out: Buffer, f: LightReflectionFields, fmt: TestFormat,
+  copySsid: boolean, cos?: CosReflection,
 ): number {
-  const s = L.sender;
-  const r = L.reply;
+  const s = fmt.sender;
+  const r = fmt.reflector;
+  const base = r.size;
+  const ownTail = fmt.reply === 'stamp-authenticated';
   const senderSeq = readU32(request, s.seq);
   const t1High = readU32(request, s.timestamp);
   const t1Low = readU32(request, s.timestamp + 4);
   const senderErrorEstimate = readU16(request, s.errorEstimate);
-  const ssid = copySsid && requestLength >= s.ssid + 2 ? readU16(request, s.ssid) : 0;
-  if (L.unauthenticatedTail) writeAuthReplyTail(request, requestLength, out, L.base);
-  else if (replyLength > L.base && out !== request) {
-    out.set(request.subarray(L.base, replyLength), L.base);
+  const ssid = copySsid && s.ssid !== undefined && requestLength >= s.ssid + 2 ? readU16(request, s.ssid) : 0;
+  if (ownTail) writeAuthReplyTail(request, requestLength, out, base);
+  else if (replyLength > base && out !== request) {
+    out.set(request.subarray(base, replyLength), base);
   }
-  out.fill(0, 0, L.base);
+  out.fill(0, 0, base);
   writeU32(out, r.seq, f.seq);
   writeTimestamp(out, r.timestamp, f.timestamp);
   writeU16(out, r.errorEstimate, f.errorEstimate);
-  writeU16(out, r.ssid, ssid);
+  writeU16(out, r.ssid!, ssid);
   writeTimestamp(out, r.receiveTimestamp, f.receiveTimestamp);
   writeU32(out, r.senderSeq, senderSeq);
   writeU32(out, r.senderTimestamp, t1High);
   writeU32(out, r.senderTimestamp + 4, t1Low);
   writeU16(out, r.senderErrorEstimate, senderErrorEstimate);
   out[r.senderTtl] = f.senderTtl;
-  if (!L.unauthenticatedTail) reflectTlvs(out, replyLength, L.base);
+  if (!ownTail) reflectTlvs(out, replyLength, base, cos);
   return replyLength;
 }
 

@@ -1,75 +1,31 @@
 /**
- * TWAMP-Test packets (RFC 5357 §4.1.2, §4.2.1 over RFC 4656 §4.1.2).
- * 'open' covers unauthenticated and mixed mode; 'authenticated' covers the
- * authenticated and encrypted layouts, which are identical in plaintext.
- * This module only lays out plaintext: HMAC octets are left zero and
- * encryption is applied by the caller afterwards.
- *
- * Offsets (sender):     open: seq 0 · T1 4 · EE 12 · padding 14
- *                       auth: seq 0 · MBZ 4–15 · T1 16 · EE 24 · MBZ 26–31 · HMAC 32–47 · padding 48
- * Offsets (reflector):  open: seq 0 · T3 4 · EE 12 · MBZ/SSID 14 · T2 16 · sender seq 24 ·
- *                             T1 28 · sender EE 36 · MBZ 38 · sender TTL 40 · padding 41
- *                       auth: seq 0 · MBZ 4–15 · T3 16 · EE 24 · MBZ 26–31 · T2 32 · MBZ 40–47 ·
- *                             sender seq 48 · MBZ 52–63 · T1 64 · sender EE 72 · MBZ 74–79 ·
- *                             sender TTL 80 · MBZ 81–95 · HMAC 96–111 · padding 112
- * (112, not the RFC's 104: verified erratum 5045 to RFC 5357.)
+ * TWAMP-Test packets (RFC 5357 §4.1.2, §4.2.1 over RFC 4656 §4.1.2, RFC 7750
+ * §3) and the format-driven header codecs shared with STAMP: every offset
+ * comes from the format table (testFormat.ts). 'open' covers unauthenticated
+ * and mixed mode; 'authenticated' covers the authenticated and encrypted
+ * layouts, which are identical in plaintext. This module only lays out
+ * plaintext: HMAC octets are left zero and protection is applied afterwards
+ * (testCodec.ts packetGuard).
  */
 import { readU16, readU32, writeU16, writeU32 } from './bytes.js';
 import { DecodeError } from './errors.js';
 import { readTimestamp, writeTimestamp } from './timestamp.js';
+import { testFormat, replyLength, TRUNCATED_REFLECTOR_SIZE, type TestFormat } from './testFormat.js';
 
 export type PacketLayout = 'open' | 'authenticated';
 
-export const SENDER_HEADER_SIZE: Record<PacketLayout, number> = { open: 14, authenticated: 48 };
-export const REFLECTOR_HEADER_SIZE: Record<PacketLayout, number> = { open: 41, authenticated: 112 };
-/**
- * twampy's TWAMP-light responder stops after Sender Error Estimate (no MBZ,
- * no Sender TTL); accept such replies rather than count them lost.
- */
-export const TRUNCATED_REFLECTOR_SIZE = 38;
+/** The TWAMP format of a layout (testFormat.ts; the authenticated and encrypted layouts are the same in plaintext). */
+const TWAMP: Record<PacketLayout, TestFormat> = { open: testFormat('twamp', 'open'), authenticated: testFormat('twamp', 'authenticated') };
+/** Open replies are decoded with STAMP's offsets: the same fields plus the RFC 8972 SSID at 14 (MBZ in RFC 5357). */
+const DECODE: Record<PacketLayout, TestFormat> = { open: testFormat('stamp', 'open'), authenticated: TWAMP.authenticated };
+
+export const SENDER_HEADER_SIZE: Record<PacketLayout, number> = { open: TWAMP.open.sender.size, authenticated: TWAMP.authenticated.sender.size };
+export const REFLECTOR_HEADER_SIZE: Record<PacketLayout, number> = {
+  open: TWAMP.open.reflector.size, authenticated: TWAMP.authenticated.reflector.size,
+};
 
 const SENDER_NAME = 'TWAMP-Test sender packet';
 const REFLECTOR_NAME = 'TWAMP-Test reflector packet';
-
-interface SenderOffsets {
-  seq: number;
-  timestamp: number;
-  errorEstimate: number;
-}
-const SENDER: Record<PacketLayout, SenderOffsets> = {
-  open: { seq: 0, timestamp: 4, errorEstimate: 12 },
-  authenticated: { seq: 0, timestamp: 16, errorEstimate: 24 },
-};
-
-interface ReflectorOffsets extends SenderOffsets {
-  receiveTimestamp: number;
-  senderSeq: number;
-  senderTimestamp: number;
-  senderErrorEstimate: number;
-  senderTtl: number;
-}
-const REFLECTOR: Record<PacketLayout, ReflectorOffsets> = {
-  open: {
-    seq: 0,
-    timestamp: 4,
-    errorEstimate: 12,
-    receiveTimestamp: 16,
-    senderSeq: 24,
-    senderTimestamp: 28,
-    senderErrorEstimate: 36,
-    senderTtl: 40,
-  },
-  authenticated: {
-    seq: 0,
-    timestamp: 16,
-    errorEstimate: 24,
-    receiveTimestamp: 32,
-    senderSeq: 48,
-    senderTimestamp: 64,
-    senderErrorEstimate: 72,
-    senderTtl: 80,
-  },
-};
 
 export interface SenderPacket {
   seq: number;
@@ -88,35 +44,57 @@ function checkLength(name: string, buf: Uint8Array, length: number, min: number)
 }
 
 /**
- * Writes the sender header into `buf` (MBZ and HMAC octets zeroed) and leaves
- * the padding untouched, so a pre-filled padding buffer is reused per packet
- * (hot path: no allocation). RangeError if `buf` is shorter than the header.
+ * Writes the sender header of format `f` into `buf`: MBZ and HMAC octets of
+ * the header zeroed, the SSID written where the format has one (STAMP), the
+ * octets after the header (padding, TLVs) left untouched, so a pre-filled
+ * buffer is reused per packet (hot path: no allocation). RangeError if `buf`
+ * is shorter than the header or the SSID is not 16 bits.
  */
-export function writeSenderPacket(buf: Buffer, pkt: SenderPacket, layout: PacketLayout = 'open'): void {
-  const size = SENDER_HEADER_SIZE[layout];
-  if (buf.length < size) {
-    throw new RangeError(`${SENDER_NAME}: buffer of ${buf.length} octets is shorter than the ${layout} header (${size})`);
+export function writeSenderHeader(buf: Buffer, f: TestFormat, pkt: SenderPacket & { ssid?: number }): void {
+  const at = f.sender;
+  if (buf.length < at.size) {
+    throw new RangeError(`${f.id} sender packet: buffer of ${buf.length} octets is shorter than the header (${at.size})`);
   }
-  const at = SENDER[layout];
-  if (layout === 'authenticated') buf.fill(0, 0, size);
+  const ssid = pkt.ssid ?? 0;
+  if (!Number.isInteger(ssid) || ssid < 0 || ssid > 0xffff) {
+    throw new RangeError(`${f.id} sender packet: SSID must be a 16-bit unsigned integer, got ${ssid}`);
+  }
+  buf.fill(0, 0, at.size);
   writeU32(buf, at.seq, pkt.seq);
   writeTimestamp(buf, at.timestamp, pkt.timestamp);
   writeU16(buf, at.errorEstimate, pkt.errorEstimate);
+  if (at.ssid !== undefined) writeU16(buf, at.ssid, ssid);
 }
 
-/** Decodes a (decrypted) sender packet; MBZ ignored. */
+/**
+ * Writes the TWAMP sender header into `buf` (MBZ and HMAC octets zeroed) and
+ * leaves the padding untouched. RangeError if `buf` is shorter than the header.
+ */
+export function writeSenderPacket(buf: Buffer, pkt: SenderPacket, layout: PacketLayout = 'open'): void {
+  writeSenderHeader(buf, TWAMP[layout], pkt);
+}
+
+/** Decodes a (decrypted) sender packet of format `f` (MBZ ignored). */
+export function decodeSenderHeader(buf: Uint8Array, length: number, f: TestFormat): SenderPacket & { ssid: number } {
+  checkLength(`${f.id} sender packet`, buf, length, f.sender.size);
+  const at = f.sender;
+  return {
+    seq: readU32(buf, at.seq),
+    timestamp: readTimestamp(buf, at.timestamp),
+    errorEstimate: readU16(buf, at.errorEstimate),
+    ssid: at.ssid === undefined ? 0 : readU16(buf, at.ssid),
+  };
+}
+
+/** Decodes a (decrypted) TWAMP sender packet; MBZ ignored. */
 export function decodeSenderPacket(
   buf: Uint8Array,
   length: number = buf.length,
   layout: PacketLayout = 'open',
 ): SenderPacket {
   checkLength(SENDER_NAME, buf, length, SENDER_HEADER_SIZE[layout]);
-  const at = SENDER[layout];
-  return {
-    seq: readU32(buf, at.seq),
-    timestamp: readTimestamp(buf, at.timestamp),
-    errorEstimate: readU16(buf, at.errorEstimate),
-  };
+  const { ssid: _ssid, ...rest } = decodeSenderHeader(buf, length, TWAMP[layout]);
+  return rest;
 }
 
 export interface ReflectorPacket {
@@ -126,7 +104,7 @@ export interface ReflectorPacket {
   timestamp: bigint;
   /** Applies to T2 and T3. */
   errorEstimate: number;
-  /** Open octets 14–15: RFC 8972 SSID (MBZ in RFC 5357); 0 in the authenticated layout. */
+  /** RFC 8972 SSID (STAMP; open octets 14–15, authenticated 26–27); 0 where the format has none. */
   ssid: number;
   /** T2, reflector receive time. */
   receiveTimestamp: bigint;
@@ -136,34 +114,48 @@ export interface ReflectorPacket {
   senderErrorEstimate: number;
   /** undefined when the reply stops before it (twampy's 38-octet replies). */
   senderTtl: number | undefined;
+  /** RFC 7750 S-DSCP-ECN: the DS byte our packet arrived with; present only when the format has it. */
+  sDscpEcn?: number;
   /** Octets received (header + padding). */
   length: number;
 }
 
 /**
+ * Decodes a (decrypted) reply of format `f`: at least `f.minReply` octets
+ * (38 in the open layouts: twampy); fields past the received length (Sender
+ * TTL, S-DSCP-ECN) are undefined.
+ */
+export function decodeReply(buf: Uint8Array, length: number, f: TestFormat): ReflectorPacket {
+  checkLength(`${f.id} reflector packet`, buf, length, f.minReply);
+  const at = f.reflector;
+  const p: ReflectorPacket = {
+    seq: readU32(buf, at.seq),
+    timestamp: readTimestamp(buf, at.timestamp),
+    errorEstimate: readU16(buf, at.errorEstimate),
+    ssid: at.ssid === undefined ? 0 : readU16(buf, at.ssid),
+    receiveTimestamp: readTimestamp(buf, at.receiveTimestamp),
+    senderSeq: readU32(buf, at.senderSeq),
+    senderTimestamp: readTimestamp(buf, at.senderTimestamp),
+    senderErrorEstimate: readU16(buf, at.senderErrorEstimate),
+    senderTtl: length > at.senderTtl ? buf[at.senderTtl]! : undefined,
+    length,
+  };
+  if (at.sDscpEcn !== undefined && length > at.sDscpEcn) p.sDscpEcn = buf[at.sDscpEcn]!;
+  return p;
+}
+
+/**
  * Decodes a (decrypted) reflector packet. The open layout accepts ≥ 38
- * octets (TRUNCATED_REFLECTOR_SIZE), the authenticated one ≥ 112.
+ * octets (TRUNCATED_REFLECTOR_SIZE) and reads octets 14–15 as the RFC 8972
+ * SSID; the authenticated one takes ≥ 112.
  */
 export function decodeReflectorPacket(
   buf: Uint8Array,
   length: number = buf.length,
   layout: PacketLayout = 'open',
 ): ReflectorPacket {
-  const full = REFLECTOR_HEADER_SIZE[layout];
-  checkLength(REFLECTOR_NAME, buf, length, layout === 'open' ? TRUNCATED_REFLECTOR_SIZE : full);
-  const at = REFLECTOR[layout];
-  return {
-    seq: readU32(buf, at.seq),
-    timestamp: readTimestamp(buf, at.timestamp),
-    errorEstimate: readU16(buf, at.errorEstimate),
-    ssid: layout === 'open' ? readU16(buf, 14) : 0,
-    receiveTimestamp: readTimestamp(buf, at.receiveTimestamp),
-    senderSeq: readU32(buf, at.senderSeq),
-    senderTimestamp: readTimestamp(buf, at.senderTimestamp),
-    senderErrorEstimate: readU16(buf, at.senderErrorEstimate),
-    senderTtl: length >= full ? buf[at.senderTtl]! : undefined,
-    length,
-  };
+  checkLength(REFLECTOR_NAME, buf, length, layout === 'open' ? TRUNCATED_REFLECTOR_SIZE : REFLECTOR_HEADER_SIZE[layout]);
+  return decodeReply(buf, length, DECODE[layout]);
 }
 
 /**
@@ -172,7 +164,7 @@ export function decodeReflectorPacket(
  * what twampd does).
  */
 export function reflectorReplyLength(requestLength: number, layout: PacketLayout = 'open'): number {
-  return Math.max(requestLength, REFLECTOR_HEADER_SIZE[layout]);
+  return replyLength(TWAMP[layout], requestLength);
 }
 
 export interface ReflectionFields {
@@ -185,64 +177,80 @@ export interface ReflectionFields {
   errorEstimate: number;
   /** Received TTL / Hop Limit, or 255 when it cannot be read (RFC 5357 §4.2.1). */
   senderTtl: number;
+  /** RFC 7750 S-DSCP-ECN, the received DS byte (formats with DSCP and ECN monitoring); 0 when not given. */
+  sDscpEcn?: number;
 }
 
 /**
- * Builds the reply to a (decrypted) sender packet in `out` and returns its
- * length, reflectorReplyLength(requestLength). Sender Sequence Number,
- * Timestamp and Error Estimate are copied from the request; the reply's
- * padding is the request's padding with its highest-numbered octets dropped
- * to keep both directions the same size (RFC 5357 §4.2.1). MBZ and HMAC
- * octets are zeroed. `out` may be the request's own buffer (in-place
- * reflection): sender fields are read before anything is written. The caller
- * guarantees `out` holds the reply. No allocation beyond bigint arithmetic.
+ * Builds the TWAMP reply (ReplyRule 'twamp') of format `f` to a (decrypted)
+ * sender packet in `out` and returns its length, replyLength(f, requestLength).
+ * Sender Sequence Number, Timestamp and Error Estimate are copied from the
+ * request; the reply's padding is the request's padding with its
+ * highest-numbered octets dropped to keep both directions the same size
+ * (RFC 5357 §4.2.1). MBZ and HMAC octets are zeroed; S-DSCP-ECN is written
+ * where the format has it (RFC 7750 §3). `out` may be the request's own
+ * buffer (in-place reflection): sender fields are read before anything is
+ * written. The caller guarantees `out` holds the reply. No allocation beyond
+ * bigint arithmetic.
+ *
+ * `symmetrical`: RFC 6038 Symmetrical Size chosen, so the sender's packet is
+ * as long as the reflector header before its padding (sized from the
+ * format's actual header: 44 with RFC 7750, not RFC 7750's 28-octet MBZ
+ * figure), and the padding keeps its offsets (the first octets to reflect
+ * stay first).
  */
+export function buildTwampReply(
+  request: Uint8Array,
+  requestLength: number,
+  out: Buffer,
+  fields: ReflectionFields,
+  f: TestFormat,
+  symmetrical = false,
+): number {
+  const s = f.sender;
+  const r = f.reflector;
+  checkLength(SENDER_NAME, request, requestLength, s.size);
+  const len = replyLength(f, requestLength);
+
+  const senderSeq = readU32(request, s.seq);
+  const t1High = readU32(request, s.timestamp);
+  const t1Low = readU32(request, s.timestamp + 4);
+  const senderErrorEstimate = readU16(request, s.errorEstimate);
+
+  const paddingLength = len - r.size;
+  if (paddingLength > 0) {
+    // TypedArray#set copies correctly when source and target overlap.
+    const from = symmetrical ? r.size : s.size;
+    out.set(request.subarray(from, from + paddingLength), r.size);
+  }
+  out.fill(0, 0, r.size);
+
+  writeU32(out, r.seq, fields.seq);
+  writeTimestamp(out, r.timestamp, fields.timestamp);
+  writeU16(out, r.errorEstimate, fields.errorEstimate);
+  writeTimestamp(out, r.receiveTimestamp, fields.receiveTimestamp);
+  writeU32(out, r.senderSeq, senderSeq);
+  writeU32(out, r.senderTimestamp, t1High);
+  writeU32(out, r.senderTimestamp + 4, t1Low);
+  writeU16(out, r.senderErrorEstimate, senderErrorEstimate);
+  out[r.senderTtl] = fields.senderTtl;
+  if (r.sDscpEcn !== undefined) out[r.sDscpEcn] = (fields.sDscpEcn ?? 0) & 0xff;
+  return len;
+}
+
+/** buildTwampReply for the TWAMP format of `layout` without RFC 7750. */
 export function buildReflection(
   request: Uint8Array,
   requestLength: number,
   out: Buffer,
   f: ReflectionFields,
   layout: PacketLayout = 'open',
-  /**
-   * RFC 6038 Symmetrical Size chosen: the sender's packet is the reflector
-   * header's size of header + MBZ before its padding, so padding keeps its
-   * offsets (and the first octets to reflect stay first).
-   */
   symmetrical = false,
 ): number {
-  const senderSize = SENDER_HEADER_SIZE[layout];
-  const headerSize = REFLECTOR_HEADER_SIZE[layout];
-  checkLength(SENDER_NAME, request, requestLength, senderSize);
-  const replyLength = reflectorReplyLength(requestLength, layout);
-
-  const s = SENDER[layout];
-  const senderSeq = readU32(request, s.seq);
-  const t1High = readU32(request, s.timestamp);
-  const t1Low = readU32(request, s.timestamp + 4);
-  const senderErrorEstimate = readU16(request, s.errorEstimate);
-
-  const paddingLength = replyLength - headerSize;
-  if (paddingLength > 0) {
-    // TypedArray#set copies correctly when source and target overlap.
-    const from = symmetrical ? headerSize : senderSize;
-    out.set(request.subarray(from, from + paddingLength), headerSize);
-  }
-  out.fill(0, 0, headerSize);
-
-  const r = REFLECTOR[layout];
-  writeU32(out, r.seq, f.seq);
-  writeTimestamp(out, r.timestamp, f.timestamp);
-  writeU16(out, r.errorEstimate, f.errorEstimate);
-  writeTimestamp(out, r.receiveTimestamp, f.receiveTimestamp);
-  writeU32(out, r.senderSeq, senderSeq);
-  writeU32(out, r.senderTimestamp, t1High);
-  writeU32(out, r.senderTimestamp + 4, t1Low);
-  writeU16(out, r.senderErrorEstimate, senderErrorEstimate);
-  out[r.senderTtl] = f.senderTtl;
-  return replyLength;
+  return buildTwampReply(request, requestLength, out, f, TWAMP[layout], symmetrical);
 }
 
 /** Rewrites T3 in a built reply, taken as late as possible before send (RFC 5357 §4.2.1). */
 export function patchReflectorTimestamp(out: Buffer, timestamp: bigint, layout: PacketLayout = 'open'): void {
-  writeTimestamp(out, REFLECTOR[layout].timestamp, timestamp);
+  writeTimestamp(out, TWAMP[layout].reflector.timestamp, timestamp);
 }

@@ -41,6 +41,13 @@ export interface ControlClientOptions {
   secret?: () => Buffer;
   /** Largest PBKDF2 Count accepted from a greeting (RFC 5357 §6); default 32768. */
   maxKdfCount?: number;
+  /**
+   * Choose RFC 7750 DSCP and ECN Monitoring (Modes bit 8) when the server
+   * offers it, so each reflected packet reports the DS byte our packet
+   * arrived with (S-DSCP-ECN). Default true; never requested from a server
+   * that does not offer it (twampd does not).
+   */
+  dscpEcnMonitoring?: boolean;
 }
 
 export type RequestTwSessionInit = Parameters<typeof RequestTwSession.encode>[0];
@@ -82,8 +89,15 @@ export class ControlClient {
     private readonly timeoutMs: number,
     peer: string,
     private readonly security: ControlSecurity | undefined,
+    /** Feature bits chosen in Set-Up-Response besides the security mode (RFC 7750 bit 8). */
+    readonly features: number,
   ) {
     this.peer = peer;
+  }
+
+  /** RFC 7750 DSCP and ECN Monitoring is in use: replies carry S-DSCP-ECN. */
+  get dscpEcn(): boolean {
+    return (this.features & Mode.DSCP_ECN_MONITORING) !== 0;
   }
 
   /** The security mode in use on this connection. */
@@ -120,11 +134,13 @@ export class ControlClient {
           `no common security mode: we allow ${preference.join(', ')}; ` +
           `the server offers ${describeModes(greeting.modes)} (Modes 0x${greeting.modes.toString(16)})`);
       }
+      // Feature bits only among those offered (RFC 4656 §3.1: never a bit the server did not offer).
+      const features = opts.dscpEcnMonitoring !== false ? greeting.modes & Mode.DSCP_ECN_MONITORING : 0;
       let security: ControlSecurity | undefined;
       let start: ServerStart.ServerStart;
       if (mode === 'open') {
         socket.write(SetupResponse.encode({
-          mode: Mode.UNAUTHENTICATED, keyId: Buffer.alloc(80), token: Buffer.alloc(64), clientIv: Buffer.alloc(16),
+          mode: Mode.UNAUTHENTICATED | features, keyId: Buffer.alloc(80), token: Buffer.alloc(64), clientIv: Buffer.alloc(16),
         }));
         start = await readMessage(reader, peer, ServerStart, opts.timeoutMs, 'Server-Start');
         if (start.accept !== 0) {
@@ -155,7 +171,7 @@ export class ControlClient {
         secret.fill(0); // our copy: the callback hands out a fresh one each time
         const token = encryptToken({ challenge: greeting.challenge, aesSessionKey, hmacKey }, dk);
         dk.fill(0);
-        socket.write(SetupResponse.encode({ mode: MODE_BIT[mode], keyId, token, clientIv }));
+        socket.write(SetupResponse.encode({ mode: MODE_BIT[mode] | features, keyId, token, clientIv }));
         const wire = await reader.read(ServerStart.SIZE, opts.timeoutMs, 'Server-Start').catch((e: unknown) => {
           if (e instanceof TwampSessionError && e.reason === 'closed') {
             throw new TwampSessionError('refused', peer,
@@ -180,7 +196,7 @@ export class ControlClient {
       }
       const local = unmapAddress(socket.localAddress ?? '');
       const remote = unmapAddress(socket.remoteAddress ?? address);
-      return new ControlClient(socket, reader, greeting, start, local, remote, family, opts.timeoutMs, peer, security);
+      return new ControlClient(socket, reader, greeting, start, local, remote, family, opts.timeoutMs, peer, security, features);
     } catch (e) {
       socket.destroy();
       throw e;

@@ -27,7 +27,7 @@ import { isIP } from 'node:net';
 import {
   ServerGreeting, SetupResponse, ServerStart, RequestTwSession, AcceptSession, StartAck,
   StopSessions, Accept, Mode, clientCommandLength, DecodeError, nsFromNtpInterval, writeTimestamp,
-  Command, dscpFromTypeP, REFLECTOR_HEADER_SIZE, SENDER_HEADER_SIZE, ControlCipher, checkKdfCount, decryptToken, constantTimeEqual, testSessionKeys,
+  Command, dscpFromTypeP, testFormat, ControlCipher, checkKdfCount, decryptToken, constantTimeEqual, testSessionKeys,
   securityModeOf, SECURITY_MODE_MASK, type SecurityMode, type ControlSecurityMode,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
@@ -38,8 +38,8 @@ import { openReflectorSocket, closeTestSocket, withScopeOf } from './udp.js';
 import { datapathSupport, type RxDatagram, type TimestampSource } from './datapath.js';
 import { ReflectorSession, END_MAX_DURATION, END_REFWAIT, type ReflectorCounters } from './reflectorSession.js';
 import {
-  ClientAcl, RateLimiter, RateLimitedLog, LineBudget, FairShare, clientKey, parseCidr, REFLECTOR_LIMIT_DEFAULTS,
-  type Cidr, type FairShareMember,
+  ClientAcl, RateLimiter, RateLimitedLog, LineBudget, FairShare, clientKey, REFLECTOR_LIMIT_DEFAULTS,
+  type FairShareMember,
 } from './limits.js';
 import type { Logger } from './log.js';
 import { MODE_BIT } from './controlClient.js';
@@ -130,10 +130,8 @@ export interface ControlServerOptions {
   allowReplyPorts?: readonly number[];
   /** Largest Padding Length accepted; larger gets Accept 3. Default 9000. */
   maxPadding?: number;
-  /** Client networks allowed (CIDR); empty or absent = all. */
-  allow?: readonly string[];
-  /** Client networks refused (CIDR); wins over allow. */
-  deny?: readonly string[];
+  /** Client networks allowed and refused (allow/deny, parsed at load); absent = all. */
+  acl?: ClientAcl;
   /** Refusal and fault logs: at most one line per reason per this interval. Default 60 s. */
   logIntervalMs?: number;
   /** SERVWAIT: idle control connection limit while no session runs (RFC 5357 §3.1). */
@@ -151,6 +149,13 @@ export interface ControlServerOptions {
   kdfCount?: number;
   /** Test sessions as they are accepted and end (e.g. for an interactive reflector's log). */
   onSessionEvent?: (e: SessionEvent) => void;
+  /**
+   * Offer RFC 7750 DSCP and ECN Monitoring (Modes bit 8): a client that
+   * chooses it gets, in every reflected packet, the DS byte its packet
+   * arrived with (S-DSCP-ECN). Offered only when the test sockets can read the
+   * received TOS / traffic class (native datapath); default true.
+   */
+  dscpEcnMonitoring?: boolean;
 }
 
 export type SessionEvent =
@@ -178,7 +183,7 @@ interface Conn {
   reader?: StreamReader;
   sessions: ReflectorSession[];
   security?: ConnSecurity;
-  /** RFC 6038 feature bits the client chose (among those we offered). */
+  /** RFC 6038 / RFC 7750 feature bits the client chose (among those we offered). */
   features: number;
 }
 
@@ -195,6 +200,8 @@ interface Client {
 
 /** RFC 6038 Modes bits: Reflect Octets (bit 5) and Symmetrical Size (bit 6). */
 const RFC6038_FEATURES = Mode.REFLECT_OCTETS | Mode.SYMMETRICAL_SIZE;
+/** Feature bits a client may choose besides its security mode: RFC 6038 and RFC 7750 (bit 8). */
+const FEATURES = RFC6038_FEATURES | Mode.DSCP_ECN_MONITORING;
 
 export const DEFAULT_KDF_COUNT = 2048;
 
@@ -246,7 +253,9 @@ export class ControlServer {
     this.maxSessions = o.maxSessions ?? 1000;
     this.modes = o.modes && o.modes.length > 0 ? o.modes : ['open'];
     // RFC 6038: we reflect octets and answer symmetrical-size packets with equal-size replies.
-    this.offeredModes = this.modes.reduce((bits, m) => bits | MODE_BIT[m], 0) | RFC6038_FEATURES;
+    // RFC 7750: only where the received DS byte can be read (native datapath): S-DSCP-ECN is never invented.
+    const dscpEcn = o.dscpEcnMonitoring !== false && datapathSupport().native ? Mode.DSCP_ECN_MONITORING : 0;
+    this.offeredModes = this.modes.reduce((bits, m) => bits | MODE_BIT[m], 0) | RFC6038_FEATURES | dscpEcn;
     this.kdfCount = o.kdfCount ?? DEFAULT_KDF_COUNT;
     const d = REFLECTOR_LIMIT_DEFAULTS;
     this.messageTimeoutMs = o.messageTimeoutMs ?? d.controlTimeoutMs;
@@ -262,7 +271,7 @@ export class ControlServer {
     this.kdfRatePerClient = o.kdfRatePerClient ?? d.kdfRatePerClient;
     this.allowThirdPartySender = o.allowThirdPartySender ?? false;
     this.allowReplyPorts = new Set(o.allowReplyPorts ?? []);
-    this.acl = new ClientAcl(cidrs(o.allow, 'allow'), cidrs(o.deny, 'deny'));
+    this.acl = o.acl ?? new ClientAcl();
     this.rlog = new RateLimitedLog(o.log, o.logIntervalMs ?? 60_000);
     this.sessionLog = new LineBudget(o.log, SESSION_LOG_LINES_PER_S, 'session events');
     const kdfProblem = checkKdfCount(this.kdfCount, Math.max(this.kdfCount, 1));
@@ -486,7 +495,8 @@ export class ControlServer {
       closeSoon(socket);
       return;
     }
-    c.features = setup.mode & RFC6038_FEATURES;
+    // Feature bits among those we offered (a client must not choose others, RFC 4656 §3.1; ignored if it does).
+    c.features = setup.mode & FEATURES & this.offeredModes;
     const mode = securityModeOf(setup.mode);
     if (mode === undefined || !this.modes.includes(mode)) {
       this.refuseSetup(c, 'mode', Accept.NOT_SUPPORTED, `requested Mode 0x${setup.mode.toString(16)}` +
@@ -599,9 +609,10 @@ export class ControlServer {
     }
     const reflectOctets = (c.features & Mode.REFLECT_OCTETS) !== 0;
     if (reflectOctets && req.lengthOfPaddingToReflect > 0) {
-      // RFC 6038 §4.2: the reflected padding must survive truncation to an equal-size reply.
-      const layout = c.security && c.security.mode !== 'mixed' ? 'authenticated' : 'open';
-      const room = req.paddingLength - (REFLECTOR_HEADER_SIZE[layout] - SENDER_HEADER_SIZE[layout]);
+      // RFC 6038 §4.2: the reflected padding must survive truncation to an equal-size reply
+      // (header sizes of the session's format, RFC 7750's 44-octet open reflector header included).
+      const fmt = testFormat('twamp', c.security?.mode ?? 'open', { dscpEcn: (c.features & Mode.DSCP_ECN_MONITORING) !== 0 });
+      const room = req.paddingLength - (fmt.reflector.size - fmt.sender.size);
       if (req.lengthOfPaddingToReflect > room) {
         reject(Accept.NOT_SUPPORTED, `Length of padding to reflect ${req.lengthOfPaddingToReflect} exceeds the ` +
           `${Math.max(room, 0)} octets of padding a reply can carry (Padding Length ${req.paddingLength})`, 'padding');
@@ -691,6 +702,7 @@ export class ControlServer {
       socket: sock, family, senderAddress, senderPort: req.senderPort, sid,
       mode: sec?.mode ?? 'open',
       symmetricalSize: (c.features & Mode.SYMMETRICAL_SIZE) !== 0,
+      dscpEcn: (c.features & Mode.DSCP_ECN_MONITORING) !== 0,
       ...(sec && sec.mode !== 'mixed' ? { keys: testSessionKeys(sec.aesSessionKey, sec.hmacKey, sid) } : {}),
       stopGraceMs: graceMs, refwaitMs: this.refwaitMs, clock: this.o.clock, counters,
       maxDurationMs: this.maxSessionDurationMs,
@@ -837,12 +849,4 @@ function closeSoon(socket: Socket): void {
   const t = setTimeout(() => socket.destroy(), 2000);
   t.unref();
   socket.once('close', () => clearTimeout(t));
-}
-
-function cidrs(list: readonly string[] | undefined, key: string): Cidr[] {
-  return (list ?? []).map((s) => {
-    const c = parseCidr(s);
-    if (c === undefined) throw new TypeError(`${key}: not an IPv4/IPv6 network in CIDR notation: ${JSON.stringify(s)}`);
-    return c;
-  });
 }

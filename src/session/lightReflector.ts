@@ -62,9 +62,13 @@
  *    received TTL / Hop Limit, 255 only when it cannot be read;
  *  - every reply leaves with TTL / Hop Limit 255, IPv4 peers of a dual-stack
  *    IPv6 socket included (the datapath sets IP_TTL and IPV6_UNICAST_HOPS);
- *  - a reply carries the DSCP of its request (ECN bits 0): the socket's
- *    TOS / traffic class is switched between runs of replies of different
- *    DSCP, as the datapath has no per-packet TOS;
+ *  - a reply carries the DSCP of its request (ECN bits 0), or the DSCP1 of
+ *    an RFC 8972 Class of Service TLV when `cosAllowDscp` permits it (README
+ *    "Security": by default only the DSCP the request arrived with, so a
+ *    spoofed request cannot obtain a marking the network would not carry to
+ *    us); the CoS TLV comes back with DSCP2 and ECN as received and RP = 1
+ *    when DSCP1 was refused. The socket's TOS / traffic class is switched
+ *    between runs of replies of different DSCP (udp.ts ReplySender);
  *  - the replies of one received batch (recvmmsg) leave with one sendmmsg.
  * STAMP or TWAMP-Light: `lightFormat` (stamp.ts isStampRequest) decides
  * whether octets 14–15 of a request are an SSID to copy into the reply.
@@ -73,7 +77,7 @@ import { isIPv6 } from 'node:net';
 import type { RemoteInfo } from 'node:dgram';
 import {
   buildLightReflection, lightReplyLength, lightRequestKey, patchReflectorTimestamp, ntpFromUnixNs,
-  verifyStampPacket, buildStampAuthReflection, signStampPacket, type LightFormat,
+  verifyStampPacket, buildStampAuthReflection, signStampPacket, type CosReflection, type LightFormat,
 } from '../protocol/index.js';
 import { readU16, readU32 } from '../protocol/bytes.js';
 import type { Clock } from './clock.js';
@@ -154,6 +158,14 @@ export interface LightReflectorOptions {
   lightFormat?: LightFormat;
   /** false forces the node:dgram datapath (tests); true requires the native one; default auto. */
   native?: boolean;
+  /**
+   * RFC 8972 §4.4 Class of Service TLV, local policy on DSCP1 (README
+   * "Security"): the DSCPs a sender may ask the reply to carry besides the one
+   * its request arrived with. Default none: a reply never carries a marking
+   * the network did not already let through to us; DSCP1 otherwise refused
+   * (RP = 1, the reply keeps the received DSCP).
+   */
+  cosAllowDscp?: readonly number[];
 }
 
 /** Per source address: packet and octet budgets, refilled together. */
@@ -216,6 +228,11 @@ export class LightReflector {
   errors = 0;
   private readonly authKey: Buffer | undefined;
   private readonly now: () => number;
+  /** Class of Service TLV answering (RFC 8972 §4.4), reused per request: received TOS in, reply DSCP out. */
+  private readonly cos: CosReflection;
+  /** CoS TLVs answered, and of those, DSCP1 refused by the policy (RP = 1). */
+  cosAnswered = 0;
+  cosRefused = 0;
 
   constructor(private readonly o: LightReflectorOptions) {
     this.ratePps = positive('ratePps', o.ratePps ?? DEFAULT_LIGHT_RATE_PPS);
@@ -229,6 +246,12 @@ export class LightReflector {
     this.global = { tokens: this.maxPps, octets: this.maxOctets, at: this.now() };
     this.rlog = new RateLimitedLog(o.log ?? silentLogger);
     this.format = o.lightFormat ?? 'auto';
+    const allowed = new Set<number>();
+    for (const d of o.cosAllowDscp ?? []) {
+      if (!Number.isInteger(d) || d < 0 || d > 63) throw new RangeError(`LightReflector: cosAllowDscp: ${String(d)} is not a DSCP (0..63)`);
+      allowed.add(d);
+    }
+    this.cos = { receivedTos: -1, replyDscp: -1, refused: false, permit: (dscp1, received) => dscp1 === received || allowed.has(dscp1) };
   }
 
   /** Where T2 comes from: the bound socket's, or what the datapath offers before listen(). */
@@ -527,10 +550,20 @@ export class LightReflector {
       return replyTos === undefined ? { data, address, port } : { data, address, port, tos: replyTos };
     }
     const out = len === msg.length ? msg : Buffer.allocUnsafe(len);
-    buildLightReflection(msg, msg.length, out, fields, this.format);
-    return replyTos === undefined
+    // A Class of Service TLV gets the DS byte as received (DSCP2, ECN) and, policy permitting, sets the reply's DSCP
+    // (RFC 8972 §4.4); with the TOS unknown (node:dgram) it comes back unprocessed (U = 1) rather than with invented values.
+    const cos = this.cos;
+    cos.receivedTos = tos;
+    buildLightReflection(msg, msg.length, out, fields, this.format, cos);
+    let dscp = replyTos;
+    if (cos.replyDscp >= 0) {
+      this.cosAnswered++;
+      if (cos.refused) this.cosRefused++;
+      dscp = cos.replyDscp << 2;
+    }
+    return dscp === undefined
       ? { data: out, address, port, stampOffset: T3_OFFSET }
-      : { data: out, address, port, stampOffset: T3_OFFSET, tos: replyTos };
+      : { data: out, address, port, stampOffset: T3_OFFSET, tos: dscp };
   }
 
   private sweep(): void {

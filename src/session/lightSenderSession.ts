@@ -12,6 +12,11 @@
  * - Reply sizes are taken as received (twampy answers with 38 octets).
  * - STAMP packets carry a random non-zero SSID per session (RFC 8972 §3);
  *   replies with another non-zero SSID are not ours and are not counted.
+ * - Open STAMP packets carry a Class of Service TLV first (RFC 8972 §4.4,
+ *   DSCP1 = our DSCP): a reflector that answers it reports the DSCP and ECN
+ *   our packets arrived with (outbound re-marking) and whether it honoured
+ *   DSCP1 for the reply (RP); one that does not returns it with U = 1 and the
+ *   outbound DSCP stays unknown.
  *
  * - Authenticated STAMP (`format: 'stamp'`, `mode: 'authenticated'`, RFC
  *   8762 §4.2.2): 112-octet packets with HMAC-SHA-256/128 over octets 0–95,
@@ -53,6 +58,12 @@ export interface LightSenderSessionOptions {
   secret?: Uint8Array;
   /** STAMP SSID to use (1–65535); default random per session. */
   ssid?: number;
+  /**
+   * Open STAMP: carry an RFC 8972 Class of Service TLV (DSCP1 = `dscp`), so a
+   * supporting reflector reports the DSCP and ECN our packets arrived with
+   * and marks its reply with DSCP1 if its policy allows. Default true.
+   */
+  cos?: boolean;
   onDscpUnavailable?: (reason: string) => void;
   onReply?: (received: number, sent: number) => void;
   onSample?: (sample: ReplySample) => void;
@@ -80,6 +91,7 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
       replyTimeoutMs: o.replyTimeoutMs, format: o.format, mode, detectStatelessReflector: true, dscp: o.dscp,
       ...(mode === 'authenticated' ? { stampKey: o.secret! } : {}),
       ...(ssid !== undefined ? { ssid } : {}),
+      ...(o.cos !== undefined ? { cos: o.cos } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.onReply ? { onReply: o.onReply } : {}),
       ...(o.onSample ? { onSample: o.onSample } : {}),

@@ -25,17 +25,15 @@
  * layout without crypto.
  */
 import {
-  buildReflection, reflectorReplyLength, SENDER_HEADER_SIZE, ntpFromUnixNs, writeTimestamp,
-  protectReflectorPacket, unprotectSenderPacket, type PacketLayout, type SecurityMode, type TestSessionKeys,
+  buildReply, replyLength, testFormat, packetGuard, ntpFromUnixNs, writeTimestamp,
+  type PacketGuard, type SecurityMode, type TestFormat, type TestSessionKeys,
 } from '../protocol/index.js';
+import { ipOverhead } from '../measure/models.js';
 import type { Clock } from './clock.js';
 import { unmapAddress } from './address.js';
 import { closeTestSocket, ReplySender, type ReplyItem } from './udp.js';
 import type { RxDatagram, TestSocket, TimestampSource } from './datapath.js';
 import type { PacketLimiter } from './limits.js';
-
-/** Offset of T3 in the reflector packet (RFC 5357 §4.2.1). */
-const T3_OFFSET: Record<PacketLayout, number> = { open: 4, authenticated: 16 };
 
 export interface ReflectorCounters {
   reflectedPackets: number;
@@ -56,6 +54,12 @@ export interface ReflectorSessionOptions {
   mode?: SecurityMode;
   /** RFC 6038 Symmetrical Size chosen on the control connection. */
   symmetricalSize?: boolean;
+  /**
+   * RFC 7750 DSCP and ECN Monitoring chosen on the control connection: each
+   * reply carries S-DSCP-ECN, the DS byte of its request as received (offered
+   * only where the datapath reads it; 0 if a datagram came without it).
+   */
+  dscpEcn?: boolean;
   /** Test-session keys (authenticated and encrypted mode). */
   keys?: TestSessionKeys;
   /** Keep reflecting this long after Stop-Sessions (the request's Timeout, RFC 5357 §3.5). */
@@ -92,9 +96,9 @@ export class ReflectorSession {
   private durationTimer: NodeJS.Timeout | undefined;
   private readonly limiters: readonly PacketLimiter[];
   private readonly overhead: number;
-  private readonly mode: SecurityMode;
-  private readonly layout: PacketLayout;
-  private readonly keys: TestSessionKeys | undefined;
+  /** Sizes, offsets and protection of this session's packets (protocol/testFormat.ts). */
+  private readonly fmt: TestFormat;
+  private readonly guard: PacketGuard;
   private readonly replies: ReplySender;
   private readonly out: ReplyItem[] = [];
   /** Packets this session reflected (for logs). */
@@ -104,11 +108,9 @@ export class ReflectorSession {
 
   constructor(private readonly o: ReflectorSessionOptions) {
     this.port = o.socket.local.port;
-    this.overhead = o.family === 6 ? 48 : 28;
-    this.mode = o.mode ?? 'open';
-    this.layout = this.mode === 'authenticated' || this.mode === 'encrypted' ? 'authenticated' : 'open';
-    this.keys = o.keys;
-    if (this.layout === 'authenticated' && !this.keys) throw new TypeError(`${this.mode} session without test keys`);
+    this.overhead = ipOverhead(o.family);
+    this.fmt = testFormat('twamp', o.mode ?? 'open', { dscpEcn: o.dscpEcn === true });
+    this.guard = packetGuard(this.fmt, o.keys ? { testKeys: o.keys } : {});
     this.limiters = o.rateLimiters ?? [];
     if (o.maxDurationMs !== undefined && o.maxDurationMs > 0) {
       this.durationTimer = setTimeout(() => this.end(END_MAX_DURATION), o.maxDurationMs);
@@ -207,11 +209,11 @@ export class ReflectorSession {
 
   private onDatagram(d: RxDatagram, out: ReplyItem[]): void {
     const c = this.o.counters;
-    const layout = this.layout;
+    const fmt = this.fmt;
     const msg = d.data;
     if (!this.started || this.ended || d.port !== this.o.senderPort ||
         (d.address !== this.o.senderAddress && unmapAddress(d.address) !== this.o.senderAddress) ||
-        msg.length < SENDER_HEADER_SIZE[layout] || d.truncated) {
+        msg.length < fmt.sender.size || d.truncated) {
       c.droppedPackets++;
       return;
     }
@@ -223,9 +225,8 @@ export class ReflectorSession {
         return;
       }
     }
-    const keys = this.keys;
     // msg is ours (a fresh buffer per datagram): decrypt in place.
-    if (keys && !unprotectSenderPacket(msg, msg.length, keys, this.mode)) {
+    if (!this.guard.unprotectSender(msg, msg.length)) {
       this.badHmac++;
       c.droppedPackets++;
       this.o.onAuthFailure?.(this);
@@ -234,24 +235,27 @@ export class ReflectorSession {
     this.lastPacketAt = Date.now();
     const t2 = ntpFromUnixNs(d.rxRealtimeNs);
     // Reflect in place when the request is as long as the reply (msg is ours).
-    const replyLength = reflectorReplyLength(msg.length, layout);
-    const buf = msg.length >= replyLength ? msg : Buffer.allocUnsafe(replyLength);
-    const len = buildReflection(msg, msg.length, buf, {
+    const len0 = replyLength(fmt, msg.length);
+    const buf = msg.length >= len0 ? msg : Buffer.allocUnsafe(len0);
+    const len = buildReply(fmt, msg, msg.length, buf, {
       seq: this.seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate,
       // RFC 5357 §4.2.1: the received TTL / Hop Limit; 255 when it cannot be read.
       senderTtl: d.ttl >= 0 ? d.ttl : 255,
-    }, layout, this.o.symmetricalSize === true);
+      // RFC 7750 §3: the DS byte the request arrived with (written only by formats with S-DSCP-ECN).
+      sDscpEcn: d.tos >= 0 ? d.tos : 0,
+    }, { symmetrical: this.o.symmetricalSize === true });
     this.seq = (this.seq + 1) >>> 0;
     const data = len === buf.length ? buf : buf.subarray(0, len);
-    if (this.mode === 'encrypted') {
-      // T3 lies inside the encrypted range: final first (read here), then HMAC and encryption.
-      writeTimestamp(buf, T3_OFFSET.authenticated, this.o.clock.nowNtp());
-      protectReflectorPacket(buf, len, keys!, this.mode);
+    const t3At = fmt.reflector.stampOffset;
+    if (t3At === undefined) {
+      // T3 lies inside the protected range (encrypted mode): final first (read here), then HMAC and encryption.
+      writeTimestamp(buf, fmt.reflector.timestamp, this.o.clock.nowNtp());
+      this.guard.protectReflector(buf, len);
       out.push({ data, address: d.address, port: d.port });
     } else {
-      // Only octets 0–15 are protected in authenticated mode: the datapath stamps T3 after that, right before sendmsg.
-      if (this.mode === 'authenticated') protectReflectorPacket(buf, len, keys!, this.mode);
-      out.push({ data, address: d.address, port: d.port, stampOffset: T3_OFFSET[layout] });
+      // T3 outside the protection (open; authenticated covers octets 0–15 only): the datapath stamps it right before sendmsg.
+      this.guard.protectReflector(buf, len);
+      out.push({ data, address: d.address, port: d.port, stampOffset: t3At });
     }
   }
 }

@@ -14,7 +14,7 @@
  * counted and never abort the session.
  */
 import {
-  typePFromDscp, SENDER_HEADER_SIZE, ntpIntervalFromNs, type PacketLayout, type SecurityMode,
+  typePFromDscp, ntpIntervalFromNs, type SecurityMode,
 } from '../protocol/index.js';
 import type { SessionResult, ReplySample } from '../measure/stats.js';
 import { ipOverhead, type ModelConfig } from '../measure/models.js';
@@ -22,7 +22,7 @@ import { ControlClient } from './controlClient.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
 import type { Clock } from './clock.js';
 import {
-  modelForFamily, openSenderTestSocket, runTestPhase,
+  modelForFamily, openSenderTestSocket, runTestPhase, sessionFormat,
   type PathObservations, type SenderTestSocket, type TestPacketFormat, type TimestampInfo,
 } from './testPhase.js';
 
@@ -53,6 +53,8 @@ export interface SenderSessionOptions {
   keyId?: string;
   /** The shared secret of keyId, on demand (never stored in options dumps). */
   secret?: () => Buffer;
+  /** Choose RFC 7750 DSCP and ECN Monitoring when the server offers it (controlClient.ts); default true. */
+  dscpEcnMonitoring?: boolean;
 }
 
 export interface SenderSessionResult {
@@ -74,6 +76,8 @@ export interface SenderSessionResult {
   dscpMarked: boolean;
   /** The security mode negotiated with the server. */
   mode: SecurityMode;
+  /** RFC 7750 DSCP and ECN Monitoring was in use (replies reported the DS byte our packets arrived with); absent = false. */
+  dscpEcnMonitoring?: boolean;
   /** Replies dropped because their HMAC did not verify (authenticated/encrypted mode). */
   badHmacReplies: number;
   /** UDP payload sizes of the valid replies, as received. */
@@ -106,11 +110,12 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     ...(o.modes ? { modes: o.modes } : {}),
     ...(o.keyId !== undefined ? { keyId: o.keyId } : {}),
     ...(o.secret ? { secret: o.secret } : {}),
+    ...(o.dscpEcnMonitoring !== undefined ? { dscpEcnMonitoring: o.dscpEcnMonitoring } : {}),
   });
   const mode = client.mode;
-  // Authenticated and encrypted mode use the longer packet layouts; mixed uses the open ones (RFC 5618).
-  const layout: PacketLayout = mode === 'authenticated' || mode === 'encrypted' ? 'authenticated' : 'open';
-  const header = SENDER_HEADER_SIZE[layout];
+  // The packet format of the negotiated mode (mixed uses the open layouts, RFC 5618), RFC 7750 included.
+  const fmt = sessionFormat('twamp', mode, client.dscpEcn);
+  const header = fmt.sender.size;
   const peer = client.peer;
   let udp: SenderTestSocket | undefined;
   let accepted = false;
@@ -146,12 +151,12 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     accepted = true;
     const reflectorAddress = client.remoteAddress;
     const reflectorPort = acc.port;
-    const keys = layout === 'authenticated' ? client.testKeys(acc.sid) : undefined;
+    const keys = fmt.sender.protection.hmac !== undefined ? client.testKeys(acc.sid) : undefined;
     await client.startSessions();
 
     const phase = await runTestPhase({
       socket: udp, reflectorAddress, reflectorPort, model, nPackets: o.nPackets, overhead, clock: o.clock,
-      replyTimeoutMs: o.replyTimeoutMs, format: 'twamp', mode, dscp: o.dscp,
+      replyTimeoutMs: o.replyTimeoutMs, format: 'twamp', mode, dscp: o.dscp, dscpEcn: fmt.dscpEcn,
       ...(keys ? { keys } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.onReply ? { onReply: o.onReply } : {}),
@@ -172,6 +177,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       invalidReplies: phase.invalidReplies,
       dscpMarked: udp.dscpMarked,
       mode,
+      dscpEcnMonitoring: fmt.dscpEcn,
       badHmacReplies: phase.badHmacReplies,
       ...(phase.replyPayload ? { replyPayload: phase.replyPayload } : {}),
       timestamps: phase.timestamps,

@@ -56,11 +56,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  writeSenderPacket, decodeReflectorPacket, SENDER_HEADER_SIZE, DecodeError, decodeErrorEstimate, reflectorTimestampToNtp,
-  protectSenderPacket, unprotectReflectorPacket, writeStampSenderPacket, STAMP_BASE_SIZE,
-  TLV_HEADER_SIZE, TLV_FLAG_U, TLV_TYPE_EXTRA_PADDING, STAMP_AUTH_SIZE, writeStampAuthSenderPacket, verifyStampPacket,
-  stampAuthReflectorSsid, ntpFromUnixNs,
-  type PacketLayout, type ReflectorPacket, type SecurityMode, type TestSessionKeys,
+  writeSenderHeader, decodeReply, DecodeError, decodeErrorEstimate, reflectorTimestampToNtp, testFormat, packetGuard,
+  TLV_HEADER_SIZE, TLV_FLAG_U, TLV_TYPE_EXTRA_PADDING, COS_TLV_SIZE, writeCosTlv, findAnsweredCos, ntpFromUnixNs,
+  type ReflectorPacket, type SecurityMode, type TestFormat, type TestProtocol, type TestSessionKeys, type ClassOfService,
 } from '../protocol/index.js';
 import { writeU16 } from '../protocol/bytes.js';
 import { SessionStats, type SessionResult, type ReplySample } from '../measure/stats.js';
@@ -75,7 +73,7 @@ import {
   type DepartureReport, type RxDatagram, type TestSocket, type TimestampSource,
 } from './datapath.js';
 
-export type TestPacketFormat = 'twamp' | 'stamp';
+export type TestPacketFormat = TestProtocol;
 
 /** The session's traffic model for the IP version in use (voice models grow on IPv6); a protocol error if it cannot fit. */
 export function modelForFamily(cfg: ModelConfig, family: 4 | 6, peer: string): TrafficModel {
@@ -187,6 +185,20 @@ export interface TestPhaseOptions {
   /** DSCP the test packets were sent with (for the remarked count). */
   dscp?: number;
   /**
+   * TWAMP: RFC 7750 DSCP and ECN Monitoring was chosen on the control
+   * connection, so every reply carries S-DSCP-ECN (the DS byte our packet
+   * arrived with at the reflector).
+   */
+  dscpEcn?: boolean;
+  /**
+   * Open STAMP: put an RFC 8972 Class of Service TLV (DSCP1 = `dscp`) first
+   * in each packet, so a supporting reflector reports the DSCP and ECN our
+   * packets arrived with (DSCP2, ECN) and marks its reply with DSCP1 when its
+   * policy allows. Default true; packets with no room for it (under 52
+   * octets) go without.
+   */
+  cos?: boolean;
+  /**
    * No negotiation told us what the reflector does (TWAMP Light / STAMP):
    * when every reply's Sequence Number equals the sender's, take the
    * reflector as stateless and report round-trip loss only.
@@ -210,8 +222,30 @@ export interface PathObservations {
     hops: Observed;
     /** The Sender TTL values echoed. */
     senderTtl: Observed;
+    /**
+     * How the reflector reported the DS byte our packets arrived with:
+     * 'rfc7750' (S-DSCP-ECN), 'cos-tlv' (RFC 8972 Class of Service TLV), or
+     * null (neither: the DSCP / ECN as received at the reflector are unknown).
+     */
+    reportedBy: 'rfc7750' | 'cos-tlv' | null;
+    /** DSCP our packets arrived with at the reflector (the most recent report), null when not reported. */
+    dscp: number | null;
+    /** ECN bits our packets arrived with at the reflector (the most recent report), null when not reported. */
+    ecn: number | null;
+    /** Reports whose DSCP differs from the one the test packets were sent with. */
+    remarked: number;
+    /** Replies that reported the DS byte. */
+    tosSamples: number;
+    /** STAMP CoS: replies whose reflector refused DSCP1 (RP = 1) and answered with the DSCP it received. */
+    replyDscpRefused: number;
   };
   inbound: {
+    /**
+     * DSCP the reflector sent its replies with, as far as the sender knows:
+     * the one asked for (Type-P, or CoS DSCP1), or the DSCP2 a CoS reply
+     * reports when the reflector refused DSCP1 (the most recent reply).
+     */
+    dscpSent: number;
     /** 255 − received TTL / hop limit; null with the JS datapath. */
     hops: Observed;
     /** Received TTL / hop limit. */
@@ -272,14 +306,14 @@ export interface TestPhaseResult {
   path: PathObservations;
 }
 
-const MIN_HEADER: Record<TestPacketFormat, (layout: PacketLayout) => number> = {
-  twamp: (layout) => SENDER_HEADER_SIZE[layout],
-  stamp: (layout) => (layout === 'authenticated' ? STAMP_AUTH_SIZE : STAMP_BASE_SIZE),
-};
+/** The test-packet format of a session (testFormat.ts): its protocol, security mode and RFC 7750 choice. */
+export function sessionFormat(protocol: TestPacketFormat, mode: SecurityMode, dscpEcn = false): TestFormat {
+  return testFormat(protocol, mode, { dscpEcn: protocol === 'twamp' && dscpEcn });
+}
 
-/** The sender header size of a format and layout (the smallest packet sent). */
-export function senderHeaderSize(format: TestPacketFormat, layout: PacketLayout): number {
-  return MIN_HEADER[format](layout);
+/** The sender header size of a format and mode (the smallest packet sent). */
+export function senderHeaderSize(protocol: TestPacketFormat, mode: SecurityMode): number {
+  return testFormat(protocol, mode).sender.size;
 }
 
 /** Departure states of the per-sequence table. */
@@ -303,6 +337,9 @@ function observe(o: Observed, v: number): Observed {
 
 interface PendingReply {
   r: ReflectorPacket;
+  /** The DS byte our packet arrived with at the reflector, as reported (S-DSCP-ECN or CoS DSCP2/ECN); -1 when not reported. */
+  reported: number;
+  cos: ClassOfService | undefined;
   ee: ReturnType<typeof decodeErrorEstimate>;
   t4Ns: bigint;
   length: number;
@@ -314,15 +351,11 @@ interface PendingReply {
 export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult> {
   const format = o.format ?? 'twamp';
   const mode = o.mode ?? 'open';
-  const layout: PacketLayout = mode === 'authenticated' || mode === 'encrypted' ? 'authenticated' : 'open';
-  const stampKey = format === 'stamp' && layout === 'authenticated' ? o.stampKey : undefined;
-  if (format === 'stamp' && layout !== 'open' && (mode !== 'authenticated' || !stampKey)) {
-    throw new TypeError(`STAMP test packets are open or authenticated (with stampKey), got ${mode}${stampKey ? '' : ' without a key'}`);
-  }
-  const keys = layout === 'authenticated' && format === 'twamp' ? o.keys : undefined;
-  if (layout === 'authenticated' && format === 'twamp' && !keys) throw new TypeError(`${mode} test phase without test keys`);
-  const ssid = format === 'stamp' ? (o.ssid ?? 0) : 0;
-  const header = senderHeaderSize(format, layout);
+  // Every offset, size and protection rule comes from the format table (protocol/testFormat.ts).
+  const fmt = sessionFormat(format, mode, o.dscpEcn === true);
+  const guard = packetGuard(fmt, { ...(o.keys ? { testKeys: o.keys } : {}), ...(o.stampKey ? { stampKey: o.stampKey } : {}) });
+  const ssid = fmt.sender.ssid !== undefined ? (o.ssid ?? 0) : 0;
+  const header = fmt.sender.size;
   const { model, overhead, clock, reflectorAddress, reflectorPort } = o;
   const n = Math.max(0, Math.floor(o.nPackets));
   const payloadOf = (sizeIp: number): number => Math.max(sizeIp - overhead, header);
@@ -330,14 +363,15 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
   const sock = holder.socket;
   const native = sock.kind === 'native';
   const askedDscp = o.dscp ?? 0;
+  /** TLVs follow the base (STAMP): a CoS TLV first when asked for and the format's protection does not forbid it. */
+  const tlvOffset = fmt.tlvOffset;
+  // RFC 8972 §4.8: authenticated STAMP needs an HMAC TLV with any TLV but a lone Extra Padding; we send none.
+  const cosTlv = tlvOffset !== undefined && fmt.sender.protection.hmac === undefined && o.cos !== false;
   /**
    * Where T1 sits when it is outside any protection (stamped at send time),
    * or undefined when the HMAC / encryption covers it (pre-stamped).
    */
-  const stampOffset: number | undefined =
-    format === 'stamp' ? (stampKey ? undefined : 4)
-      : mode === 'encrypted' ? undefined
-        : mode === 'authenticated' ? 16 : 4;
+  const stampOffset = fmt.sender.stampOffset;
 
   // The departure table (one entry per sequence number of this session).
   const state = new Uint8Array(n);
@@ -365,8 +399,8 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
   let reqMin = Infinity;
   let reqMax = 0;
   const path: PathObservations = {
-    outbound: { hops: null, senderTtl: null },
-    inbound: { hops: null, ttl: null, dscp: null, ecn: null, remarked: 0, tosSamples: 0 },
+    outbound: { hops: null, senderTtl: null, reportedBy: null, dscp: null, ecn: null, remarked: 0, tosSamples: 0, replyDscpRefused: 0 },
+    inbound: { dscpSent: askedDscp, hops: null, ttl: null, dscp: null, ecn: null, remarked: 0, tosSamples: 0 },
   };
   const queue: PendingReply[] = [];
   let qHead = 0;
@@ -412,11 +446,24 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
       path.inbound.ttl = observe(path.inbound.ttl, p.ttl);
       path.inbound.hops = observe(path.inbound.hops, 255 - p.ttl);
     }
+    // The DS byte our packet arrived with, as the reflector reported it (RFC 7750 S-DSCP-ECN or the RFC 8972 CoS TLV).
+    let replySent = askedDscp;
+    const out = path.outbound;
+    if (p.reported >= 0) {
+      out.reportedBy = p.cos ? 'cos-tlv' : 'rfc7750';
+      out.tosSamples++;
+      out.dscp = p.reported >> 2;
+      out.ecn = p.reported & 3;
+      if (p.reported >> 2 !== askedDscp) out.remarked++;
+      // RP = 1: the reflector's policy refused DSCP1 and it answered with the DSCP it received (RFC 8972 §4.4).
+      if (p.cos?.rp === 1) { out.replyDscpRefused++; replySent = p.cos.dscp2; }
+    }
     if (p.tos >= 0) {
       path.inbound.tosSamples++;
+      path.inbound.dscpSent = replySent;
       path.inbound.dscp = p.tos >> 2;
       path.inbound.ecn = p.tos & 3;
-      if (p.tos >> 2 !== askedDscp) path.inbound.remarked++;
+      if (p.tos >> 2 !== replySent) path.inbound.remarked++;
     }
     o.onSample?.(sample);
     o.onReply?.(received, sent);
@@ -442,17 +489,17 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
       const msg = d.data;
       if (d.port !== reflectorPort || unmapAddress(d.address) !== reflectorAddress || d.truncated) { invalid++; continue; }
       let r: ReflectorPacket;
+      let cos: ClassOfService | undefined;
       try {
-        if (keys && !unprotectReflectorPacket(msg, msg.length, keys, mode)) { badHmac++; invalid++; continue; }
-        if (stampKey && !verifyStampPacket(msg, msg.length, stampKey)) { badHmac++; invalid++; continue; }
-        r = decodeReflectorPacket(msg, msg.length, layout);
-        if (stampKey) r.ssid = stampAuthReflectorSsid(msg, msg.length);
+        if (!guard.unprotectReflector(msg, msg.length)) { badHmac++; invalid++; continue; }
+        r = decodeReply(msg, msg.length, fmt);
+        if (cosTlv) cos = findAnsweredCos(msg, msg.length, tlvOffset);
       } catch (e) {
         if (e instanceof DecodeError) { invalid++; continue; }
         throw e;
       }
       // RFC 8972 §3: a reflector without SSID support returns 0; any other value is not our session.
-      if (format === 'stamp' && r.ssid !== ssid && r.ssid !== 0) { invalid++; continue; }
+      if (fmt.reflector.ssid !== undefined && r.ssid !== ssid && r.ssid !== 0) { invalid++; continue; }
       // The reflector's Error Estimate covers T2/T3: S bit says whether its clock is synced;
       // Multiplier 0 is invalid (RFC 4656 §4.1.2): keep the sample, but trust no sync claim.
       const ee = decodeErrorEstimate(r.errorEstimate);
@@ -460,7 +507,8 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
       if (r.seq !== r.senderSeq) allSeqEqual = false;
       if (msg.length < replyMin) replyMin = msg.length;
       if (msg.length > replyMax) replyMax = msg.length;
-      queue.push({ r, ee, t4Ns: d.rxRealtimeNs, length: msg.length, ttl: d.ttl, tos: d.tos, tsSource: d.tsSource });
+      const reported = cos ? (cos.dscp2 << 2) | cos.ecn : r.sDscpEcn ?? -1;
+      queue.push({ r, reported, cos, ee, t4Ns: d.rxRealtimeNs, length: msg.length, ttl: d.ttl, tos: d.tos, tsSource: d.tsSource });
     }
     drain();
   };
@@ -501,25 +549,26 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
       sizes[seq] = payload;
       const buf = Buffer.allocUnsafe(payload);
       padding.copy(buf, header, 0, payload - header);
-      if (format === 'stamp') {
-        // Extra length as one Extra Padding TLV (RFC 8972 §4.1, U set by the sender); 1–3 spare octets stay zero.
-        const extra = payload - header;
-        if (extra >= TLV_HEADER_SIZE) {
-          buf[header] = TLV_FLAG_U;
-          buf[header + 1] = TLV_TYPE_EXTRA_PADDING;
-          writeU16(buf, header + 2, extra - TLV_HEADER_SIZE);
-        } else if (extra > 0) {
-          buf.fill(0, header, payload);
+      if (tlvOffset !== undefined) {
+        // STAMP: TLVs after the base (RFC 8972 §4, U set by the sender): a Class of Service TLV asking
+        // for our DSCP on the reply, then the extra length as one Extra Padding TLV; 1–3 spare octets stay zero.
+        let at = tlvOffset;
+        if (cosTlv && payload - at >= COS_TLV_SIZE) {
+          writeCosTlv(buf, at, askedDscp);
+          at += COS_TLV_SIZE;
         }
-        // Authenticated: the HMAC covers T1, so it is signed after T1 is written.
-        if (stampKey) writeStampAuthSenderPacket(buf, { seq, timestamp: t1, errorEstimate, ssid }, stampKey);
-        else writeStampSenderPacket(buf, { seq, timestamp: t1, errorEstimate, ssid });
-      } else {
-        // Authenticated mode protects octets 0–15 only: T1 (octet 16) is stamped after protection.
-        // Encrypted mode covers T1, so it is final before protection.
-        writeSenderPacket(buf, { seq, timestamp: t1, errorEstimate }, layout);
-        if (keys) protectSenderPacket(buf, payload, keys, mode);
+        const extra = payload - at;
+        if (extra >= TLV_HEADER_SIZE) {
+          buf[at] = TLV_FLAG_U;
+          buf[at + 1] = TLV_TYPE_EXTRA_PADDING;
+          writeU16(buf, at + 2, extra - TLV_HEADER_SIZE);
+        } else if (extra > 0) {
+          buf.fill(0, at, payload);
+        }
       }
+      writeSenderHeader(buf, fmt, { seq, timestamp: t1, errorEstimate, ssid });
+      // Protection after every covered field is final; T1 outside it (stampOffset) is written at the send.
+      guard.protectSender(buf, payload);
       return { buf, gapNs: shape.gapNs };
     };
 

@@ -305,6 +305,11 @@ export function pathValues(s: SenderSessionResult, dscp: number): MetricValues<P
     out_hops: p?.outbound.hops?.max,
     in_hops: p?.inbound.hops?.max,
     out_dscp_sent: marked ? dscp : 0,
+    // As the reflector reported them (RFC 7750 / RFC 8972 CoS TLV); no series when it did not.
+    out_dscp_received: p?.outbound.dscp ?? undefined,
+    out_dscp_remarked: p && marked && p.outbound.tosSamples > 0 ? p.outbound.remarked : undefined,
+    out_ecn_received: p?.outbound.ecn ?? undefined,
+    in_dscp_sent: p && marked ? p.inbound.dscpSent : undefined,
     in_dscp_received: p?.inbound.dscp ?? undefined,
     in_dscp_remarked: p && marked && p.inbound.tosSamples > 0 ? p.inbound.remarked : undefined,
     in_ecn_received: p?.inbound.ecn ?? undefined,

@@ -105,9 +105,11 @@ function percentile<D extends Direction, P extends 50 | 90 | 99>(dir: D, p: P, w
  * observed: the node:dgram fallback cannot read TTL, TOS or kernel
  * timestamps, and a reply without the Sender TTL field (38-octet twampy
  * replies) leaves the outbound hops unknown — no series, never a fake 0.
- * The DSCP the test packets carried on arrival at the reflector needs RFC 7750
- * or the STAMP Class of Service TLV (RFC 8972 §4.4), neither implemented, so
- * there is no outbound received DSCP.
+ * DSCP per direction: sent and received. Outbound "received" is what the
+ * reflector reports of the DS byte our packets arrived with — RFC 7750
+ * S-DSCP-ECN (TWAMP, when the server offers DSCP and ECN Monitoring) or the
+ * RFC 8972 §4.4 Class of Service TLV (STAMP) — so it has no series against a
+ * reflector that reports neither (perfSONAR twampd, TWAMP-Light responders).
  */
 export const SENDER_PATH = [
   { ...plain('out_hops', 'twamp_out_hops', 'twamp.sender.outbound.hops', '{hop}',
@@ -116,10 +118,18 @@ export const SENDER_PATH = [
     'Inbound hops (255 - TTL / hop limit of the replies as received), largest in the session'), extra: true },
   { ...plain('out_dscp_sent', 'twamp_out_dscp_sent', 'twamp.sender.outbound.dscp.sent', '1',
     'DSCP the test packets were sent with (0 when marking was unavailable)'), extra: true },
+  { ...plain('out_dscp_received', 'twamp_out_dscp_received', 'twamp.sender.outbound.dscp.received', '1',
+    'DSCP the test packets arrived with at the reflector, as it reported it (RFC 7750 S-DSCP-ECN or the RFC 8972 Class of Service TLV; the last report)'), extra: true },
+  { ...plain('out_dscp_remarked', 'twamp_out_dscp_remarked', 'twamp.sender.outbound.dscp.remarked', '{packet}',
+    'Test packets the reflector reported arriving with a DSCP other than the one they were sent with (re-marked on the way out)'), extra: true },
+  { ...plain('out_ecn_received', 'twamp_out_ecn_received', 'twamp.sender.outbound.ecn.received', '1',
+    'ECN field the test packets arrived with at the reflector, as it reported it (the last report): 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE'), extra: true },
+  { ...plain('in_dscp_sent', 'twamp_in_dscp_sent', 'twamp.sender.inbound.dscp.sent', '1',
+    'DSCP the reflector was asked to send its replies with (Type-P, or the Class of Service TLV\'s DSCP1; its DSCP2 when the reflector refused DSCP1)'), extra: true },
   { ...plain('in_dscp_received', 'twamp_in_dscp_received', 'twamp.sender.inbound.dscp.received', '1',
     'DSCP of the replies as received (the last reply of the session)'), extra: true },
   { ...plain('in_dscp_remarked', 'twamp_in_dscp_remarked', 'twamp.sender.inbound.dscp.remarked', '{packet}',
-    'Replies received with a DSCP other than the one the test packets were sent with (remarked on either path or by the reflector)'), extra: true },
+    'Replies received with a DSCP other than the one the reflector was asked to send them with (re-marked on the way back, or by the reflector)'), extra: true },
   { ...plain('in_ecn_received', 'twamp_in_ecn_received', 'twamp.sender.inbound.ecn.received', '1',
     'ECN field of the replies as received (the last reply): 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE'), extra: true },
   { ...plain('timestamp_source_info', 'twamp_sender_timestamp_source_info', 'twamp.sender.timestamp.source_info', '1',

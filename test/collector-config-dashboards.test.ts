@@ -11,9 +11,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { isCI, repoRoot } from './helpers/peers.js';
+import { freePort, isCI, repoRoot } from './helpers/peers.js';
 import { SENDER_MEASUREMENTS, SENDER_HEALTH, REFLECTOR_METRICS, prometheusName, type NamingProfile } from '../src/otel/instruments.js';
-import { METRIC_MAP, OTEL_FILE, LEGACY_FILE, otelDashboard, render } from '../scripts/gen-dashboards.js';
+import { ATTRIBUTES, prometheusLabelName } from '../src/otel/attributes.js';
+import { meshLabelKeys } from '../src/config/mesh.js';
+import { parseAgentConfig } from '../src/config/load.js';
+import { Agent } from '../src/cli/agent.js';
+import { silentLogger } from '../src/session/log.js';
+import {
+  MESH_FILE, MESH_OTEL_FILE, METRIC_MAP, OTEL_FILE, LEGACY_FILE, meshDashboard, otelDashboard, render,
+} from '../scripts/gen-dashboards.js';
 
 const configDir = join(repoRoot(), 'collector-config');
 
@@ -127,11 +134,45 @@ describe('PromQL metric-name extraction', () => {
 });
 
 const DASHBOARDS = [
-  { file: LEGACY_FILE, profile: 'legacy', builtin: BUILTIN },
-  { file: OTEL_FILE, profile: 'otel', builtin: BUILTIN_OTEL },
+  { file: LEGACY_FILE, profile: 'legacy', builtin: BUILTIN, kind: 'sla' },
+  { file: OTEL_FILE, profile: 'otel', builtin: BUILTIN_OTEL, kind: 'sla' },
+  { file: MESH_FILE, profile: 'legacy', builtin: BUILTIN, kind: 'mesh' },
+  { file: MESH_OTEL_FILE, profile: 'otel', builtin: BUILTIN_OTEL, kind: 'mesh' },
 ] as const;
 
-for (const { file, profile, builtin } of DASHBOARDS) describe(`collector-config/${file}`, () => {
+/** The Prometheus label of each mesh key (src, dst, test) in a profile. */
+const meshLabels = (profile: NamingProfile) => {
+  const k = meshLabelKeys(profile);
+  return { src: prometheusLabelName(k.src), dst: prometheusLabelName(k.dst), test: prometheusLabelName(k.test) };
+};
+
+/** Label names a PromQL expression (or label_values query) matches on, groups by or asks for. */
+export function labelNames(expr: string): string[] {
+  const e = substituteGrafana(expr).replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  const out = new Set<string>();
+  for (const m of e.matchAll(/\{([^}]*)\}/g)) for (const l of m[1]!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) out.add(l[1]!);
+  for (const m of e.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g)) {
+    for (const l of m[1]!.split(',').map((x) => x.trim()).filter(Boolean)) out.add(l);
+  }
+  const lv = /^label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$/s.exec(e.trim());
+  if (lv) out.add(lv[2]!);
+  return [...out].sort();
+}
+
+/** Labels a panel's legends and matrix transformations name. */
+function panelFieldLabels(p: Obj): string[] {
+  const out = new Set<string>();
+  for (const t of (p.targets as Obj[] | undefined) ?? []) {
+    for (const m of String(t.legendFormat ?? '').matchAll(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g)) out.add(m[1]!);
+  }
+  for (const tr of (p.transformations as Obj[] | undefined) ?? []) {
+    if (tr.id !== 'groupingToMatrix' || !isObj(tr.options)) continue;
+    for (const k of ['rowField', 'columnField'] as const) out.add(String(tr.options[k]));
+  }
+  return [...out];
+}
+
+for (const { file, profile, builtin, kind } of DASHBOARDS) describe(`collector-config/${file}`, () => {
   const d = loadDashboard(file);
   const EXPORTED = exported(profile);
   const BUILTIN = builtin;
@@ -145,7 +186,7 @@ for (const { file, profile, builtin } of DASHBOARDS) describe(`collector-config/
     const ds = vars.find((v) => v.name === 'DS_PROMETHEUS');
     assert.equal(ds?.type, 'datasource');
     assert.equal(ds?.query, 'prometheus');
-    for (const name of ['collector_id', 'reflector']) {
+    for (const name of kind === 'sla' ? ['collector_id', 'reflector'] : ['mesh_test', 'src', 'dst']) {
       const v = vars.find((x) => x.name === name);
       assert.ok(v, `template variable ${name}`);
       assert.equal(v.type, 'query');
@@ -193,7 +234,10 @@ for (const { file, profile, builtin } of DASHBOARDS) describe(`collector-config/
       assert.ok(EXPORTED.has(name) || BUILTIN.has(name), `variable ${String(v.name)}: ${name} is not an exported metric`);
     }
     // What the dashboard is for: delays, jitter, loss, MOS, rates, success, reflector counters.
-    for (const name of [
+    const shows = kind === 'mesh'
+      ? ['twamp_rt_avg_delay_ns', 'twamp_rt_loss', 'twamp_tx_packets', 'twamp_out_jitter_ns', 'twamp_out_mos', 'twamp_sender_success']
+      : undefined;
+    for (const name of shows ?? [
       'twamp_rt_min_delay_ns', 'twamp_rt_avg_delay_ns', 'twamp_rt_max_delay_ns',
       'twamp_out_avg_delay_ns', 'twamp_in_avg_delay_ns', 'twamp_in_jitter_ns', 'twamp_out_jitter_ns',
       'twamp_in_loss', 'twamp_out_loss', 'twamp_rt_loss', 'twamp_in_mos', 'twamp_out_mos',
@@ -206,8 +250,8 @@ for (const { file, profile, builtin } of DASHBOARDS) describe(`collector-config/
   });
 
   it(`uses only ${profile} labels in matchers, groupings and legends`, () => {
-    const legacyOnly = ['collector_id', 'reflector', 'listen', 'reason', 'host', 'model'];
-    const otelOnly = ['twamp_collector_id', 'server_address', 'server_port', 'error_type', 'host_name', 'twamp_model'];
+    const legacyOnly = ['collector_id', 'reflector', 'listen', 'reason', 'host', 'model', 'src', 'dst', 'mesh_test'];
+    const otelOnly = ['twamp_collector_id', 'server_address', 'server_port', 'error_type', 'host_name', 'twamp_model', 'twamp_mesh_src', 'twamp_mesh_dst', 'twamp_mesh_test'];
     const forbidden = profile === 'legacy' ? otelOnly : legacyOnly;
     const promql = [
       ...dashboardExprs(d).map((e) => ({ where: e.where, text: e.expr })),
@@ -238,6 +282,52 @@ for (const { file, profile, builtin } of DASHBOARDS) describe(`collector-config/
     }
   });
 
+  if (kind === 'mesh') {
+    const mesh = meshLabels(profile);
+    /** Labels the sender series of a mesh carry in this profile (docs/configuration.md "Mesh"). */
+    const known = new Set<string>([
+      mesh.src, mesh.dst, mesh.test,
+      ...Object.values(ATTRIBUTES).flatMap((a) => { const k = (a as { legacy?: string; otel?: string })[profile]; return k === undefined ? [] : [prometheusLabelName(k)]; }),
+    ]);
+
+    it(`every query, variable, legend and matrix names only labels of ${profile} mesh sender series`, () => {
+      const texts = [
+        ...dashboardExprs(d).map((e) => ({ where: e.where, labels: labelNames(e.expr) })),
+        ...d.templating.list.filter((v) => v.type === 'query').map((v) => ({ where: `variable ${String(v.name)}`, labels: labelNames(String(isObj(v.query) ? v.query.query : v.query)) })),
+        ...allPanels(d).map((p) => ({ where: `panel "${String(p.title)}" legend/transformations`, labels: panelFieldLabels(p) })),
+      ];
+      for (const { where, labels } of texts) for (const l of labels) assert.ok(known.has(l), `${where}: label ${l} is not on ${profile} mesh series`);
+    });
+
+    it('each matrix is an instant table grouped by (src, dst), turned into rows = src and columns = dst', () => {
+      const tables = allPanels(d).filter((p) => p.type === 'table');
+      assert.ok(tables.length >= 5, 'success, RTT, loss, jitter and MOS matrices');
+      for (const p of tables) {
+        const [t, ...more] = p.targets as Obj[];
+        assert.equal(more.length, 0, `panel "${String(p.title)}": one query (its value field is "Value")`);
+        assert.equal(t!.instant, true);
+        assert.equal(t!.format, 'table');
+        assert.match(String(t!.expr), new RegExp(`^(max|min) by \\(${mesh.src}, ${mesh.dst}\\) \\(`), `panel "${String(p.title)}"`);
+        const tr = (p.transformations as Obj[]).find((x) => x.id === 'groupingToMatrix');
+        assert.deepEqual(tr?.options, { rowField: mesh.src, columnField: mesh.dst, valueField: 'Value', emptyValue: 'null' });
+        const corner = ((p.fieldConfig as Obj).overrides as Obj[]).map((o) => (o.matcher as Obj).options);
+        assert.deepEqual(corner, [`${mesh.src}\\${mesh.dst}`], 'the corner column (ROW\\COLUMN) is styled as text');
+      }
+      const titles = tables.map((p) => String(p.title));
+      for (const what of [/success/i, /round-trip delay/i, /loss/i, /jitter/i, /MOS/]) assert.ok(titles.some((x) => what.test(x)), `a matrix of ${String(what)}`);
+    });
+
+    it('MOS and success take the worst pair value as min, delay, loss and jitter as max', () => {
+      for (const p of allPanels(d)) {
+        for (const t of (p.targets as Obj[] | undefined) ?? []) {
+          const e = String(t.expr);
+          const worst = /mos|success/.test(e) ? 'min' : 'max';
+          assert.ok(e.startsWith(`${worst} by (`), `panel "${String(p.title)}": ${e}`);
+        }
+      }
+    });
+  }
+
   it('its queries are valid PromQL (promtool, Grafana variables substituted)', (t) => {
     const rules = dashboardExprs(d).map(({ expr }, i) => ({ record: `dashboard:query_${i}`, expr: substituteGrafana(expr) }));
     const dir = mkdtempSync(join(tmpdir(), 'otel-twamp-dash-'));
@@ -261,6 +351,97 @@ describe(`collector-config/${OTEL_FILE} is generated`, () => {
     assert.equal(METRIC_MAP.get('twamp_reflector_refused_total')?.name, 'twamp_reflector_refused_total');
     assert.equal(METRIC_MAP.get('twamp_tx_packets')?.scale, 1);
   });
+});
+
+describe(`collector-config/${MESH_FILE} and ${MESH_OTEL_FILE} are generated`, () => {
+  it('are what scripts/gen-dashboards.ts makes (regenerate: node dist/scripts/gen-dashboards.js)', () => {
+    assert.equal(readFileSync(join(configDir, MESH_FILE), 'utf8'), render(meshDashboard()));
+    assert.equal(readFileSync(join(configDir, MESH_OTEL_FILE), 'utf8'), render(otelDashboard(meshDashboard())));
+  });
+
+  it('the otel twin renames the mesh labels in queries, variables, legends and matrix fields', () => {
+    const otel = JSON.parse(readFileSync(join(configDir, MESH_OTEL_FILE), 'utf8')) as Obj;
+    const text = JSON.stringify(otel);
+    for (const l of ['twamp_mesh_src', 'twamp_mesh_dst', 'twamp_mesh_test']) assert.ok(text.includes(l), l);
+    assert.ok(text.includes('twamp_mesh_src\\\\twamp_mesh_dst'), 'the matrix corner column');
+    // (legacy labels left in PromQL and legends: the per-dashboard "uses only otel labels" test)
+    const tables = (otel.panels as Obj[]).filter((p) => p.type === 'table');
+    for (const p of tables) {
+      const tr = (p.transformations as Obj[])[0]!;
+      assert.deepEqual([(tr.options as Obj).rowField, (tr.options as Obj).columnField], ['twamp_mesh_src', 'twamp_mesh_dst'], String(p.title));
+    }
+  });
+});
+
+/** Series of a Prometheus text exposition: metric name → label sets. */
+function exposition(text: string): Map<string, Set<string>[]> {
+  const out = new Map<string, Set<string>[]>();
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? /.exec(line);
+    if (!m) continue;
+    const labels = new Set([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)].map((x) => x[1]!));
+    out.set(m[1]!, [...(out.get(m[1]!) ?? []), labels]);
+  }
+  return out;
+}
+
+describe('the mesh dashboards against what a mesh agent exports', { timeout: 60_000 }, () => {
+  for (const [profile, file] of [['legacy', MESH_FILE], ['otel', MESH_OTEL_FILE]] as const) {
+    it(`${file}: every metric a query selects is exported by a ${profile} mesh agent with every label the query and panel name`, async () => {
+      // Two members on loopback: m1's agent measures m2's reflector (run by m2's agent).
+      const dir = mkdtempSync(join(tmpdir(), 'otel-twamp-meshdash-'));
+      const [p1, p2, prom] = [await freePort(), await freePort(), await freePort()];
+      writeFileSync(join(dir, 'mesh.yaml'), `tests:
+  voice: {model: g711, n_packets: 5, interval: 1, reply_timeout: 0.5}
+members:
+  - {name: m1, address: 127.0.0.1, port: ${p1}, listen: 127.0.0.1, labels: {site: a}}
+  - {name: m2, address: 127.0.0.2, port: ${p2}, listen: 127.0.0.2, labels: {site: b}}
+groups:
+  - {type: mesh, members: [m1, m2], test: voice}
+`);
+      const agentFile = (self: string, listen?: number) => `$version: "1.0"
+naming: ${profile}
+${listen !== undefined ? `sender: { listen: "127.0.0.1:${listen}" }\n` : ''}mesh: { source: mesh.yaml, self: ${self} }
+`;
+      const a1 = new Agent(parseAgentConfig(agentFile('m1', prom), join(dir, 'a1.yaml'), {}), { logger: silentLogger, env: {} });
+      const a2 = new Agent(parseAgentConfig(agentFile('m2'), join(dir, 'a2.yaml'), {}), { logger: silentLogger, env: {} });
+      try {
+        await a1.start();
+        await a2.start();
+        const deadline = Date.now() + 20_000;
+        while (!a1.senders.every((s) => s.lastOutcome?.ok === true)) {
+          assert.ok(Date.now() < deadline, 'the mesh senders to finish a session');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const series = exposition(await a1.prometheus!.render());
+        const d = loadDashboard(file);
+        let checked = 0;
+        for (const p of allPanels(d)) {
+          const panelLabels = panelFieldLabels(p);
+          for (const t of (p.targets as Obj[] | undefined) ?? []) {
+            const expr = String(t.expr);
+            const labels = [...labelNames(expr), ...panelLabels];
+            for (const name of metricNames(expr)) {
+              const sets = series.get(name);
+              assert.ok(sets, `panel "${String(p.title)}": ${name} is not exported`);
+              assert.ok(sets.some((s) => labels.every((l) => s.has(l))), `panel "${String(p.title)}": no ${name} series has all of ${labels.join(', ')}`);
+              checked++;
+            }
+          }
+        }
+        for (const v of d.templating.list.filter((x) => x.type === 'query')) {
+          const q = String(isObj(v.query) ? v.query.query : v.query);
+          const name = variableMetric(v)!;
+          assert.ok(series.get(name)?.some((s) => labelNames(q).every((l) => s.has(l))), `variable ${String(v.name)}: ${q}`);
+          checked++;
+        }
+        assert.ok(checked >= 12, `${checked} selectors checked`);
+      } finally {
+        await a1.stop();
+        await a2.stop();
+      }
+    });
+  }
 });
 
 describe('collector-config/alerts.yml', () => {

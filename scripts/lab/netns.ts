@@ -17,7 +17,9 @@
  */
 import { must, run } from './proc.js';
 
-export const NS = { a: 'otl-a', r: 'otl-r', b: 'otl-b' } as const;
+/** OTL_LAB_NS_SUFFIX is appended to the namespace names, so concurrent labs do not collide. */
+const NS_SUFFIX = (process.env['OTL_LAB_NS_SUFFIX'] ?? '').replace(/[^A-Za-z0-9_-]/g, '').slice(0, 16);
+export const NS = { a: `otl-a${NS_SUFFIX}`, r: `otl-r${NS_SUFFIX}`, b: `otl-b${NS_SUFFIX}` } as const;
 export const ADDR = { a: '198.18.1.1', ra: '198.18.1.2', rb: '198.18.1.5', b: '198.18.1.6' } as const;
 export const IF = { a: 'otl-a0', ra: 'otl-ra', rb: 'otl-rb', b: 'otl-b0' } as const;
 /** nft table of the loss rules (in otl-a and otl-b) and of the relay NAT (in otl-r). */

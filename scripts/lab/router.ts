@@ -12,16 +12,25 @@
  *
  * Expected, from both ends sending TTL 255 (RFC 5357 §4.2.1: the reflector
  * copies the received TTL into Sender TTL and sends its reply with TTL 255):
- *  - our sender (`otel-twamp probe --json --dscp ef`): outbound.hops = 1
- *    (255 − Sender TTL 254) and inbound.hops = 1 (255 − received TTL 254);
- *    inbound.dscp.received = AF11 (10) and inbound.dscp.remarkedPackets =
- *    every reply received (sent EF). The outbound re-mark (to CS1) cannot be
- *    seen by the sender: that needs the reflector to report the DSCP it
- *    received, RFC 7750 (DSCP and ECN monitoring), which is not implemented.
- *  - twping (`-R` raw records): every record's STTL (the Sender TTL the
- *    reflector reflected) = 254 and RTTL (TTL of the reflection received) = 254.
- * Scenarios: our sender → our reflector, twping → our reflector, our sender
- * → perfSONAR twampd. The twping/twampd ones need the peers (test/helpers/peers.ts).
+ *  - our sender (`otel-twamp probe --json --dscp ef`) → our reflector (TWAMP):
+ *    outbound.hops = 1 (255 − Sender TTL 254) and inbound.hops = 1 (255 −
+ *    received TTL 254); the outbound re-mark seen through RFC 7750 (DSCP and
+ *    ECN Monitoring, which our reflector offers and our sender chooses):
+ *    outbound.dscp.received = CS1 (8), remarkedPackets = every reply; the
+ *    reply leaves with the session's DSCP (EF) and arrives re-marked:
+ *    inbound.dscp.received = AF11 (10), remarkedPackets = every reply.
+ *  - our STAMP sender (`probe --light --format stamp`) → our Light reflector:
+ *    the same, the outbound re-mark seen through the RFC 8972 Class of
+ *    Service TLV (DSCP2 = CS1); the reflector's default policy refuses DSCP1
+ *    (EF) because the request arrived as CS1 (RP = 1 on every reply), so the
+ *    reply leaves with CS1 and arrives as AF11.
+ *  - twping (`-R` raw records) → our reflector: every record's STTL (the Sender
+ *    TTL the reflector reflected) = 254 and RTTL (TTL of the reflection
+ *    received) = 254 (twping does not choose RFC 7750).
+ *  - our sender → perfSONAR twampd: hops and the inbound re-mark as above;
+ *    twampd does not offer RFC 7750, so the outbound DSCP as received stays
+ *    unknown (null) and the session works unchanged.
+ * The twping/twampd scenarios need the peers (test/helpers/peers.ts).
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +47,8 @@ export const DSCP = { ef: 46, cs1: 8, af11: 10 } as const;
 /** What the router sets: towards the reflector, towards the sender. */
 export const REMARK = { fwd: 'cs1', ret: 'af11' } as const;
 export const ROUTER_TRAFFIC = { n: 100, padding: 158 } as const; // g711: 50 pps, 200 octets at IP level
+/** UDP port of our Light / STAMP reflector in otl-b (lightChild.js). */
+const LIGHT_PORT = 8622;
 /** TTL / hop limit both ends send (RFC 5357 §4.2.1) and what one router leaves of it. */
 const TTL_SENT = 255;
 const HOPS = 1;
@@ -69,20 +80,27 @@ function eq(what: string, got: unknown, want: unknown): RouterCheck {
   return { what, ok: got === want, detail: `${what}: measured ${got === undefined || got === null ? '—' : String(got)}, expected ${String(want)}` };
 }
 
+interface ProbeDscp {
+  sent: number | null;
+  received: number | null;
+  remarkedPackets: number | null;
+  reportedBy?: 'rfc7750' | 'cos-tlv' | null;
+  replyDscpRefused?: number | null;
+}
 interface ProbeJson {
   exitCode?: number;
   error?: unknown;
   traffic?: { txPackets?: number } | null;
   roundTrip?: { samples: number } | null;
-  outbound?: { hops: { min: number; max: number } | null; dscp: { sent: number | null } } | null;
-  inbound?: { hops: { min: number; max: number } | null; dscp: { received: number | null; remarkedPackets: number | null } } | null;
+  outbound?: { hops: { min: number; max: number } | null; dscp: ProbeDscp } | null;
+  inbound?: { hops: { min: number; max: number } | null; dscp: ProbeDscp } | null;
   timestamps?: { source: string } | null;
 }
 
-/** Our sender: one probe session from otl-a, as `otel-twamp probe --json`. */
-async function ourSender(target: string, rtPrefix: string[]): Promise<ProbeJson & { raw: string }> {
+/** Our sender: one probe session from otl-a, as `otel-twamp probe --json` (`extra`: e.g. --light --format stamp). */
+async function ourSender(target: string, rtPrefix: string[], extra: string[] = []): Promise<ProbeJson & { raw: string }> {
   const r = await run('ip', ['netns', 'exec', NS.a, ...rtPrefix, process.execPath, CLI, 'probe', target, '-m', 'g711',
-    '-c', String(ROUTER_TRAFFIC.n), '--dscp', 'ef', '--reply-timeout', '1', '--json', '-q'], { timeoutMs: 30_000 });
+    '-c', String(ROUTER_TRAFFIC.n), '--dscp', 'ef', '--reply-timeout', '1', '--json', '-q', ...extra], { timeoutMs: 30_000 });
   try {
     return { ...(JSON.parse(r.stdout) as ProbeJson), raw: r.stdout };
   } catch {
@@ -90,15 +108,24 @@ async function ourSender(target: string, rtPrefix: string[]): Promise<ProbeJson 
   }
 }
 
-function senderChecks(row: RouterRow, j: ProbeJson): void {
+/**
+ * How the outbound DSCP as received at the reflector is expected to show: through RFC 7750 or the
+ * STAMP CoS TLV (re-marked to cs1 on every packet), or not at all (a reflector that reports neither).
+ */
+type OutboundReport = 'rfc7750' | 'cos-tlv' | null;
+
+function senderChecks(row: RouterRow, j: ProbeJson, report: OutboundReport): void {
   const ch = row.checks;
   const hopsText = (h: { min: number; max: number } | null | undefined): string | undefined =>
     h ? (h.min === h.max ? String(h.min) : `${h.min}–${h.max}`) : undefined;
   const sent = j.traffic?.txPackets;
   const got = j.roundTrip?.samples;
+  const out = j.outbound?.dscp;
+  const inb = j.inbound?.dscp;
   row.seen = {
     sent, replies: got, outHops: hopsText(j.outbound?.hops), inHops: hopsText(j.inbound?.hops),
-    dscpSent: j.outbound?.dscp.sent, dscpReceived: j.inbound?.dscp.received, remarked: j.inbound?.dscp.remarkedPackets,
+    dscpSent: out?.sent, dscpOutReceived: out?.received, outRemarked: out?.remarkedPackets, outReportedBy: out?.reportedBy,
+    replyDscpRefused: out?.replyDscpRefused, dscpInSent: inb?.sent, dscpReceived: inb?.received, remarked: inb?.remarkedPackets,
     timestamps: j.timestamps?.source,
   };
   ch.push(eq('session', j.exitCode, 0));
@@ -106,9 +133,19 @@ function senderChecks(row: RouterRow, j: ProbeJson): void {
   // 255 − the Sender TTL the reflector reflected (RFC 5357 §4.2.1).
   ch.push(eq('outbound hops (255 − Sender TTL)', hopsText(j.outbound?.hops), String(HOPS)));
   ch.push(eq('inbound hops (255 − TTL received)', hopsText(j.inbound?.hops), String(HOPS)));
-  ch.push(eq('DSCP sent', j.outbound?.dscp.sent, DSCP.ef));
-  ch.push(eq(`inbound DSCP received (re-marked to ${REMARK.ret})`, j.inbound?.dscp.received, DSCP[REMARK.ret]));
-  ch.push(eq('inbound re-marked packets = replies', j.inbound?.dscp.remarkedPackets, got));
+  ch.push(eq('DSCP sent', out?.sent, DSCP.ef));
+  // Outbound as received at the reflector: the re-mark to cs1, reported by RFC 7750 / the CoS TLV, or unknown.
+  ch.push(eq('outbound DSCP reported by', out?.reportedBy ?? null, report));
+  ch.push(eq(`outbound DSCP received at the reflector${report ? ` (re-marked to ${REMARK.fwd})` : ' (not reported)'}`,
+    out?.received, report ? DSCP[REMARK.fwd] : null));
+  ch.push(eq('outbound re-marked packets', out?.remarkedPackets, report ? got : null));
+  // The reply's marking: the session DSCP (Type-P / CoS DSCP1), or, CoS DSCP1 refused by our Light reflector's
+  // default policy (it arrived as cs1), the DSCP it arrived with (RP = 1).
+  const replyDscp = report === 'cos-tlv' ? DSCP[REMARK.fwd] : DSCP.ef;
+  if (report === 'cos-tlv') ch.push(eq('replies whose reflector refused DSCP1 (RP 1)', out?.replyDscpRefused, got));
+  ch.push(eq('inbound DSCP sent (the reply\'s marking)', inb?.sent, replyDscp));
+  ch.push(eq(`inbound DSCP received (re-marked to ${REMARK.ret})`, inb?.received, DSCP[REMARK.ret]));
+  ch.push(eq('inbound re-marked packets = replies', inb?.remarkedPackets, got));
 }
 
 async function twpingRun(peers: Peers, target: string, rtPrefix: string[]): Promise<RouterRow['seen'] & { checks: RouterCheck[] }> {
@@ -137,6 +174,13 @@ async function startTwampdIn(port: number): Promise<LineChild> {
   return c;
 }
 
+/** Our Light / STAMP reflector in otl-b (lightChild.js), default DSCP1 policy. */
+async function startLightIn(port: number): Promise<LineChild> {
+  const c = new LineChild('light reflector', 'ip', ['netns', 'exec', NS.b, process.execPath, join(HERE, 'lightChild.js'), ADDR.b, String(port)]);
+  await c.waitLine('READY', 10_000);
+  return c;
+}
+
 export interface RouterContext {
   peers: Peers | undefined;
   peersMissing: string | undefined;
@@ -158,7 +202,18 @@ export async function routerScenarios(ctx: RouterContext): Promise<RouterRow[]> 
     const list: Array<{ name: string; needsPeers: boolean; go: (row: RouterRow) => Promise<void> }> = [
       {
         name: 'our sender → our reflector', needsPeers: false,
-        go: async (row) => senderChecks(row, await ourSender(`${ADDR.b}:${ctx.controlPort}`, ctx.rtPrefix)),
+        go: async (row) => senderChecks(row, await ourSender(`${ADDR.b}:${ctx.controlPort}`, ctx.rtPrefix), 'rfc7750'),
+      },
+      {
+        name: 'our STAMP sender → our Light reflector', needsPeers: false,
+        go: async (row) => {
+          const l = await startLightIn(LIGHT_PORT);
+          try {
+            senderChecks(row, await ourSender(`${ADDR.b}:${LIGHT_PORT}`, ctx.rtPrefix, ['--light', '--format', 'stamp']), 'cos-tlv');
+          } finally {
+            await l.stop();
+          }
+        },
       },
       {
         name: 'twping → our reflector', needsPeers: true,
@@ -173,7 +228,7 @@ export async function routerScenarios(ctx: RouterContext): Promise<RouterRow[]> 
         go: async (row) => {
           const d = await startTwampdIn(ctx.twampdPort);
           try {
-            senderChecks(row, await ourSender(`${ADDR.b}:${ctx.twampdPort}`, ctx.rtPrefix));
+            senderChecks(row, await ourSender(`${ADDR.b}:${ctx.twampdPort}`, ctx.rtPrefix), null);
           } catch (e) {
             await d.stop();
             throw new Error(`${e instanceof Error ? e.message : String(e)}; twampd log: ${d.stderr.trim().slice(-1500)}`);
@@ -219,15 +274,18 @@ export function routerReport(rows: RouterRow[]): string[] {
   const out: string[] = [];
   out.push(`\nROUTER (${NS.r} forwards: TTL −1 each way; nft re-marks DSCP to ${REMARK.fwd} (${DSCP[REMARK.fwd]}) towards the reflector, ` +
     `${REMARK.ret} (${DSCP[REMARK.ret]}) towards the sender; ${ROUTER_TRAFFIC.n} g711 packets, sender DSCP ef)`);
+  const v = (x: unknown): string => (x === undefined || x === null || x === '' ? '—' : String(x));
   for (const r of rows) {
     const s = r.seen;
     const what = 'sttl' in s
-      ? `STTL ${String(s['sttl'] || '—')}, RTTL ${String(s['rttl'] || '—')}, replies ${String(s['replies'])}`
-      : `hops out ${String(s['outHops'] ?? '—')} / in ${String(s['inHops'] ?? '—')}, DSCP sent ${String(s['dscpSent'] ?? '—')}, ` +
-        `received ${String(s['dscpReceived'] ?? '—')}, remarked ${String(s['remarked'] ?? '—')}/${String(s['replies'] ?? '—')}, timestamps ${String(s['timestamps'] ?? '—')}`;
-    out.push(`  ${r.checks.every((c) => c.ok) ? 'PASS' : 'FAIL'}  ${r.name.padEnd(28)} ${what}; router re-marked ${r.remarked.fwd} fwd / ${r.remarked.ret} ret`);
+      ? `STTL ${v(s['sttl'])}, RTTL ${v(s['rttl'])}, replies ${v(s['replies'])}`
+      : `hops out ${v(s['outHops'])} / in ${v(s['inHops'])}, DSCP out sent ${v(s['dscpSent'])} received ${v(s['dscpOutReceived'])}` +
+        ` (${v(s['outReportedBy'])}), remarked ${v(s['outRemarked'])}; in sent ${v(s['dscpInSent'])} received ${v(s['dscpReceived'])}, ` +
+        `remarked ${v(s['remarked'])}/${v(s['replies'])}, timestamps ${v(s['timestamps'])}`;
+    out.push(`  ${r.checks.every((c) => c.ok) ? 'PASS' : 'FAIL'}  ${r.name.padEnd(38)} ${what}; router re-marked ${r.remarked.fwd} fwd / ${r.remarked.ret} ret`);
   }
-  out.push('  expected: hops 1 each way (STTL = RTTL = 254); inbound DSCP af11 (10) on every reply. The outbound re-mark (cs1)');
-  out.push('  is invisible to the sender: the reflector would have to report the DSCP it received (RFC 7750), not implemented.');
+  out.push(`  expected: hops 1 each way (STTL = RTTL = 254); outbound DSCP ${REMARK.fwd} (${DSCP[REMARK.fwd]}) as the reflector reports it`);
+  out.push('  (RFC 7750 from our reflector, the CoS TLV from our Light reflector; twampd reports none: unknown);');
+  out.push(`  inbound DSCP ${REMARK.ret} (${DSCP[REMARK.ret]}) on every reply (the Light reflector refuses DSCP1 ef: the request arrived as ${REMARK.fwd}).`);
   return out;
 }

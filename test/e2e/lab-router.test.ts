@@ -2,9 +2,14 @@
 // "Accuracy lab"): a namespace that really forwards (TTL −1 each way) and
 // re-marks DSCP per direction sits between sender and reflector. Our sender and
 // twping must each see 1 hop out and 1 hop in; our sender must see the inbound
-// re-mark on every reply. Runs `node dist/scripts/lab.js --only router` as root;
+// re-mark on every reply, and the outbound re-mark as the reflector reports it:
+// through RFC 7750 from our reflector, through the STAMP Class of Service TLV
+// from our Light reflector, and not at all (unknown) from twampd, which offers
+// no RFC 7750. Runs `node dist/scripts/lab.js --only router` as root;
 // skipped (one line) without root, `ip` or `nft` — except under CI as root,
 // where missing tools are a failure (.ci/run installs iproute2 and nftables).
+// OTL_LAB_NS_SUFFIX (passed through) names the lab's namespaces uniquely, so
+// concurrent runs do not collide.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,7 +63,8 @@ test('lab router: 1 hop each way and per-direction DSCP re-marking across a forw
   const line = r.stdout.split('\n').find((l) => l.startsWith('ROUTER-RESULT '));
   assert.ok(line, `the lab printed no ROUTER-RESULT line (exit ${r.code}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
   const rows = JSON.parse(line.slice('ROUTER-RESULT '.length)) as Row[];
-  assert.deepEqual(rows.map((x) => x.name), ['our sender → our reflector', 'twping → our reflector', 'our sender → twampd']);
+  assert.deepEqual(rows.map((x) => x.name),
+    ['our sender → our reflector', 'our STAMP sender → our Light reflector', 'twping → our reflector', 'our sender → twampd']);
   const failed = rows.flatMap((x) => x.checks.filter((c) => !c.ok).map((c) => `${x.name}: ${c.detail}`));
   assert.deepEqual(failed, [], `router scenarios failed:\n  ${failed.join('\n  ')}`);
   for (const row of rows) {
@@ -66,5 +72,11 @@ test('lab router: 1 hop each way and per-direction DSCP re-marking across a forw
     assert.ok(row.checks.some((c) => /hops|STTL/.test(c.what)), `${row.name}: no hop check ran`);
     assert.ok(row.remarked.fwd > 0 && row.remarked.ret > 0, `${row.name}: the router re-marked nothing`);
   }
+  // The outbound re-mark was checked where a reflector reports it, and its absence where none does.
+  const outbound = (name: string): string[] => rows.find((x) => x.name === name)!.checks.map((c) => c.detail)
+    .filter((d) => d.startsWith('outbound DSCP reported by'));
+  assert.deepEqual(outbound('our sender → our reflector'), ['outbound DSCP reported by: measured rfc7750, expected rfc7750']);
+  assert.deepEqual(outbound('our STAMP sender → our Light reflector'), ['outbound DSCP reported by: measured cos-tlv, expected cos-tlv']);
+  assert.deepEqual(outbound('our sender → twampd'), ['outbound DSCP reported by: measured —, expected null']);
   assert.equal(r.code, 0, `lab exit ${r.code}`);
 });

@@ -17,8 +17,11 @@
  *    sessions of the window: median, p90 and max of the per-session p99s,
  *  - sessions run and failed (twamp_sender_runs_total, _errors_total), sessions
  *    and packets the reflectors saw, refusals (must be 0).
- * The agent is scraped every 10 s meanwhile (as Prometheus would), which is
- * part of its CPU. Reports only, no pass/fail.
+ * Two windows: one where nothing scrapes the agent (its figures are read at
+ * the end), one where it is scraped every 10 s as Prometheus would (the
+ * scrapes are part of its CPU). Baseline in the same run: the same agent with
+ * a mesh of 21 (20 senders), one window, so what grows with the number of
+ * senders shows apart from what the machine does. Reports only, no pass/fail.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,10 +30,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort, repoRoot } from '../test/helpers/peers.js';
 import { quantile, sortedSamples } from '../src/measure/percentiles.js';
-import { forkChild, sleep, fmt, fmtInt, table, cpuMsOfTree, MB } from './lib.js';
+import { forkChild, sleep, fmt, fmtInt, table, cpuMsOfTree, MB, type BenchChild } from './lib.js';
 
 export const MESH_SCALE = {
   reflectors: 200,
+  /** Senders of the same-run baseline (a mesh of 21). */
+  baseline: 20,
   prefix: '127.0.1.',
   test: { model: 'g711', n_packets: 50, interval: 10, reply_timeout: 1 },
   /** Seconds after the mesh is applied before the window: every sender has run at least once (offsets < interval). */
@@ -61,6 +66,12 @@ export interface MeshWindow {
 }
 
 export interface MeshScalePart {
+  /** The same agent with MESH_SCALE.baseline senders, same run: what changes with the number of senders. */
+  baseline: MeshAgentRun | Failed;
+  scale: MeshAgentRun;
+}
+
+export interface MeshAgentRun {
   members: number;
   senders: number | undefined;
   /** Agent start to "mesh: generation 1 applied" (expanding 201 × 200 pairs, starting 200 senders and a reflector), s. */
@@ -70,6 +81,8 @@ export interface MeshScalePart {
   scrapeMsMax: number;
   /** Largest /metrics answer, octets. */
   expositionOctets: number;
+  /** Largest number of series in one /metrics answer. */
+  expositionSeries: number;
 }
 
 export type MeshResult = MeshScalePart | Failed;
@@ -105,23 +118,44 @@ export async function meshScale(log: (s: string) => void, cleanup: Array<() => P
   const refl = forkChild('meshReflectorsChild.js', [String(n), MESH_SCALE.prefix]);
   cleanup.push(() => refl.stop());
   const { port } = await refl.next<{ port: number }>('ready', 30_000);
-  type Stats = { sessionsStarted: number; reflectedPackets: number; droppedPackets: number; refused: number; refusedBy: Record<string, number>; rss: number };
   const stats = () => refl.request<Stats>({ type: 'stats' }, 'stats', 5000);
 
   const dir = mkdtempSync(join(tmpdir(), 'otel-twamp-bench-mesh-'));
   cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const ctx = { log, cleanup, port, stats, dir, refl };
+  log(`mesh: baseline: mesh of ${MESH_SCALE.baseline + 1} (${MESH_SCALE.baseline} senders), one window not scraped`);
+  const baseline = await runAgent(MESH_SCALE.baseline, [undefined], ctx).catch((e: Error) => ({ error: e.message }));
+  log(`mesh: mesh of ${n + 1} (${n} senders), a window not scraped, then one scraped every ${MESH_SCALE.scrapeEveryS} s`);
+  const scale = await runAgent(n, [undefined, MESH_SCALE.scrapeEveryS], ctx);
+  return { baseline, scale };
+}
+
+type Stats = { sessionsStarted: number; reflectedPackets: number; droppedPackets: number; refused: number; refusedBy: Record<string, number>; rss: number };
+interface RunContext {
+  log: (s: string) => void;
+  cleanup: Array<() => Promise<void>>;
+  /** The reflector members' TCP port. */
+  port: number;
+  stats: () => Promise<Stats>;
+  dir: string;
+  refl: BenchChild;
+}
+
+/** One agent with a mesh of n + 1 (itself and the first n reflector members), measured over `windows`; stopped at the end. */
+async function runAgent(n: number, windows: Array<number | undefined>, ctx: RunContext): Promise<MeshAgentRun> {
+  const { log, cleanup, port, stats, dir, refl } = ctx;
   const selfPort = await freePort();
   const metricsPort = await freePort();
   const t = MESH_SCALE.test;
   const members = [`  - {name: a0, address: 127.0.0.1, port: ${selfPort}, listen: 127.0.0.1}`,
     ...Array.from({ length: n }, (_, i) => `  - {name: r${i + 1}, address: ${MESH_SCALE.prefix}${i + 1}, port: ${port}}`)];
-  writeFileSync(join(dir, 'mesh.yaml'), [
+  writeFileSync(join(dir, `mesh-${n}.yaml`), [
     'tests:', `  voice: {model: ${t.model}, n_packets: ${t.n_packets}, interval: ${t.interval}, reply_timeout: ${t.reply_timeout}}`,
     'members:', ...members,
     'groups:', `  - {type: mesh, members: [a0, ${Array.from({ length: n }, (_, i) => `r${i + 1}`).join(', ')}], test: voice}`, ''].join('\n'));
-  const file = join(dir, 'agent.yaml');
+  const file = join(dir, `agent-${n}.yaml`);
   writeFileSync(file, ['$version: "1.0"', `sender: { listen: "127.0.0.1:${metricsPort}" }`,
-    'mesh: { source: mesh.yaml, self: a0, interval: 60 }', ''].join('\n'));
+    `mesh: { source: mesh-${n}.yaml, self: a0, interval: 60 }`, ''].join('\n'));
 
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
   const t0 = Date.now();
@@ -130,14 +164,15 @@ export async function meshScale(log: (s: string) => void, cleanup: Array<() => P
   const killNow = (): void => { try { agent.kill('SIGKILL'); } catch { /* gone */ } };
   process.once('exit', killNow);
   const gone = new Promise<void>((r) => agent.once('exit', () => r()));
-  cleanup.push(async () => {
+  const stop = async (): Promise<void> => {
     process.removeListener('exit', killNow);
     if (agent.exitCode !== null || agent.signalCode !== null) return;
     agent.kill('SIGTERM');
     const k = setTimeout(killNow, 4000);
     await Promise.race([gone, sleep(6000)]);
     clearTimeout(k);
-  });
+  };
+  cleanup.push(stop);
   let applied: number | undefined;
   let tail = '';
   createInterface({ input: agent.stderr! }).on('line', (l) => {
@@ -157,6 +192,7 @@ export async function meshScale(log: (s: string) => void, cleanup: Array<() => P
   let scrapes = 0;
   let scrapeMsMax = 0;
   let expositionOctets = 0;
+  let expositionSeries = 0;
   const scrape = async (): Promise<Sample[]> => {
     const s0 = Date.now();
     const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) });
@@ -165,7 +201,9 @@ export async function meshScale(log: (s: string) => void, cleanup: Array<() => P
     scrapeMsMax = Math.max(scrapeMsMax, Date.now() - s0);
     expositionOctets = Math.max(expositionOctets, Buffer.byteLength(text));
     if (res.status !== 200) throw new Error(`agent /metrics: HTTP ${res.status}`);
-    return parse(text);
+    const series = parse(text);
+    expositionSeries = Math.max(expositionSeries, series.length);
+    return series;
   };
 
   await sleep(MESH_SCALE.warmupS * 1000);
@@ -192,7 +230,7 @@ export async function meshScale(log: (s: string) => void, cleanup: Array<() => P
       }
     };
     let nextScrape = scrapeEveryS === undefined ? Infinity : w0 + scrapeEveryS * 1000;
-    while (Date.now() - w0 < MESH_SCALE.windowS * 1000) {
+    while (Date.now() - w0 < MESH_SCALE.windowS * 1000 - 500) {
       const v = rssBytes(agent.pid!);
       if (v !== undefined) rss.push(v);
       if (Date.now() >= nextScrape) {
@@ -202,12 +240,14 @@ export async function meshScale(log: (s: string) => void, cleanup: Array<() => P
       }
       await sleep(1000);
     }
+    // A scraped window ends with its last scrape (one every scrapeEveryS, all inside the CPU reading);
+    // the other is read first and scraped after.
+    if (scrapeEveryS !== undefined) { last = await scrape(); collect(last); }
     const c1 = cpuMsOfTree(agent.pid!);
     const rc1 = cpuMsOfTree(refl.proc.pid!);
     const r1 = await stats();
     const wall = Date.now() - w0;
-    last = await scrape();
-    collect(last);
+    if (scrapeEveryS === undefined) { last = await scrape(); collect(last); }
     if (c1 === undefined || rc1 === undefined || !alive()) throw new Error(`the agent exited during the window: ${tail.trim().slice(-600)}`);
     const dep = sortedSamples([...departure.values()]);
     const rtt = sortedSamples(last.filter((s) => s.name === 'twamp_rt_avg_delay_ns').map((s) => s.value / 1000));
@@ -230,27 +270,36 @@ export async function meshScale(log: (s: string) => void, cleanup: Array<() => P
       ppsReflected: ((r1.reflectedPackets - r0.reflectedPackets) * 1000) / wall,
     };
   };
-  log(`mesh: window 1/2: not scraped (${MESH_SCALE.windowS} s)`);
-  const quiet = await window(undefined);
-  log(`mesh: window 2/2: scraped every ${MESH_SCALE.scrapeEveryS} s (${MESH_SCALE.windowS} s)`);
-  const scraped = await window(MESH_SCALE.scrapeEveryS);
-  return { members: n + 1, senders, applyS, windows: [quiet, scraped], scrapes, scrapeMsMax, expositionOctets };
+  const results: MeshWindow[] = [];
+  for (const [k, every] of windows.entries()) {
+    log(`mesh: ${n} senders: window ${k + 1}/${windows.length}: ${every === undefined ? 'not scraped' : `scraped every ${every} s`} (${MESH_SCALE.windowS} s)`);
+    results.push(await window(every));
+  }
+  await stop();
+  return { members: n + 1, senders, applyS, windows: results, scrapes, scrapeMsMax, expositionOctets, expositionSeries };
 }
 
 export function meshReport(m: MeshResult): string {
   const t = MESH_SCALE.test;
   const out = [`5. Mesh scale — one agent process, mesh of ${MESH_SCALE.reflectors + 1} (itself + ${MESH_SCALE.reflectors} reflector members ` +
     `on ${MESH_SCALE.prefix}1–${MESH_SCALE.reflectors}, one reflector each with default limits, all in one process), ` +
-    `test ${t.model} × ${t.n_packets} every ${t.interval} s; two ${MESH_SCALE.windowS} s windows after ${MESH_SCALE.warmupS} s warm-up`];
+    `test ${t.model} × ${t.n_packets} every ${t.interval} s; ${MESH_SCALE.windowS} s windows after ${MESH_SCALE.warmupS} s warm-up; ` +
+    `baseline: the same with ${MESH_SCALE.baseline} senders`];
   if (isErr(m)) {
     out.push(`   FAILED: ${m.error}`);
     return out.join('\n');
   }
-  out.push(`   ${fmtInt(m.senders)} senders running (twamp_mesh_senders); mesh applied ${fmt(m.applyS, 1)} s after the agent started; ` +
-    `/metrics ${fmt(m.expositionOctets / MB, 1)} MB, slowest scrape ${fmtInt(m.scrapeMsMax)} ms`);
-  const col = (w: MeshWindow) => (w.scrapeEveryS === null ? 'not scraped' : `scraped every ${w.scrapeEveryS} s`);
-  const rows: string[][] = [['window', ...m.windows.map(col)]];
-  const row = (name: string, f: (w: MeshWindow) => string) => rows.push([name, ...m.windows.map(f)]);
+  const runs: Array<[MeshAgentRun, MeshWindow]> = [];
+  if (isErr(m.baseline)) out.push(`   baseline (${MESH_SCALE.baseline} senders) FAILED: ${m.baseline.error}`);
+  else for (const w of m.baseline.windows) runs.push([m.baseline, w]);
+  for (const w of m.scale.windows) runs.push([m.scale, w]);
+  for (const r of [...new Set(runs.map(([r]) => r))]) {
+    out.push(`   ${fmtInt(r.senders)} senders (twamp_mesh_senders) of a mesh of ${r.members}: applied ${fmt(r.applyS, 1)} s after the agent started; ` +
+      `/metrics ${fmtInt(r.expositionSeries)} series in ${fmt(r.expositionOctets / MB, 2)} MB, slowest scrape ${fmtInt(r.scrapeMsMax)} ms`);
+  }
+  const col = ([r, w]: [MeshAgentRun, MeshWindow]) => `${r.senders ?? '?'} senders, ${w.scrapeEveryS === null ? 'not scraped' : `scraped every ${w.scrapeEveryS} s`}`;
+  const rows: string[][] = [['', ...runs.map(col)]];
+  const row = (name: string, f: (w: MeshWindow) => string) => rows.push([name, ...runs.map(([, w]) => f(w))]);
   row('agent CPU (% of one core, user+sys)', (w) => fmt(w.cpuPercent, 1));
   row('agent RSS mean / max (MB)', (w) => `${fmt(w.rssMeanMb)} / ${fmt(w.rssMaxMb)}`);
   row('departure error p99 per session: median / p90 / max (µs)', (w) => (w.departureP99Us
@@ -264,8 +313,7 @@ export function meshReport(m: MeshResult): string {
   row('packets reflected per second', (w) => fmt(w.ppsReflected, 0));
   row('reflector process: CPU % / RSS MB', (w) => `${fmt(w.reflector.cpuPercent, 1)} / ${fmt(w.reflector.rssMb)}`);
   out.push(table(rows));
-  out.push(`   expected per window: ${fmtInt((MESH_SCALE.reflectors * MESH_SCALE.windowS) / t.interval)} runs, ` +
-    `${fmtInt((MESH_SCALE.reflectors * MESH_SCALE.windowS * t.n_packets) / t.interval)} packets; the not-scraped window's departure ` +
-    'figures are the last session of each sender (one scrape at its end)');
+  out.push(`   expected per window and sender: ${fmt(MESH_SCALE.windowS / t.interval, 0)} runs, ${fmtInt((MESH_SCALE.windowS * t.n_packets) / t.interval)} packets; ` +
+    'a not-scraped window\'s departure figures are the last session of each sender (one scrape at its end)');
   return out.join('\n');
 }

@@ -63,14 +63,24 @@ export interface ProbePath {
   /** Outbound: 255 − the Sender TTL the reflector reflected; inbound: 255 − the replies' received TTL / hop limit. */
   hops: { min: number; max: number } | null;
   dscp: {
-    /** Outbound: what the test packets carried (0 when marking was unavailable); inbound: null (the reflector's choice). */
+    /**
+     * Outbound: what the test packets carried (0 when marking was unavailable); inbound: what the reflector was
+     * asked to mark its replies with (Type-P, or the CoS TLV's DSCP1; the received DSCP when it refused DSCP1), null when unmarked.
+     */
     sent: number | null;
-    /** Inbound: the replies' DSCP as received (the last one); outbound: null (needs RFC 7750 / the STAMP CoS TLV, not implemented). */
+    /**
+     * As received (the last one): inbound, the replies' DSCP; outbound, the DSCP our packets arrived with at the
+     * reflector as it reported it (RFC 7750 S-DSCP-ECN or the RFC 8972 CoS TLV), null when it reported none.
+     */
     received: number | null;
-    /** Inbound: replies received with another DSCP than the test packets were sent with; null when unknown. */
+    /** Packets received with another DSCP than `sent`; null when unknown. */
     remarkedPackets: number | null;
+    /** Outbound: how the reflector reported it ('rfc7750', 'cos-tlv'), null when it did not; inbound: always null. */
+    reportedBy: 'rfc7750' | 'cos-tlv' | null;
+    /** Outbound, STAMP CoS: replies whose reflector refused DSCP1 (RP = 1); null otherwise. */
+    replyDscpRefused: number | null;
   };
-  /** ECN field as received (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE): inbound, the last reply; outbound null. */
+  /** ECN field as received (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE), the last packet; outbound as the reflector reported it. */
   ecn: number | null;
 }
 
@@ -299,18 +309,27 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
   report.outbound = {
     ...direction(r.out, r.txPackets, sorted && summarize(sorted.out)),
     hops: obs(p?.outbound.hops),
-    // Unmarked packets leave with DSCP 0, the socket's default TOS.
-    dscp: { sent: s.dscpMarked ? c.dscp : 0, received: null, remarkedPackets: null },
-    ecn: null,
+    dscp: {
+      // Unmarked packets leave with DSCP 0, the socket's default TOS.
+      sent: s.dscpMarked ? c.dscp : 0,
+      // As the reflector reported it (RFC 7750 / RFC 8972 CoS TLV); null when it reported nothing.
+      received: p?.outbound.dscp ?? null,
+      remarkedPackets: p && s.dscpMarked && p.outbound.tosSamples > 0 ? p.outbound.remarked : null,
+      reportedBy: p?.outbound.reportedBy ?? null,
+      replyDscpRefused: p?.outbound.reportedBy === 'cos-tlv' ? p.outbound.replyDscpRefused ?? null : null,
+    },
+    ecn: p?.outbound.ecn ?? null,
   };
   report.inbound = {
     ...direction(r.in, r.txPackets, sorted && summarize(sorted.in)),
     hops: obs(p?.inbound.hops),
     dscp: {
-      sent: null,
+      sent: p && s.dscpMarked ? p.inbound.dscpSent ?? null : null,
       received: p?.inbound.dscp ?? null,
-      // Counted against the DSCP asked for: only meaningful when the test packets carried it.
+      // Counted against the DSCP the replies were asked to carry: only meaningful when the test packets carried ours.
       remarkedPackets: p && s.dscpMarked && p.inbound.tosSamples > 0 ? p.inbound.remarked : null,
+      reportedBy: null,
+      replyDscpRefused: null,
     },
     ecn: p?.inbound.ecn ?? null,
   };
@@ -451,6 +470,8 @@ export function renderProbeText(r: ProbeReport): string {
     : 'NOT synchronized: one-way delays include the clock offset between the hosts (may be negative); trust the round trip'}`);
   if (r.timestamps) out.push(`  ${pad('timestamps', L)}${timestampsText(r.timestamps)}`);
   out.push(`  ${pad('path', L)}${pathText(r.outbound, r.inbound)}`);
+  out.push(`  ${pad('DSCP out', L)}${dscpText(r.outbound, true)}`);
+  out.push(`  ${pad('DSCP in', L)}${dscpText(r.inbound, false)}`);
   out.push('');
 
   const dirs: [string, ProbeDirection][] = [['round trip', r.roundTrip], ['outbound', r.outbound], ['inbound', r.inbound]];
@@ -522,13 +543,25 @@ function timestampsText(t: ProbeTimestamps): string {
   return line;
 }
 
-/** `hops out 0, in 0; DSCP sent ef (46), received inbound ef (46), 0 remarked; ECN inbound Not-ECT (0)`. */
+/** `hops out 0, in 0`. */
 function pathText(o: ProbeOneWay, i: ProbeOneWay): string {
   const hops = (h: ProbePath['hops']): string => (h === null ? 'unknown' : h.min === h.max ? `${h.min}` : `${h.min}–${h.max}`);
-  const dscp = (d: number | null): string => (d === null ? 'unknown' : `${dscpName(d)} (${d})`);
-  let line = `hops out ${hops(o.hops)}, in ${hops(i.hops)}; DSCP sent ${dscp(o.dscp.sent)}, received inbound ${dscp(i.dscp.received)}`;
-  if (i.dscp.remarkedPackets !== null) line += `, ${i.dscp.remarkedPackets} remarked`;
-  line += `; ECN inbound ${i.ecn === null ? 'unknown' : `${ECN_NAMES[i.ecn & 3]} (${i.ecn})`}`;
+  return `hops out ${hops(o.hops)}, in ${hops(i.hops)}`;
+}
+
+/**
+ * One direction's marking: `sent ef (46), received cs1 (8) (RFC 7750), 100 remarked; ECN Not-ECT (0)`;
+ * outbound "received" is what the reflector reported, `unknown (the reflector reports none)` without a report.
+ */
+function dscpText(d: ProbeOneWay, outbound: boolean): string {
+  const name = (v: number | null): string => (v === null ? 'unknown' : `${dscpName(v)} (${v})`);
+  let line = `sent ${name(d.dscp.sent)}, received `;
+  if (d.dscp.received === null && outbound) line += 'unknown (the reflector reports none: needs RFC 7750 or the STAMP CoS TLV)';
+  else line += name(d.dscp.received);
+  if (d.dscp.reportedBy !== null) line += ` (${d.dscp.reportedBy === 'rfc7750' ? 'RFC 7750' : 'CoS TLV'})`;
+  if (d.dscp.remarkedPackets !== null) line += `, ${d.dscp.remarkedPackets} remarked`;
+  if (d.dscp.replyDscpRefused) line += `; the reflector refused DSCP1 for ${d.dscp.replyDscpRefused} replies (RP 1)`;
+  if (d.ecn !== null) line += `; ECN ${ECN_NAMES[d.ecn & 3]} (${d.ecn})`;
   return line;
 }
 

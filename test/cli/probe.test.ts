@@ -72,7 +72,7 @@ function assertSchema(r: ProbeReport): void {
   }
   for (const d of [r.outbound, r.inbound]) {
     if (!d) continue;
-    assert.deepEqual(Object.keys(d.dscp).sort(), ['received', 'remarkedPackets', 'sent']);
+    assert.deepEqual(Object.keys(d.dscp).sort(), ['received', 'remarkedPackets', 'replyDscpRefused', 'reportedBy', 'sent']);
     if (d.hops) assert.deepEqual(Object.keys(d.hops).sort(), ['max', 'min']);
   }
   if (r.timestamps) {
@@ -156,12 +156,14 @@ describe('otel-twamp probe against our reflector', { timeout: 120_000 }, () => {
     }
   });
 
-  it('native datapath: timestamps and path lines (kernel, hops 0 both ways on loopback, DSCP as sent), JSON alike', async (t) => {
+  it('native datapath: timestamps, path and DSCP lines (kernel, hops 0 both ways on loopback, DSCP as sent, outbound via RFC 7750), JSON alike', async (t) => {
     if (!needNative(t)) return;
     const r = await runCli(['probe', target, '--count', '20', '--reply-timeout', '1', '--dscp', 'af21']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^ {2}timestamps +kernel \(T1 and T4 kernel, native datapath\); departure error p50 \d+\.\d+ (µs|ms), p99 \d+\.\d+ (µs|ms)$/m);
-    assert.match(r.stdout, /^ {2}path +hops out 0, in 0; DSCP sent af21 \(18\), received inbound af21 \(18\), 0 remarked; ECN inbound Not-ECT \(0\)$/m);
+    assert.match(r.stdout, /^ {2}path +hops out 0, in 0$/m);
+    assert.match(r.stdout, /^ {2}DSCP out +sent af21 \(18\), received af21 \(18\) \(RFC 7750\), 0 remarked; ECN Not-ECT \(0\)$/m);
+    assert.match(r.stdout, /^ {2}DSCP in +sent af21 \(18\), received af21 \(18\), 0 remarked; ECN Not-ECT \(0\)$/m);
 
     const j = await runCli(['probe', target, '--count', '10', '--reply-timeout', '1', '--dscp', 'af21', '--json']);
     assert.equal(j.code, 0, j.stderr);
@@ -170,10 +172,11 @@ describe('otel-twamp probe against our reflector', { timeout: 120_000 }, () => {
     assert.equal(doc.schemaVersion, 1, 'fields were added, nothing renamed: still schema 1');
     assert.deepEqual(doc.outbound!.hops, { min: 0, max: 0 });
     assert.deepEqual(doc.inbound!.hops, { min: 0, max: 0 });
-    assert.deepEqual(doc.outbound!.dscp, { sent: 18, received: null, remarkedPackets: null });
-    assert.deepEqual(doc.inbound!.dscp, { sent: null, received: 18, remarkedPackets: 0 });
+    // Outbound as received at our reflector, which reports it (RFC 7750 DSCP and ECN Monitoring).
+    assert.deepEqual(doc.outbound!.dscp, { sent: 18, received: 18, remarkedPackets: 0, reportedBy: 'rfc7750', replyDscpRefused: null });
+    assert.deepEqual(doc.inbound!.dscp, { sent: 18, received: 18, remarkedPackets: 0, reportedBy: null, replyDscpRefused: null });
     assert.equal(doc.inbound!.ecn, 0);
-    assert.equal(doc.outbound!.ecn, null);
+    assert.equal(doc.outbound!.ecn, 0);
     const ts = doc.timestamps!;
     assert.equal(ts.source, 'kernel');
     assert.equal(ts.datapath, 'native');
@@ -190,14 +193,17 @@ describe('otel-twamp probe against our reflector', { timeout: 120_000 }, () => {
     const r = await runCli(['probe', target, '--count', '10', '--reply-timeout', '1', '--dscp', 'af21'], 30_000, env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^ {2}timestamps +userspace \(T1 and T4 userspace, JS datapath\): native datapath disabled by OTEL_TWAMP_NATIVE=0$/m);
-    assert.match(r.stdout, /^ {2}path +hops out \S+, in unknown; DSCP sent \S+ \(\d+\), received inbound unknown; ECN inbound unknown$/m);
+    assert.match(r.stdout, /^ {2}path +hops out \S+, in unknown$/m);
+    // The outbound DSCP as received comes from the reflector (RFC 7750), whatever our datapath.
+    assert.match(r.stdout, /^ {2}DSCP out +sent \S+ \(\d+\), received \S+ \(\d+\) \(RFC 7750\), \d+ remarked; ECN \S+ \(\d\)$/m);
+    assert.match(r.stdout, /^ {2}DSCP in +sent \S+ \(\d+\), received unknown$/m);
 
     const j = await runCli(['probe', target, '--count', '10', '--reply-timeout', '1', '--json'], 30_000, env);
     assert.equal(j.code, 0, j.stderr);
     const doc = JSON.parse(j.stdout) as ProbeReport;
     assertSchema(doc);
     assert.equal(doc.inbound!.hops, null);
-    assert.deepEqual(doc.inbound!.dscp, { sent: null, received: null, remarkedPackets: null });
+    assert.deepEqual(doc.inbound!.dscp, { sent: 0, received: null, remarkedPackets: null, reportedBy: null, replyDscpRefused: null });
     assert.equal(doc.inbound!.ecn, null);
     assert.equal(doc.timestamps!.source, 'userspace');
     assert.equal(doc.timestamps!.datapath, 'js');
@@ -425,19 +431,25 @@ describe('probe report and text rendering (synthetic session)', () => {
     const r = buildProbeReport(base);
     assert.equal(r.timestamps, null);
     assert.equal(r.outbound!.hops, null);
-    assert.deepEqual(r.outbound!.dscp, { sent: 0, received: null, remarkedPackets: null }, 'not marked: sent with DSCP 0');
+    assert.deepEqual(r.outbound!.dscp, { sent: 0, received: null, remarkedPackets: null, reportedBy: null, replyDscpRefused: null },
+      'not marked: sent with DSCP 0');
     assert.equal(r.traffic!.t1Mismatches, null);
     const text = renderProbeText(r);
     assert.doesNotMatch(text, /timestamps/);
-    assert.match(text, /^ {2}path +hops out unknown, in unknown; DSCP sent be \(0\), received inbound unknown; ECN inbound unknown$/m);
+    assert.match(text, /^ {2}path +hops out unknown, in unknown$/m);
+    assert.match(text, /^ {2}DSCP out +sent be \(0\), received unknown \(the reflector reports none: needs RFC 7750 or the STAMP CoS TLV\)$/m);
+    assert.match(text, /^ {2}DSCP in +sent unknown, received unknown$/m);
   });
 
   it('path and timestamps: hop ranges, remarking, CE, T1/T4 sources and departure error', () => {
     const withPath = {
       ...session, dscpMarked: true, t1Mismatches: 2, sendErrors: 1,
       path: {
-        outbound: { hops: { min: 3, max: 4 }, senderTtl: { min: 251, max: 252 } },
-        inbound: { hops: { min: 5, max: 5 }, ttl: { min: 250, max: 250 }, dscp: 0, ecn: 3, remarked: 9, tosSamples: 9 },
+        outbound: {
+          hops: { min: 3, max: 4 }, senderTtl: { min: 251, max: 252 },
+          reportedBy: 'cos-tlv', dscp: 8, ecn: 1, remarked: 10, tosSamples: 10, replyDscpRefused: 10,
+        },
+        inbound: { dscpSent: 8, hops: { min: 5, max: 5 }, ttl: { min: 250, max: 250 }, dscp: 0, ecn: 3, remarked: 9, tosSamples: 9 },
       },
       timestamps: {
         source: 'kernel', t1: 'kernel', t4: 'hardware', datapath: 'native', pacing: 'native-thread', txTimestamped: 10,
@@ -446,8 +458,9 @@ describe('probe report and text rendering (synthetic session)', () => {
     } as unknown as SenderSessionResult;
     const r = buildProbeReport({ ...base, outcome: { ...base.outcome, session: withPath } });
     assertSchema(r);
-    assert.deepEqual(r.outbound!.dscp, { sent: 46, received: null, remarkedPackets: null });
-    assert.deepEqual(r.inbound!.dscp, { sent: null, received: 0, remarkedPackets: 9 });
+    assert.deepEqual(r.outbound!.dscp, { sent: 46, received: 8, remarkedPackets: 10, reportedBy: 'cos-tlv', replyDscpRefused: 10 });
+    assert.equal(r.outbound!.ecn, 1);
+    assert.deepEqual(r.inbound!.dscp, { sent: 8, received: 0, remarkedPackets: 9, reportedBy: null, replyDscpRefused: null });
     assert.equal(r.inbound!.ecn, 3);
     assert.deepEqual(r.outbound!.hops, { min: 3, max: 4 });
     assert.equal(r.timestamps!.nativeUnavailable, null);
@@ -455,7 +468,9 @@ describe('probe report and text rendering (synthetic session)', () => {
     assert.equal(r.traffic!.sendErrors, 1);
     const text = renderProbeText(r);
     assert.match(text, /^ {2}timestamps +kernel \(T1 kernel, T4 hardware, native datapath\); departure error p50 12\.3 µs, p99 1\.500 ms$/m);
-    assert.match(text, /^ {2}path +hops out 3–4, in 5; DSCP sent ef \(46\), received inbound be \(0\), 9 remarked; ECN inbound CE \(3\)$/m);
+    assert.match(text, /^ {2}path +hops out 3–4, in 5$/m);
+    assert.match(text, /^ {2}DSCP out +sent ef \(46\), received cs1 \(8\) \(CoS TLV\), 10 remarked; the reflector refused DSCP1 for 10 replies \(RP 1\); ECN ECT\(1\) \(1\)$/m);
+    assert.match(text, /^ {2}DSCP in +sent cs1 \(8\), received be \(0\), 9 remarked; ECN CE \(3\)$/m);
   });
 
   it('unsynchronized clocks mark the one-way rows', () => {

@@ -21,6 +21,7 @@ import { LightReflector } from '../../src/session/lightReflector.js';
 import { openTestSocket, type RxDatagram } from '../../src/session/datapath.js';
 import { Mode, testFormat, writeSenderHeader, writeCosTlv, readCosValue, STAMP_BASE_SIZE, COS_TLV_SIZE } from '../../src/protocol/index.js';
 import { needNative } from '../helpers/native.js';
+import { pathValues } from '../../src/sender.js';
 import { requirePeersOrSkip, startTwampd } from '../helpers/peers.js';
 
 const clock = systemClock();
@@ -66,6 +67,10 @@ describe('RFC 7750 DSCP and ECN Monitoring (TWAMP)', { timeout: 60_000 }, () => 
       assert.equal(out.remarked, 0);
       // The 44-octet open reflector header: replies of 200-octet packets stay 172 octets (symmetric).
       assert.deepEqual(r.replyPayload, { min: 172, max: 172 });
+      // The metrics per direction (SENDER_PATH): DSCP sent and received, re-marked counts.
+      const v = pathValues(r, EF);
+      assert.deepEqual([v.out_dscp_sent, v.out_dscp_received, v.out_dscp_remarked, v.out_ecn_received], [EF, EF, 0, 0]);
+      assert.deepEqual([v.in_dscp_sent, v.in_dscp_received, v.in_dscp_remarked], [EF, EF, 0]);
     } finally {
       await server.close();
     }
@@ -104,6 +109,9 @@ describe('RFC 7750 DSCP and ECN Monitoring (TWAMP)', { timeout: 60_000 }, () => 
       assert.equal(r.path!.outbound.reportedBy, null);
       assert.equal(r.path!.outbound.dscp, null);
       assert.deepEqual(r.replyPayload, { min: 172, max: 172 });
+      // No report, no outbound-received series (never a fake 0).
+      const v = pathValues(r, EF);
+      assert.deepEqual([v.out_dscp_received, v.out_dscp_remarked, v.out_ecn_received], [undefined, undefined, undefined]);
     } finally {
       await a.server.close();
     }

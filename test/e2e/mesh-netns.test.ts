@@ -239,8 +239,11 @@ test('mesh across network namespaces: N−1 series per agent, members removed an
     const agents: AgentProc[] = [];
     const server = new MeshServer();
     // Last resort if the process is torn down mid-test: kill our agents by pid, remove our namespaces.
-    const onExit = () => { for (const a of agents) a.killNow(); teardownNetworkSync(); };
+    const onExit = () => { for (const a of agents) a.killNow(); teardownNetworkSync(); rmSync(dir, { recursive: true, force: true }); };
+    const onSignal = (sig: NodeJS.Signals) => { onExit(); process.exit(sig === 'SIGINT' ? 130 : 143); };
     process.once('exit', onExit);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     try {
       try {
         await buildNetwork();
@@ -397,6 +400,8 @@ test('mesh across network namespaces: N−1 series per agent, members removed an
       await server.stop();
       teardownNetworkSync();
       process.removeListener('exit', onExit);
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -76,10 +76,10 @@
 import { isIPv6 } from 'node:net';
 import type { RemoteInfo } from 'node:dgram';
 import {
-  buildLightReflection, lightReplyLength, lightRequestKey, patchReflectorTimestamp, ntpFromUnixNs,
-  verifyStampPacket, buildStampAuthReflection, signStampPacket, type CosReflection, type LightFormat,
+  buildReply, replyLength, testFormat, packetGuard, decodeSenderHeader, lightRequestKey, ntpFromUnixNs, writeTimestamp,
+  type CosReflection, type LightFormat, type PacketGuard, type TestFormat,
 } from '../protocol/index.js';
-import { readU16, readU32 } from '../protocol/bytes.js';
+import { ipOverhead } from '../measure/models.js';
 import type { Clock } from './clock.js';
 import { replyTargetProblem, unmapAddress } from './address.js';
 import { TwampSessionError, formatHostPort } from './errors.js';
@@ -101,8 +101,6 @@ export const REPLAY_WINDOW = 1024;
 const DEFAULT_IDLE_MS = 900_000;
 /** SO_RCVBUF of the Light socket (the kernel caps it at net.core.rmem_max). */
 const RECV_BUFFER_OCTETS = 4 * 1024 * 1024;
-/** Offset of T3 in an unauthenticated Light/STAMP reply (RFC 8762 §4.3.1). */
-const T3_OFFSET = 4;
 const DEFAULT_MAX_SENDERS = 65_536;
 
 /** Reasons the Light reflector reports through `onRefused` (a subset of the reflector's `refused` reasons). */
@@ -226,7 +224,9 @@ export class LightReflector {
   asymmetric = 0;
   /** Unexpected exceptions while handling a packet (also in droppedPackets). */
   errors = 0;
-  private readonly authKey: Buffer | undefined;
+  /** stamp/open, or stamp/authenticated with authKey (protocol/testFormat.ts): sizes, offsets, protection. */
+  private readonly fmt: TestFormat;
+  private readonly guard: PacketGuard;
   private readonly now: () => number;
   /** Class of Service TLV answering (RFC 8972 §4.4), reused per request: received TOS in, reply DSCP out. */
   private readonly cos: CosReflection;
@@ -242,7 +242,8 @@ export class LightReflector {
     this.idleMs = o.idleMs ?? DEFAULT_IDLE_MS;
     this.maxSenders = o.maxSenders ?? DEFAULT_MAX_SENDERS;
     this.now = o.nowMs ?? (() => performance.now());
-    this.authKey = o.authKey ? Buffer.from(o.authKey) : undefined;
+    this.fmt = testFormat('stamp', o.authKey ? 'authenticated' : 'open');
+    this.guard = packetGuard(this.fmt, o.authKey ? { stampKey: Buffer.from(o.authKey) } : {});
     this.global = { tokens: this.maxPps, octets: this.maxOctets, at: this.now() };
     this.rlog = new RateLimitedLog(o.log ?? silentLogger);
     this.format = o.lightFormat ?? 'auto';
@@ -346,7 +347,7 @@ export class LightReflector {
       if (!sock) return;
       const item = this.handle(msg, rinfo.address, rinfo.port, this.o.clock.nowNtp(), -1, -1);
       if (!item) return;
-      if (item.stampOffset !== undefined) patchReflectorTimestamp(item.data, this.o.clock.nowNtp());
+      if (item.stampOffset !== undefined) writeTimestamp(item.data, item.stampOffset, this.o.clock.nowNtp());
       sock.send(item.data, 0, item.data.length, item.port, item.address);
       this.countReflected(1, item.data.length + this.overhead(item.address));
     } catch (e) {
@@ -389,8 +390,7 @@ export class LightReflector {
 
   /** IP + UDP header octets of a reply to `address` (IPv4, or v4-mapped on a dual-stack socket: 28; IPv6: 48). */
   private overhead(address: string): number {
-    if (this.family === 4) return 28;
-    return address.includes('.') ? 28 : 48;
+    return ipOverhead(this.family === 4 || address.includes('.') ? 4 : 6);
   }
 
   private fault(e: unknown, address: unknown, port: unknown): void {
@@ -507,63 +507,63 @@ export class LightReflector {
     if (replyTargetProblem(address, port, this.o.allowReplyPorts) !== undefined) { this.badTarget++; this.drop(); return undefined; }
     const source = unmapAddress(address);
     if (this.o.acl?.check(source) !== undefined) { this.drop(); return undefined; }
-    const auth = this.authKey;
-    const len = auth ? msg.length : lightReplyLength(msg.length);
+    const fmt = this.fmt;
+    // Protected formats (authenticated STAMP): only requests whose HMAC verifies are answered.
+    const auth = fmt.sender.protection.hmac !== undefined;
+    const len = replyLength(fmt, msg.length);
     if (this.o.symmetricOnly && len > msg.length) { this.asymmetric++; this.drop(); return undefined; }
     const nowMs = this.now();
     const octets = len + this.overhead(address);
     // Rate-limited packets count as dropped too (dropped_pkt = every test packet not reflected).
     if (!this.admitSource(source, octets, nowMs)) { this.rateLimited++; this.drop(); return undefined; }
     let ssid = 0;
-    if (auth) {
-      if (!verifyStampPacket(msg, msg.length, auth)) {
-        this.authFailed++;
-        this.drop();
-        this.o.onRefused?.('hmac');
-        return undefined;
-      }
+    if (!this.guard.unprotectSender(msg, msg.length)) {
+      this.authFailed++;
+      this.drop();
+      this.o.onRefused?.('hmac');
+      return undefined;
     }
     if (!this.admitGlobal(octets, nowMs)) { this.rateLimited++; this.globalRateLimited++; this.drop(); return undefined; }
     if (auth) {
-      ssid = readU16(msg, 26);
-      // T1 at 16 (HMAC-covered), as seconds: enough to order one sender's packets.
-      const t1 = readU32(msg, 16) + readU32(msg, 20) / 4294967296;
+      // SSID and T1 (HMAC-covered) where the format puts them; T1 as seconds is enough to order one sender's packets.
+      const h = decodeSenderHeader(msg, msg.length, fmt);
+      ssid = h.ssid;
+      const t1 = Number(h.timestamp >> 32n) + Number(h.timestamp & 0xffffffffn) / 4294967296;
       if (!this.fresh(`${source}|${port}|${ssid}`, key.seq, t1, nowMs)) { this.replayed++; this.drop(); return undefined; }
     }
     let seq = key.seq;
     if (this.o.stateful) {
       // SSID only from STAMP requests (lightRequestKey under lightFormat): in TWAMP-Light packets octets 14–15
-      // are padding. Authenticated STAMP carries it at 26–27.
+      // are padding. Authenticated STAMP carries it where its format says (decoded above).
       if (!auth) ssid = key.ssid;
       seq = this.nextSeq(`${source}|${port}|${ssid}`, nowMs);
     }
     // Sender TTL: the received TTL / Hop Limit, 255 when unknown (RFC 5357 §4.2.1, RFC 8762 §4.3.1).
     const fields = { seq, receiveTimestamp: t2, timestamp: t2, errorEstimate: this.o.clock.errorEstimate, senderTtl: ttl >= 0 ? ttl : 255 };
-    // The reply carries the request's DSCP (ECN bits not copied).
-    const replyTos = tos >= 0 ? tos & 0xfc : undefined;
-    if (auth) {
-      // In place: the reply has the request's length (≥ 112); T3 is covered by the HMAC: read it now, sign last.
-      buildStampAuthReflection(msg, msg.length, msg, fields);
-      patchReflectorTimestamp(msg, this.o.clock.nowNtp(), 'authenticated');
-      signStampPacket(msg, auth);
-      const data = len === msg.length ? msg : msg.subarray(0, len);
-      return replyTos === undefined ? { data, address, port } : { data, address, port, tos: replyTos };
-    }
-    const out = len === msg.length ? msg : Buffer.allocUnsafe(len);
+    // In place when the reply is no longer than the request (msg is ours).
+    const out = len <= msg.length ? msg : Buffer.allocUnsafe(len);
     // A Class of Service TLV gets the DS byte as received (DSCP2, ECN) and, policy permitting, sets the reply's DSCP
     // (RFC 8972 §4.4); with the TOS unknown (node:dgram) it comes back unprocessed (U = 1) rather than with invented values.
+    // (Authenticated replies echo no TLVs: their tail is not covered by the request's HMAC.)
     const cos = this.cos;
     cos.receivedTos = tos;
-    buildLightReflection(msg, msg.length, out, fields, this.format, cos);
-    let dscp = replyTos;
+    buildReply(fmt, msg, msg.length, out, fields, { lightFormat: this.format, cos });
+    const data = len === out.length ? out : out.subarray(0, len);
+    // The reply carries the request's DSCP (ECN bits not copied), or the CoS TLV's answer.
+    let dscp = tos >= 0 ? tos & 0xfc : undefined;
     if (cos.replyDscp >= 0) {
       this.cosAnswered++;
       if (cos.refused) this.cosRefused++;
       dscp = cos.replyDscp << 2;
     }
-    return dscp === undefined
-      ? { data: out, address, port, stampOffset: T3_OFFSET }
-      : { data: out, address, port, stampOffset: T3_OFFSET, tos: dscp };
+    const t3At = fmt.reflector.stampOffset;
+    if (t3At === undefined) {
+      // T3 is covered by the protection (HMAC over 0–95): read it now, protect last.
+      writeTimestamp(data, fmt.reflector.timestamp, this.o.clock.nowNtp());
+      this.guard.protectReflector(data, len);
+      return dscp === undefined ? { data, address, port } : { data, address, port, tos: dscp };
+    }
+    return dscp === undefined ? { data, address, port, stampOffset: t3At } : { data, address, port, stampOffset: t3At, tos: dscp };
   }
 
   private sweep(): void {

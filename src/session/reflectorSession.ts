@@ -14,7 +14,11 @@
  *    the reply is protected and handed to the datapath: T3 then precedes the
  *    real departure by the encryption and the send call (a few µs).
  *  - Sender TTL is the request's received TTL / Hop Limit (RFC 5357 §4.2.1),
- *    255 only when it cannot be read (node:dgram fallback).
+ *    255 only when it cannot be read (node:dgram fallback);
+ *  - with RFC 7750 chosen, S-DSCP-ECN is the request's received DS byte
+ *    (the server offers the mode only where the datapath reads it).
+ * Sizes, offsets, protection and where T3 is stamped come from the format
+ * table (protocol/testFormat.ts).
  * A batch of requests (one recvmmsg) is handled in one call and its replies
  * leave with one sendmmsg. With the node:dgram fallback T2 and T3 are read
  * from the clock in JavaScript, as before the datapath.

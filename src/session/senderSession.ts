@@ -5,6 +5,10 @@
  * runTestPhase, testPhase.ts, shared with TWAMP Light), and always
  * Stop-Sessions on the way out.
  *
+ * RFC 7750 DSCP and ECN Monitoring is chosen whenever the server offers it
+ * (`dscpEcnMonitoring`, default true): each reply then reports the DS byte our
+ * packet arrived with, so re-marking on the way out is seen (result `path`).
+ *
  * In authenticated and encrypted mode the packets use the 48-octet sender /
  * 112-octet reflector layouts (RFC 4656 §4.1.2, RFC 5357 §4.2.1): sender
  * packets are at least 48 octets, replies at least 112. Authenticated mode

@@ -5,11 +5,14 @@
  * collect the reflections, and wait for stragglers until every packet is
  * answered or the reply timeout passes.
  *
- * Formats: 'twamp' = RFC 4656/5357 sender packets (14 octets open, 48
- * authenticated/encrypted, + padding); 'stamp' = RFC 8762 44-octet base
- * packet with the RFC 8972 SSID, extra length carried in an Extra Padding TLV.
- * Replies of either kind are decoded with decodeReflectorPacket, which takes
- * ≥ 38 octets (twampy); their sizes are recorded as received.
+ * Formats: every size, offset and protection rule comes from the format
+ * table (protocol/testFormat.ts, sessionFormat below): 'twamp' = RFC
+ * 4656/5357 sender packets (14 octets open, 48 authenticated/encrypted, +
+ * padding; replies with S-DSCP-ECN under RFC 7750); 'stamp' = RFC 8762 base
+ * packet with the RFC 8972 SSID, then TLVs: a Class of Service TLV (open
+ * STAMP) and the extra length as an Extra Padding TLV. Replies are decoded
+ * with the format's offsets (≥ 38 octets in the open formats: twampy); their
+ * sizes are recorded as received.
  *
  * STAMP authenticated mode (RFC 8762 §4.2.2, `stampKey`): 112-octet packets
  * whose HMAC-SHA-256/128 covers octets 0–95, T1 included, so T1 is written
@@ -47,12 +50,14 @@
  * native thread reports departures in batches) waits for it, in arrival
  * order; replies to sequence numbers we did not send are unexpected.
  *
- * Path observations per reply (native datapath only; unknown otherwise):
- * received TTL / hop limit (inbound hops = 255 − TTL, assuming the reflector
- * sent 255 as RFC 5357 §4.2.1 asks), the reflected Sender TTL (outbound hops
- * = 255 − Sender TTL: our packets leave with 255, RFC 5357 §4.2.1) and the
+ * Path observations per reply: received TTL / hop limit (inbound hops = 255
+ * − TTL, assuming the reflector sent 255 as RFC 5357 §4.2.1 asks) and the
  * received TOS / traffic class (inbound DSCP and ECN; a DSCP other than the
- * one we asked for counts as remarked).
+ * one the reply was to carry counts as remarked) need the native datapath;
+ * the reflected Sender TTL (outbound hops = 255 − Sender TTL: our packets
+ * leave with 255, RFC 5357 §4.2.1) and the DS byte our packet arrived with,
+ * when the reflector reports it (RFC 7750 S-DSCP-ECN, or DSCP2/ECN of an
+ * answered RFC 8972 CoS TLV), come in the reply itself.
  */
 import { randomBytes } from 'node:crypto';
 import {

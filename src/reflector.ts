@@ -114,6 +114,11 @@ export class TwampReflector {
     return this.server.activeSessions;
   }
 
+  /** TWAMP-Control connections open now (the `control_connections` metric). */
+  get controlConnections(): number {
+    return this.server.activeConnections;
+  }
+
   /** Where the reflector's T2 (and T3) come from: 'kernel' / 'hardware' on the native datapath, 'userspace' with node:dgram. */
   get timestampSource(): TimestampSource {
     return this.light?.timestampSource ?? this.server.timestampSource;

@@ -303,7 +303,7 @@ describe('reflector timeouts', { timeout: 60_000 }, () => {
       await sleep(700);
       assert.equal(r.counters.refused.get('timeout'), 1);
       await sleep(50);
-      assert.equal((r as unknown as { server: { activeConnections: number } }).server.activeConnections, 0);
+      assert.equal(r.controlConnections, 0);
       c.close();
     });
   });

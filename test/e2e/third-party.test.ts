@@ -10,7 +10,13 @@ import { TwampReflector } from '../../src/reflector.js';
 import { ControlServer, newControlServerCounters } from '../../src/session/controlServer.js';
 import { systemClock } from '../../src/session/clock.js';
 import { ControlClient } from '../../src/session/controlClient.js';
-import { writeSenderPacket, ntpIntervalFromNs, Command } from '../../src/protocol/index.js';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import {
+  writeSenderPacket, ntpIntervalFromNs, Command, Mode, ServerGreeting, SetupResponse, ServerStart, RequestTwSession,
+  AcceptSession, StartSessions, StartAck,
+} from '../../src/protocol/index.js';
+import { StreamReader } from '../../src/session/streamReader.js';
 import { sleep, udp } from '../helpers/udp.js';
 
 const refused = (r: { counters: { refused: Map<string, number> } }, reason: string): number => r.counters.refused.get(reason) ?? 0;
@@ -52,6 +58,31 @@ async function ask(c: ControlClient, r: ReturnType<typeof req>): Promise<{ accep
 
 async function client(port: number): Promise<ControlClient> {
   return ControlClient.connect({ host: '127.0.0.1', port, timeoutMs: 3000 });
+}
+
+/** An open-mode TWAMP-Control client written by hand (RFC 4656 §3.1, RFC 5357 §3), for commands ControlClient never sends. */
+async function rawOpenClient(port: number) {
+  const sock = connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  const reader = new StreamReader(sock, 'raw client');
+  const read = (n: number, what: string): Promise<Buffer> => reader.read(n, 3000, what);
+  await read(ServerGreeting.SIZE, 'Server-Greeting');
+  sock.write(SetupResponse.encode({ mode: Mode.UNAUTHENTICATED, keyId: Buffer.alloc(80), token: Buffer.alloc(64), clientIv: Buffer.alloc(16) }));
+  await read(ServerStart.SIZE, 'Server-Start');
+  return {
+    async request(r: ReturnType<typeof req> & { timeout: bigint }): Promise<{ port: number }> {
+      sock.write(RequestTwSession.encode(r));
+      const acc = AcceptSession.decode(await read(AcceptSession.SIZE, 'Accept-Session'));
+      assert.equal(acc.accept, 0, 'Accept-Session');
+      return acc;
+    },
+    async start(): Promise<void> {
+      sock.write(StartSessions.encode({}));
+      assert.equal(StartAck.decode(await read(StartAck.SIZE, 'Start-Ack')).accept, 0, 'Start-Ack');
+    },
+    write: (b: Buffer): void => { sock.write(b); },
+    close: (): void => { sock.destroy(); },
+  };
 }
 
 describe('third parties', { timeout: 60_000 }, () => {
@@ -139,14 +170,14 @@ describe('hostile requests', { timeout: 60_000 }, () => {
         }
       } finally { c.close(); }
       // A raw, garbage-filled Stop-Sessions on a connection with a running session.
-      const c2 = await client(port);
+      const c2 = await rawOpenClient(port);
       const s = await udp();
       try {
-        const acc = await ask(c2, { ...req(s.address().port), timeout: ntpIntervalFromNs(2_000_000_000n) });
-        await c2.startSessions();
+        const acc = await c2.request({ ...req(s.address().port), timeout: ntpIntervalFromNs(2_000_000_000n) });
+        await c2.start();
         const stop = Buffer.alloc(32, 0xff);
         stop[0] = Command.STOP_SESSIONS;
-        (c2 as unknown as { send(b: Buffer): void }).send(stop);
+        c2.write(stop);
         await sleep(100);
         const got = new Promise<Buffer>((res) => s.once('message', res));
         const pkt = Buffer.alloc(41);

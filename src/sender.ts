@@ -13,8 +13,9 @@ import type { DirectionStats, SessionResult, ReplySample } from './measure/stats
 import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
 import { runLightSenderSession } from './session/lightSenderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
-import { TwampSessionError, FAILURE_REASONS, type FailureReason } from './session/errors.js';
+import { TwampSessionError, FAILURE_REASONS, formatHostPort, type FailureReason } from './session/errors.js';
 import { warnLogger, childLogger, type Logger } from './session/log.js';
+import type { SessionSlots } from './session/sessionGate.js';
 import {
   SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH,
   type MetricValues, type NamingProfile, type SenderExtraKey, type SenderMeasurementKey, type SenderMetricKey, type SenderPathKey,
@@ -44,6 +45,8 @@ export interface SenderOptions extends ProducerOptions {
   onReply?: (received: number, sent: number) => void;
   /** Each decoded reflection, in arrival order. */
   onSample?: (sample: ReplySample) => void;
+  /** A cap on sessions at once (the agent's, docs/configuration.md "Agent"): each run waits for a slot to its reflector first. */
+  gate?: SessionSlots;
 }
 
 /**
@@ -162,11 +165,16 @@ export class TwampSender {
   }
 
   private async execute(): Promise<SenderRunOutcome> {
-    const t0 = performance.now();
+    let t0 = performance.now();
     this.abort = new AbortController();
+    let release: (() => void) | undefined;
     this.runs++;
     let outcome: SenderRunOutcome;
     try {
+      if (this.opts.gate) {
+        release = await this.opts.gate.acquire(formatHostPort(this.config.reflector, this.config.port), this.abort.signal);
+        t0 = performance.now(); // the run's duration leaves out the wait for a slot
+      }
       const session = this.config.control === false ? await runLightSenderSession({
         host: this.config.reflector, port: this.config.port, format: this.config.format ?? 'twamp',
         // Config allows only 'open' or 'authenticated' (with format stamp) when control is false.
@@ -208,6 +216,7 @@ export class TwampSender {
       outcome = { ok: false, reason, error, durationMs: performance.now() - t0 };
       if (reason !== 'aborted') this.log.warn(`test session failed (${reason}): ${error.message}`);
     } finally {
+      release?.();
       this.abort = undefined;
     }
     this.last = outcome;

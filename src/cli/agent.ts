@@ -20,6 +20,7 @@ import { attributeKey } from '../otel/attributes.js';
 import { RetiredCollectors } from './staleness.js';
 import { ProbeRunner } from './probeEndpoint.js';
 import { MeshRunner, clashingIds } from './mesh.js';
+import { SessionGate } from '../session/sessionGate.js';
 
 export interface AgentOptions {
   logger: Logger;
@@ -40,6 +41,8 @@ export class Agent {
   /** Polls the mesh definition (`mesh:`); its collectors run beside the file's (docs/configuration.md "Mesh"). */
   private mesh: MeshRunner | undefined;
   private meshCollectors: CollectorConfig[] = [];
+  /** The cap on sender sessions at once, in total and per reflector (`agent.max_concurrent_sessions`, `max_sessions_per_reflector`). */
+  readonly gate: SessionGate;
   /** Reloads and mesh versions are applied one at a time. */
   private applying: Promise<unknown> = Promise.resolve();
 
@@ -49,6 +52,7 @@ export class Agent {
     const promCfg = config.prometheus ?? (wanted?.has('prometheus')
       ? { host: env.OTEL_EXPORTER_PROMETHEUS_HOST ?? '0.0.0.0', port: Number(env.OTEL_EXPORTER_PROMETHEUS_PORT ?? 9464), path: '/metrics' }
       : undefined);
+    this.gate = new SessionGate({ maxConcurrent: config.maxConcurrentSessions, maxPerDestination: config.maxSessionsPerReflector });
     this.retired = new RetiredCollectors(attributeKey(config.naming, 'collectorId')!, o.staleGraceMs);
     const filter = (rm: ResourceMetrics): ResourceMetrics => this.retired.filter(rm);
     if (promCfg && (!wanted || wanted.has('prometheus'))) {
@@ -84,9 +88,14 @@ export class Agent {
     const agentLabels = this.agentLabels();
     this.buildInfo.start((emit) => {
       emit('build_info', 1, info);
+      const gate = this.gate.stats;
+      emit('sessions_active', gate.active, agentLabels);
+      emit('sessions_queued', gate.queued, agentLabels);
+      emit('session_queue_wait', gate.waitMs / 1000, agentLabels);
       const mesh = this.mesh;
       if (!mesh) return;
       emit('mesh_errors', mesh.errors, agentLabels);
+      if (mesh.current?.mesh.memberSets.length) emit('mesh_dns_errors', mesh.dnsErrors, agentLabels);
       if (!mesh.current) return;
       emit('mesh_generation', mesh.generation, agentLabels);
       emit('mesh_members', mesh.current.mesh.members.length, agentLabels);
@@ -125,7 +134,7 @@ export class Agent {
     }
     for (const c of collectors) {
       if (c.disabled || c.type !== 'twamp_sender') continue;
-      const s = new TwampSender(c, common);
+      const s = new TwampSender(c, { ...common, gate: this.gate });
       await s.start();
       this.running.set(c.id, { config: c, producer: s });
       log.info(`[${c.id}] TWAMP sender: ${c.model.model} × ${c.nPackets} to ${c.reflector}:${c.port} every ${c.interval} s`);
@@ -138,6 +147,11 @@ export class Agent {
     this.running.delete(id);
     await r.producer.stop();
     this.retired.retire(id);
+  }
+
+  /** Failed resolutions of the mesh's member sets from DNS. */
+  get meshDnsErrors(): number {
+    return this.mesh?.dnsErrors ?? 0;
   }
 
   get senders(): TwampSender[] {
@@ -172,6 +186,7 @@ export class Agent {
    */
   async reload(next: AgentConfig): Promise<ReloadChanges> {
     return this.serialized(async () => {
+      this.gate.setLimits({ maxConcurrent: next.maxConcurrentSessions, maxPerDestination: next.maxSessionsPerReflector });
       const out = await this.applyCollectors([...next.collectors, ...this.meshCollectors]);
       // What runs: a reflector that kept its previous configuration keeps it here too.
       const running = new Map([...this.running].map(([id, r]) => [id, r.config]));

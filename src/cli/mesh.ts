@@ -6,16 +6,19 @@
  * hands each new version's plan for this member to the agent, which starts
  * and stops only the collectors that changed. A definition that cannot be
  * read, does not validate, or does not name this agent keeps the running
- * one; the log says why.
+ * one; the log says why. Member sets from DNS are resolved again every
+ * `interval` of theirs; a change of their members is applied the same way,
+ * and a failed resolution keeps the members of the last answer.
  */
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import { readBoundedFile, MAX_CONFIG_FILE_OCTETS } from '../config/load.js';
-import { parseMesh, pickSelf, planCollectors, planFor, type MeshDefinition, type MeshPlan } from '../config/mesh.js';
+import { parseMesh, pickSelf, planCollectors, planFor, withDnsMembers, type DnsMember, type MeshDefinition, type MeshMemberSet, type MeshPlan } from '../config/mesh.js';
 import type { AgentConfig, CollectorConfig, MeshSourceConfig, NamingProfile } from '../config/types.js';
 import { formatHostPort } from '../session/errors.js';
 import type { Logger } from '../session/log.js';
+import { MeshResolver, sameMembers } from './meshDns.js';
 
 const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
 
@@ -128,9 +131,13 @@ export interface MeshContext {
   localAddresses?: () => string[];
 }
 
-/** Parse a definition's text and expand it for this agent. @throws ConfigError or Error naming the problem. */
+/** Parse a definition's text and expand it for this agent (members from DNS: none). @throws ConfigError or Error naming the problem. */
 export function expandMesh(text: string, ctx: MeshContext): LoadedMesh {
-  const mesh = parseMesh(text, ctx.config.source, { defaultInterval: ctx.defaultInterval });
+  return expandDefinition(withDnsMembers(parseMesh(text, ctx.config.source, { defaultInterval: ctx.defaultInterval }), {}), ctx);
+}
+
+/** Expand a definition (its DNS members applied) for this agent. @throws Error naming the problem. */
+export function expandDefinition(mesh: MeshDefinition, ctx: MeshContext): LoadedMesh {
   const self = pickSelf(mesh, { self: ctx.config.self, host: ctx.host, localAddresses: (ctx.localAddresses ?? localAddresses)() });
   const plan = planFor(mesh, self, { naming: ctx.naming });
   return { mesh, plan, collectors: planCollectors(plan) };
@@ -149,7 +156,20 @@ export function clashingIds(fileCollectors: readonly CollectorConfig[], mesh: re
 export async function describeMeshCheck(config: AgentConfig, o: { localAddresses?: () => string[] } = {}): Promise<string> {
   if (!config.mesh) return '';
   const text = await new MeshSource(config.mesh.source).read();
-  const loaded = expandMesh(text ?? '', {
+  const parsed = parseMesh(text ?? '', config.mesh.source, { defaultInterval: config.defaultInterval });
+  // Member sets: what DNS answers now (a failed query: no members, and a line saying why).
+  const resolver = new MeshResolver({ servers: config.mesh.dnsServers ?? [] });
+  const found: Record<string, DnsMember[]> = {};
+  const setLines: string[] = [];
+  for (const set of parsed.memberSets) {
+    try {
+      found[set.name] = await resolver.resolve(set);
+      setLines.push(`  member set ${set.name}: ${set.type} ${set.dns} → ${found[set.name]!.length} member(s)${found[set.name]!.length ? `: ${found[set.name]!.map((m) => m.name).join(', ')}` : ''} (every ${set.intervalMs / 1000} s)`);
+    } catch (e) {
+      setLines.push(`  member set ${set.name}: ${(e as Error).message}; counted as no members here`);
+    }
+  }
+  const loaded = expandDefinition(withDnsMembers(parsed, found), {
     config: config.mesh, host: config.host, naming: config.naming, defaultInterval: config.defaultInterval,
     ...(o.localAddresses ? { localAddresses: o.localAddresses } : {}),
   });
@@ -158,7 +178,7 @@ export async function describeMeshCheck(config: AgentConfig, o: { localAddresses
   const { mesh, plan } = loaded;
   const lines = [`mesh ${mesh.source}: OK — ${mesh.members.length} member(s), ${mesh.groups.length} group(s), ${Object.keys(mesh.tests).length} test(s); ` +
     `this agent is ${JSON.stringify(plan.self)}${config.mesh.self !== undefined ? '' : ' (found by host name or local address)'}: ` +
-    `${plan.senders.length} sender(s), ${plan.reflector ? 'a reflector' : 'no reflector'}`];
+    `${plan.senders.length} sender(s), ${plan.reflector ? 'a reflector' : 'no reflector'}`, ...setLines];
   if (plan.reflector) lines.push(`  reflector ${plan.reflector.id} on ${formatHostPort(plan.reflector.listen, plan.reflector.port)}${plan.reflector.lightPort !== undefined ? ` (light UDP ${plan.reflector.lightPort})` : ''}`);
   for (const s of plan.senders) {
     const test = s.labels[config.naming === 'otel' ? 'twamp.mesh.test' : 'mesh_test'];
@@ -171,25 +191,51 @@ export interface MeshRunnerOptions extends MeshContext {
   logger: Logger;
   /** Start and stop collectors to match `collectors`; throws to refuse the version (the running one is kept). */
   apply: (collectors: CollectorConfig[], loaded: LoadedMesh) => Promise<{ started: string[]; stopped: string[]; restarted: string[] }>;
+  /** Resolves member sets (default: node:dns with `config.dnsServers`). */
+  resolver?: Pick<MeshResolver, 'resolve' | 'cancel'>;
 }
 
-/** Polls the mesh source and applies each new version (docs/configuration.md "Mesh"). */
+/** The last answer for a member set's query. */
+interface SetAnswer {
+  members: DnsMember[];
+  /** When to ask again (Date.now() ms). */
+  nextAt: number;
+  /** Whether the last query failed (the members are those of the answer before). */
+  failing: boolean;
+}
+
+const setKey = (s: MeshMemberSet): string => `${s.type} ${s.dns}`;
+
+/**
+ * Polls the mesh source and the DNS of its member sets, and applies each
+ * new combination of definition and members (docs/configuration.md "Mesh").
+ */
 export class MeshRunner {
   /** Versions applied; 0 until the first. */
   generation = 0;
   /** Versions not applied (unreadable, invalid, not a member, refused). */
   errors = 0;
+  /** Member-set resolutions that failed (each kept the members of the last answer). */
+  dnsErrors = 0;
   current: LoadedMesh | undefined;
   readonly source: MeshSource;
+  private readonly resolver: Pick<MeshResolver, 'resolve' | 'cancel'>;
+  /** The last definition that parsed, and a hash of its text. */
+  private definition: { mesh: MeshDefinition; hash: string } | undefined;
+  private readonly answers = new Map<string, SetAnswer>();
+  private sourceNextAt = 0;
+  /** Definition and members last tried (applied or refused): the same again is not retried. */
+  private attempted: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private polling: Promise<boolean> | undefined;
 
   constructor(private readonly o: MeshRunnerOptions) {
     this.source = new MeshSource(o.config.source);
+    this.resolver = o.resolver ?? new MeshResolver({ servers: o.config.dnsServers ?? [] });
   }
 
-  /** Read the source once and apply a new version; whether one was applied. Never throws. */
+  /** Read the source (and resolve the member sets) when due, and apply a new version; whether one was applied. Never throws. */
   poll(): Promise<boolean> {
     this.polling ??= this.pollOnce().finally(() => { this.polling = undefined; });
     return this.polling;
@@ -197,12 +243,35 @@ export class MeshRunner {
 
   private async pollOnce(): Promise<boolean> {
     const log = this.o.logger;
+    const now = Date.now();
+    if (now >= this.sourceNextAt) {
+      this.sourceNextAt = now + this.o.config.intervalMs;
+      try {
+        const text = await this.source.read();
+        if (this.stopped) return false;
+        if (text !== undefined) {
+          // A bad version is reported once: the source remembers its content and reads it again only when it changes.
+          this.definition = { mesh: parseMesh(text, this.o.config.source, { defaultInterval: this.o.defaultInterval }), hash: createHash('sha256').update(text).digest('hex') };
+        }
+      } catch (e) {
+        this.errors++;
+        log.error(`mesh: ${this.generation > 0 ? 'new version not applied, keeping generation ' + String(this.generation) : 'not applied'}: ${(e as Error).message}`);
+        // The running definition stays, and so does the DNS of its member sets.
+      }
+    }
+    const def = this.definition;
+    if (!def || this.stopped) return false;
+    await this.resolveSets(def.mesh.memberSets);
+    if (this.stopped) return false;
+
+    const found: Record<string, DnsMember[]> = {};
+    for (const set of def.mesh.memberSets) found[set.name] = this.answers.get(setKey(set))?.members ?? [];
+    const attempt = JSON.stringify([def.hash, found]);
+    if (attempt === this.attempted) return false;
+    this.attempted = attempt;
     let loaded: LoadedMesh;
     try {
-      const text = await this.source.read();
-      if (text === undefined || this.stopped) return false;
-      // A bad version is reported once: the source remembers its content and reads it again only when it changes.
-      loaded = expandMesh(text, this.o);
+      loaded = expandDefinition(withDnsMembers(def.mesh, found), this.o);
     } catch (e) {
       this.errors++;
       log.error(`mesh: ${this.generation > 0 ? 'new version not applied, keeping generation ' + String(this.generation) : 'not applied'}: ${(e as Error).message}`);
@@ -221,13 +290,63 @@ export class MeshRunner {
       return true;
     } catch (e) {
       this.errors++;
-      this.source.forgetContent();
+      // Try the same again at the next poll.
+      this.attempted = undefined;
       log.error(`mesh: new version not applied${this.generation > 0 ? `, keeping generation ${this.generation}` : ''}: ${(e as Error).message}`);
       return false;
     }
   }
 
-  /** First poll now, then one every `interval`. */
+  /**
+   * Ask DNS again for the sets that are due (new sets at once), in parallel.
+   * A change logs one line per member that appeared or vanished; a failure
+   * is counted and logged, and keeps the members of the last answer.
+   */
+  private async resolveSets(sets: readonly MeshMemberSet[]): Promise<void> {
+    const log = this.o.logger;
+    const wanted = new Set(sets.map(setKey));
+    for (const k of [...this.answers.keys()]) if (!wanted.has(k)) this.answers.delete(k);
+    const now = Date.now();
+    const due = new Map<string, MeshMemberSet>();
+    for (const set of sets) {
+      const a = this.answers.get(setKey(set));
+      if (!due.has(setKey(set)) && (!a || now >= a.nextAt)) due.set(setKey(set), set);
+    }
+    await Promise.all([...due.entries()].map(async ([k, set]) => {
+      const before = this.answers.get(k);
+      const nextAt = Date.now() + Math.min(...sets.filter((x) => setKey(x) === k).map((x) => x.intervalMs));
+      let members: DnsMember[];
+      try {
+        members = await this.resolver.resolve(set);
+      } catch (e) {
+        if (this.stopped) return;
+        this.dnsErrors++;
+        const kept = before?.members.length ?? 0;
+        // Logged when a set starts failing, not at every retry; the counter counts each.
+        if (!before?.failing) log.error(`mesh: ${(e as Error).message}; keeping the ${kept} member(s) of the last answer`);
+        this.answers.set(k, { members: before?.members ?? [], nextAt, failing: true });
+        return;
+      }
+      if (this.stopped) return;
+      if (before?.failing) log.info(`mesh: ${set.type} ${set.dns} resolves again`);
+      this.answers.set(k, { members, nextAt, failing: false });
+      if (!before) {
+        log.info(`mesh: member set ${set.name}: ${set.type} ${set.dns} has ${members.length} member(s)${members.length ? `: ${members.map(describeDnsMember).join(', ')}` : ''}`);
+        return;
+      }
+      if (sameMembers(before.members, members)) return;
+      const old = new Map(before.members.map((m) => [m.name, m]));
+      const fresh = new Map(members.map((m) => [m.name, m]));
+      for (const m of members) {
+        const was = old.get(m.name);
+        if (!was) log.info(`mesh: member set ${set.name}: ${m.name} appeared in ${set.type} ${set.dns}${describeWhere(m)}`);
+        else if (was.address !== m.address || was.port !== m.port) log.info(`mesh: member set ${set.name}: ${m.name} changed in ${set.type} ${set.dns}${describeWhere(m)}`);
+      }
+      for (const m of before.members) if (!fresh.has(m.name)) log.info(`mesh: member set ${set.name}: ${m.name} vanished from ${set.type} ${set.dns}`);
+    }));
+  }
+
+  /** First poll now, then whenever the source or a member set is due. */
   async start(): Promise<void> {
     await this.poll();
     this.schedule();
@@ -235,13 +354,29 @@ export class MeshRunner {
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => { void this.poll().finally(() => this.schedule()); }, this.o.config.intervalMs);
+    let next = this.sourceNextAt;
+    for (const set of this.definition?.mesh.memberSets ?? []) {
+      const a = this.answers.get(setKey(set));
+      next = Math.min(next, a ? a.nextAt : 0);
+    }
+    const delay = Math.max(10, next - Date.now());
+    this.timer = setTimeout(() => { void this.poll().finally(() => this.schedule()); }, delay);
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.resolver.cancel();
     await this.polling;
   }
+}
+
+function describeDnsMember(m: DnsMember): string {
+  return m.name === m.address && m.port === undefined ? m.name : `${m.name}${describeWhere(m)}`;
+}
+
+function describeWhere(m: DnsMember): string {
+  if (m.port !== undefined) return ` (${formatHostPort(m.address, m.port)})`;
+  return m.name === m.address ? '' : ` (${m.address})`;
 }

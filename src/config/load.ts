@@ -616,6 +616,8 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
     host: f.agent.host ?? os.hostname(),
     labels: f.agent.labels,
     defaultInterval,
+    maxConcurrentSessions: f.agent.max_concurrent_sessions,
+    maxSessionsPerReflector: f.agent.max_sessions_per_reflector,
     naming: f.naming,
     collectors,
   };
@@ -628,7 +630,10 @@ export function parseAgentConfig(text: string, source = '<inline>', env: NodeJS.
   if (f.mesh !== undefined) {
     // A relative path names a file beside the agent file; URLs are kept as written.
     const src = /^https?:\/\//i.test(f.mesh.source) ? f.mesh.source : resolvePath(fileContext(source).baseDir, f.mesh.source);
-    config.mesh = { source: src, intervalMs: ms(f.mesh.interval), ...(f.mesh.self !== undefined ? { self: f.mesh.self } : {}) };
+    config.mesh = {
+      source: src, intervalMs: ms(f.mesh.interval), ...(f.mesh.self !== undefined ? { self: f.mesh.self } : {}),
+      ...(f.mesh.dns_servers !== undefined ? { dnsServers: f.mesh.dns_servers } : {}),
+    };
   }
   return config;
 }

@@ -14,7 +14,7 @@ import { ConfigError } from './errors.js';
 import { fallbackMessage, finish, fromZod, parseConfigText, toReflector, toSender } from './load.js';
 import type { FileContext, RawIssue } from './load.js';
 import {
-  expecting, hostOrIp, int, labels, listenIp, meshReflectorSchema, meshTestSchema, nonEmptyString, opt, strictMap, suggestKey,
+  expecting, hostOrIp, int, labels, listenIp, meshReflectorSchema, meshTestSchema, nonEmptyString, oneOf, opt, strictMap, suggestKey,
 } from './schema.js';
 import type { ParsedReflector, ParsedSender } from './schema.js';
 import type { CollectorConfig, NamingProfile, ReflectorConfig, SenderConfig } from './types.js';
@@ -39,6 +39,42 @@ const memberSchema = strictMap(
   },
   'a member (map with "name" and "address")',
 );
+
+/**
+ * A DNS name to resolve: host-name labels, and the leading-underscore labels
+ * of SRV owner names (`_twamp-control._tcp.twamp.monitoring.svc`, RFC 2782).
+ */
+const DNS_LABEL = /^(?:_?[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?|_[A-Za-z0-9])$/;
+const DNS_FORM = 'a DNS name (labels of letters, digits, - and _; e.g. twamp.monitoring.svc.cluster.local)';
+const dnsName = () => z.string({ error: expecting(DNS_FORM) })
+  .refine((v) => { const n = v.replace(/\.$/, ''); return n.length > 0 && n.length <= 253 && n.split('.').every((l) => DNS_LABEL.test(l)); }, { error: expecting(DNS_FORM) })
+  .transform((v) => v.replace(/\.$/, '').toLowerCase());
+const MAX_DNS_INTERVAL_S = 86_400;
+const dnsInterval = () => z.number({ error: expecting(`a number of seconds > 0 and ≤ ${MAX_DNS_INTERVAL_S}`) }).gt(0).max(MAX_DNS_INTERVAL_S);
+
+/**
+ * A member set from DNS (docs/configuration.md "Mesh", "Members from DNS"):
+ * the A, AAAA or SRV records of `dns`, re-resolved every `interval`; groups
+ * name the set by `name` and mean every member it resolves to.
+ */
+const dnsMemberSchema = strictMap(
+  {
+    name: name(),
+    dns: dnsName(),
+    type: opt(oneOf(['A', 'AAAA', 'SRV']).default('A')),
+    port: opt(int(1, 65535).optional()),
+    light_port: opt(int(1, 65535).optional()),
+    listen: opt(listenIp().default('0.0.0.0')),
+    labels: labels(),
+    interval: opt(dnsInterval().default(30)),
+  },
+  'a member set from DNS (map with "name" and "dns")',
+  { address: 'a member set from DNS has no address: its members are what DNS answers (leave dns out for one member at one address)' },
+).check(z.superRefine((v, ctx) => {
+  if (v.type === 'SRV' && v.port !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['port'], input: v.port, message: 'an SRV member set takes each member\'s port from its record; leave port out' });
+  }
+}));
 
 const testName = () => nonEmptyString('a test name (a key of tests)');
 
@@ -69,6 +105,7 @@ const meshFileSchema = strictMap(
 );
 
 type ParsedMember = z.output<typeof memberSchema>;
+type ParsedDnsMembers = z.output<typeof dnsMemberSchema>;
 type ParsedGroup = z.output<typeof groupSchema>;
 
 // ---------------------------------------------------------------------------
@@ -85,6 +122,31 @@ export interface MeshMember {
   /** Address its reflector listens on. */
   listen: string;
   labels: Record<string, string>;
+  /** The member set it came from, for members from DNS. */
+  dynamic?: string;
+}
+
+/** Members that come from DNS records (`members: - {name, dns, type}`). */
+export interface MeshMemberSet {
+  /** What groups call the set. */
+  name: string;
+  /** The name resolved (lower case, no trailing dot). */
+  dns: string;
+  type: 'A' | 'AAAA' | 'SRV';
+  /** TWAMP-Control port of every member (A/AAAA; SRV members have the port of their record). */
+  port: number;
+  lightPort?: number;
+  listen: string;
+  labels: Record<string, string>;
+  /** How often the records are resolved again. */
+  intervalMs: number;
+}
+
+/** One member a set resolved to: its name (the address, or the SRV target), address and, from SRV, port. */
+export interface DnsMember {
+  name: string;
+  address: string;
+  port?: number;
 }
 
 export type MeshGroup =
@@ -97,10 +159,18 @@ export interface MeshDefinition {
   source: string;
   /** Test templates by name: normalized sender settings with an empty reflector. */
   tests: Record<string, SenderConfig>;
+  /** The members: those written out, then those DNS gave (see withDnsMembers). */
   members: MeshMember[];
+  /** Groups as written: a name in them is a member or a member set. */
   groups: MeshGroup[];
+  /** Member sets from DNS; empty when every member is written out. */
+  memberSets: MeshMemberSet[];
+  /** The members each set resolved to, by set name (empty lists until withDnsMembers). */
+  setMembers: Record<string, string[]>;
   /** Reflector of each member (the mesh's `reflector:` settings on the member's listen address and ports). */
   reflectors: Record<string, ReflectorConfig>;
+  /** The `reflector:` settings before a member's listen address and ports are applied (for members from DNS). */
+  reflectorTemplate?: ReflectorConfig;
 }
 
 export interface ParseMeshOptions {
@@ -144,13 +214,15 @@ export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOpti
     for (const f of ctx.issues) issues.push({ path: ['tests', tname, ...f.path], message: f.message });
   }
 
-  // Members: valid and uniquely named.
+  // Members and member sets from DNS: valid and uniquely named.
   const members: MeshMember[] = [];
+  const memberSets: MeshMemberSet[] = [];
   const memberAt = new Map<string, number>();
   (Array.isArray(rec.members) ? rec.members : []).forEach((item, i) => {
-    const parsed = memberSchema.safeParse(item, { error: fallbackMessage });
+    const fromDns = isRecord(item) && 'dns' in item;
+    const parsed = (fromDns ? dnsMemberSchema : memberSchema).safeParse(item, { error: fallbackMessage });
     if (!parsed.success) { issues.push(...fromZod(parsed.error.issues, ['members', i])); return; }
-    const m: ParsedMember = parsed.data;
+    const m = parsed.data as ParsedMember | ParsedDnsMembers;
     const first = memberAt.get(m.name);
     if (first !== undefined) {
       const line = map.locate(['members', first, 'name'])?.line;
@@ -158,13 +230,21 @@ export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOpti
       return;
     }
     memberAt.set(m.name, i);
+    if ('dns' in m) {
+      memberSets.push({
+        name: m.name, dns: m.dns, type: m.type, port: m.port ?? 862, listen: m.listen, labels: m.labels, intervalMs: Math.round(m.interval * 1000),
+        ...(m.light_port !== undefined ? { lightPort: m.light_port } : {}),
+      });
+      return;
+    }
     members.push({
       name: m.name, address: m.address, port: m.port, listen: m.listen, labels: m.labels,
       ...(m.light_port !== undefined ? { lightPort: m.light_port } : {}),
     });
   });
   const byName = new Map(members.map((m) => [m.name, m]));
-  const names = [...byName.keys()];
+  const setByName = new Map(memberSets.map((m) => [m.name, m]));
+  const names = [...memberAt.keys()];
 
   // Groups: members and tests that exist; light tests only to members with light_port.
   const groups: MeshGroup[] = [];
@@ -178,7 +258,7 @@ export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOpti
       : g.type === 'star' ? [['probes', g.probes], ['reflectors', g.reflectors]] : [['a', g.a], ['b', g.b]];
     for (const [key, list] of lists) {
       list.forEach((n, k) => {
-        if (byName.has(n)) {
+        if (byName.has(n) || setByName.has(n)) {
           if (list.indexOf(n) !== k) { issues.push({ path: ['groups', i, key, k], message: `member ${JSON.stringify(n)} is listed twice` }); ok = false; }
           return;
         }
@@ -201,7 +281,7 @@ export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOpti
     const t = tests[g.test];
     if (ok && t !== undefined && t.control === false) {
       const targets = g.type === 'mesh' ? g.members : g.type === 'star' ? g.reflectors : g.b;
-      const missing = targets.filter((n) => byName.get(n)?.lightPort === undefined);
+      const missing = targets.filter((n) => (byName.get(n) ?? setByName.get(n))?.lightPort === undefined);
       if (missing.length > 0) {
         issues.push({ path: ['groups', i, 'test'], message: `test ${JSON.stringify(g.test)} has control: false, but target member${missing.length > 1 ? 's' : ''} ${missing.map((n) => JSON.stringify(n)).join(', ')} ${missing.length > 1 ? 'have' : 'has'} no light_port` });
         ok = false;
@@ -212,23 +292,65 @@ export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOpti
 
   // The reflector settings, then one reflector per member.
   const reflectors: Record<string, ReflectorConfig> = {};
+  let reflectorTemplate: ReflectorConfig | undefined;
   {
     const parsed = meshReflectorSchema().safeParse(rec.reflector ?? {}, { error: fallbackMessage });
     if (!parsed.success) issues.push(...fromZod(parsed.error.issues, ['reflector']));
     else {
-      for (const m of members) {
-        const ctx = files();
-        reflectors[m.name] = toReflector({
-          ...parsed.data, id: MESH_REFLECTOR_ID, listen: m.listen, port: m.port, light_port: m.lightPort, disabled: false, interval: undefined,
-        } as ParsedReflector, defaultInterval, ctx);
-        // key_file problems are the same for every member: report them once.
-        if (m === members[0]) for (const f of ctx.issues) issues.push({ path: ['reflector', ...f.path], message: f.message });
-      }
+      const ctx = files();
+      reflectorTemplate = toReflector({
+        ...parsed.data, id: MESH_REFLECTOR_ID, listen: '0.0.0.0', port: 862, light_port: undefined, disabled: false, interval: undefined,
+      } as ParsedReflector, defaultInterval, ctx);
+      // key_file problems are the same for every member: report them once.
+      for (const f of ctx.issues) issues.push({ path: ['reflector', ...f.path], message: f.message });
+      for (const m of members) reflectors[m.name] = memberReflector(reflectorTemplate, m);
     }
   }
 
   if (issues.length > 0) throw new ConfigError(finish(issues, source, map, () => undefined));
-  return { source, tests, members, groups, reflectors };
+  const setMembers = Object.fromEntries(memberSets.map((m) => [m.name, [] as string[]]));
+  return { source, tests, members, groups, memberSets, setMembers, reflectors, ...(reflectorTemplate ? { reflectorTemplate } : {}) };
+}
+
+/** The mesh reflector of one member: the `reflector:` settings on its listen address and ports. */
+function memberReflector(template: ReflectorConfig, m: MeshMember): ReflectorConfig {
+  const { lightPort: _lp, ...rest } = template;
+  return { ...rest, listen: m.listen, port: m.port, ...(m.lightPort !== undefined ? { lightPort: m.lightPort } : {}) };
+}
+
+/**
+ * The definition with the members its DNS sets resolved to (pure: the same
+ * records give the same definition). `found` maps a set's name to its
+ * members; a set not in it has none. A member is named by its address (A,
+ * AAAA) or its SRV target (`target:port` when a target has several ports),
+ * takes the set's port (SRV: the record's), listen address and labels, and
+ * joins the groups that name the set. A name already a member (written out,
+ * or from an earlier set) stays that member and joins this set too.
+ */
+export function withDnsMembers(mesh: MeshDefinition, found: Readonly<Record<string, readonly DnsMember[]>>): MeshDefinition {
+  const members = mesh.members.filter((m) => m.dynamic === undefined);
+  const known = new Set(members.map((m) => m.name));
+  const reflectors: Record<string, ReflectorConfig> = {};
+  for (const m of members) if (mesh.reflectors[m.name]) reflectors[m.name] = mesh.reflectors[m.name]!;
+  const setMembers: Record<string, string[]> = {};
+  for (const set of mesh.memberSets) {
+    const list = [...(found[set.name] ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const names: string[] = [];
+    for (const d of list) {
+      if (names.includes(d.name)) continue;
+      names.push(d.name);
+      if (known.has(d.name)) continue;
+      known.add(d.name);
+      const m: MeshMember = {
+        name: d.name, address: d.address, port: set.type === 'SRV' && d.port !== undefined ? d.port : set.port, listen: set.listen,
+        labels: { ...set.labels }, dynamic: set.name, ...(set.lightPort !== undefined ? { lightPort: set.lightPort } : {}),
+      };
+      members.push(m);
+      if (mesh.reflectorTemplate) reflectors[m.name] = memberReflector(mesh.reflectorTemplate, m);
+    }
+    setMembers[set.name] = names;
+  }
+  return { ...mesh, members, setMembers, reflectors };
 }
 
 function hasRawMember(rawMembers: unknown, n: string): boolean {
@@ -258,10 +380,12 @@ export function meshPairs(mesh: MeshDefinition): { src: string; dst: string; tes
       }
     }
   };
+  // A set's name stands for the members it resolved to.
+  const expand = (list: readonly string[]): string[] => [...new Set(list.flatMap((n) => mesh.setMembers[n] ?? [n]))];
   for (const g of mesh.groups) {
-    if (g.type === 'mesh') add(g.members, g.members, g.test);
-    else if (g.type === 'star') add(g.probes, g.reflectors, g.test);
-    else add(g.a, g.b, g.test);
+    if (g.type === 'mesh') add(expand(g.members), expand(g.members), g.test);
+    else if (g.type === 'star') add(expand(g.probes), expand(g.reflectors), g.test);
+    else add(expand(g.a), expand(g.b), g.test);
   }
   return out;
 }
@@ -338,7 +462,8 @@ export function planCollectors(plan: MeshPlan): CollectorConfig[] {
 }
 
 /**
- * Which member this agent is: `self` when given (it must be a member), else
+ * Which member this agent is: `self` when given (a member's name, or the
+ * address of exactly one member), else
  * the member named like the host, else the one member whose address is one
  * of `localAddresses`.
  * @throws Error naming the problem (no such member, none or several local).
@@ -347,6 +472,12 @@ export function pickSelf(mesh: MeshDefinition, o: { self?: string | undefined; h
   const names = mesh.members.map((m) => m.name);
   if (o.self !== undefined) {
     if (names.includes(o.self)) return o.self;
+    // An address names the member that has it (a pod's own IP among a set's A records).
+    const at = mesh.members.filter((m) => m.address === o.self);
+    if (at.length === 1) return at[0]!.name;
+    if (mesh.memberSets.some((s) => s.name === o.self)) {
+      throw new Error(`mesh.self: ${JSON.stringify(o.self)} is a member set from DNS in ${mesh.source}, not a member: name one of its members, or leave self out to find it by local address`);
+    }
     const hint = suggestKey(o.self, names);
     throw new Error(`mesh.self: ${JSON.stringify(o.self)} is not a member of ${mesh.source}${hint !== undefined ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; members: ${names.join(', ') || 'none'}`);
   }

@@ -784,6 +784,9 @@ export const meshSectionSchema = strictMap(
     source: nonEmptyString('a file path (relative to this file) or an http(s) URL'),
     self: opt(nonEmptyString('a member name').optional()),
     interval: opt(seconds().default(60)),
+    // Servers for member sets from DNS (docs/configuration.md "Mesh"); absent = the system's.
+    dns_servers: opt(z.array(string().refine((v) => net.isIP(v.replace(/^\[(.*)\](:\d{1,5})?$/, '$1').replace(/^([\d.]+):\d{1,5}$/, '$1')) !== 0),
+      { error: expecting('a list of DNS server addresses (IP, IP:PORT or [IPv6]:PORT)') }).optional()),
   },
   'a map with "source"',
 );
@@ -809,6 +812,9 @@ const agentSection = () =>
       host: opt(nonEmptyString().optional()),
       labels: labels(),
       defaults: opt(defaultsSectionSchema.prefault({})),
+      // The session cap (src/session/sessionGate.ts); 8 per reflector = our reflector's max_connections_per_client.
+      max_concurrent_sessions: opt(int(1, 100_000).default(100)),
+      max_sessions_per_reflector: opt(int(1, 100_000).default(8)),
     },
     'a map',
   );

@@ -235,6 +235,8 @@ export interface MeshSourceConfig {
   self?: string;
   /** How often the source is checked for a new version. */
   intervalMs: number;
+  /** Servers member sets from DNS are resolved with (`dns_servers`); absent = the system's. */
+  dnsServers?: string[];
 }
 
 export interface AgentConfig {
@@ -243,6 +245,10 @@ export interface AgentConfig {
   labels: Record<string, string>;
   /** agent.defaults.interval, seconds. */
   defaultInterval: number;
+  /** `agent.max_concurrent_sessions`: sender sessions at once over all reflectors. */
+  maxConcurrentSessions: number;
+  /** `agent.max_sessions_per_reflector`: sender sessions (control connections) at once to one reflector. */
+  maxSessionsPerReflector: number;
   /** Present when `sender.listen` is set. */
   prometheus?: PrometheusConfig;
   /** Present when the `otlp` section is present. */

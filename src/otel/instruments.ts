@@ -229,6 +229,19 @@ export const AGENT_METRICS = [
   { key: 'mesh_errors', kind: 'counter', legacy: { name: 'twamp_mesh_errors', unit: '1' },
     otel: { name: 'twamp.mesh.errors', unit: '1', scale: 1 },
     description: 'Mesh definitions not applied (unreadable, invalid, or this agent not a member); the running one is kept', valueType: ValueType.INT, extra: true },
+  { key: 'mesh_dns_errors', kind: 'counter', legacy: { name: 'twamp_mesh_dns_errors', unit: '1' },
+    otel: { name: 'twamp.mesh.dns.errors', unit: '1', scale: 1 },
+    description: 'Resolutions of a mesh member set from DNS that failed; the members of the last answer are kept', valueType: ValueType.INT, extra: true },
+  // The session cap (docs/configuration.md "The agent file": max_concurrent_sessions, max_sessions_per_reflector).
+  { key: 'sessions_active', kind: 'gauge', legacy: { name: 'twamp_agent_sessions_active', unit: '{session}' },
+    otel: { name: 'twamp.agent.session.active', unit: '{session}', scale: 1 },
+    description: 'Sender test sessions running now (at most max_concurrent_sessions)', valueType: ValueType.INT, extra: true },
+  { key: 'sessions_queued', kind: 'gauge', legacy: { name: 'twamp_agent_sessions_queued', unit: '{session}' },
+    otel: { name: 'twamp.agent.session.queued', unit: '{session}', scale: 1 },
+    description: 'Sender test sessions waiting for a slot (the agent or their reflector at its cap)', valueType: ValueType.INT, extra: true },
+  { key: 'session_queue_wait', kind: 'counter', legacy: { name: 'twamp_agent_session_queue_wait_seconds', unit: 's' },
+    otel: { name: 'twamp.agent.session.queue.wait', unit: 's', scale: 1 },
+    description: 'Time sender test sessions spent waiting for a slot, in total', valueType: ValueType.DOUBLE, extra: true },
 ] as const satisfies readonly MetricSpec[];
 
 /** The keys of a metric table: what a producer may emit into an InstrumentSet built from it. */

@@ -278,11 +278,13 @@ export class ControlClient {
     });
   }
 
-  /** Half-close, then destroy after a short bound so a silent peer cannot keep us. */
-  close(): void {
-    if (this.socket.destroyed) return;
+  /** Half-close, then destroy after a short bound so a silent peer cannot keep us; resolves once the socket is closed. */
+  close(): Promise<void> {
+    if (this.socket.destroyed) return Promise.resolve();
+    const closed = new Promise<void>((resolve) => { this.socket.once('close', () => resolve()); });
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
+    return closed;
   }
 }
 

@@ -25,7 +25,7 @@ export interface SessionGateLimits {
 /** What a sender needs of a gate: a slot for a destination, released by calling the function returned. */
 export interface SessionSlots {
   /**
-   * Wait for a slot to `destination` (the reflector as the sender names it).
+   * Wait for a slot to `destination` (the reflector as the sender names it, HOST:PORT).
    * Rejects with a TwampSessionError (reason `aborted`) when `signal` aborts
    * while waiting. The returned release function is idempotent.
    */

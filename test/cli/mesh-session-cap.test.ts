@@ -1,0 +1,129 @@
+// The agent's cap on sender sessions at once (docs/configuration.md "The agent
+// file": max_concurrent_sessions, max_sessions_per_reflector): six senders
+// due at the same second never hold more TWAMP-Control connections to one
+// reflector, nor sessions in total, than the caps; the others queue, every
+// one still runs, and the wait is exported. The same senders without a tight
+// cap do open more at once (so the counting would see a missing gate).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { parseAgentConfig, parseReflectorConfig } from '../../src/config/load.js';
+import { Agent } from '../../src/cli/agent.js';
+import { TwampReflector } from '../../src/reflector.js';
+import { silentLogger } from '../../src/session/log.js';
+import { freePort } from '../helpers/peers.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Counts TWAMP-Control connections open at once through a TCP relay to a reflector, per relay and in total. */
+class Counter {
+  open = 0;
+  max = 0;
+  constructor(private readonly total?: Counter) {}
+  up(): void {
+    this.open++;
+    this.max = Math.max(this.max, this.open);
+    this.total?.up();
+  }
+  down(): void {
+    this.open--;
+    this.total?.down();
+  }
+}
+
+async function relay(to: number, counter: Counter): Promise<{ port: number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    counter.up();
+    let closed = false;
+    const upstream = net.connect(to, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    const done = () => {
+      if (closed) return;
+      closed = true;
+      counter.down();
+      client.destroy();
+      upstream.destroy();
+    };
+    client.pipe(upstream).pipe(client);
+    for (const s of [client, upstream]) { s.on('close', done); s.on('error', done); }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => { for (const s of sockets) s.destroy(); return new Promise((r) => server.close(() => r())); },
+  };
+}
+
+async function runSix(limits: string, relays: number[], prom?: number): Promise<Agent> {
+  const senders = Array.from({ length: 6 }, (_, i) =>
+    `  - {type: twamp_sender, id: s${i}, reflector: 127.0.0.1, port: ${relays[i % relays.length]}, model: g711, n_packets: 15, interval: 60, reply_timeout: 0.5}`);
+  const agent = new Agent(parseAgentConfig(`$version: "1.0"
+${limits}
+${prom !== undefined ? `sender: {listen: "127.0.0.1:${prom}"}\n` : ''}collectors:
+${senders.join('\n')}
+`, 'agent.yaml', {}), { logger: silentLogger, env: {} });
+  await agent.start();
+  await until('every sender to finish a run', () => agent.senders.length === 6 && agent.senders.every((s) => s.lastOutcome !== undefined));
+  return agent;
+}
+
+describe('agent session cap', { timeout: 90_000 }, () => {
+  it('max_sessions_per_reflector and max_concurrent_sessions bound the sessions at once; the rest queue, run, and the wait is exported', async () => {
+    const reflector = new TwampReflector(parseReflectorConfig({ id: 'r', listen: '127.0.0.1', port: 0 }), { logger: silentLogger });
+    await reflector.start();
+    const total = new Counter();
+    const a = new Counter(total);
+    const b = new Counter(total);
+    const ra = await relay(reflector.address!.port, a);
+    const rb = await relay(reflector.address!.port, b);
+    const prom = await freePort();
+    let agent: Agent | undefined;
+    try {
+      // Three senders per "reflector" (relay), 2 per reflector and 3 in all at once.
+      agent = await runSix('agent: {max_concurrent_sessions: 3, max_sessions_per_reflector: 2}', [ra.port, rb.port], prom);
+      for (const s of agent.senders) assert.equal(s.lastOutcome?.ok, true, `${s.config.id}: ${s.lastOutcome?.ok === false ? s.lastOutcome.error.message : ''}`);
+      assert.ok(a.max <= 2 && b.max <= 2, `per reflector at most 2, saw ${a.max} and ${b.max}`);
+      assert.ok(total.max <= 3, `in all at most 3, saw ${total.max}`);
+      assert.equal(total.max, 3, 'the cap is used, not undershot');
+      const stats = agent.gate.stats;
+      assert.equal(stats.granted, 6);
+      assert.ok(stats.waited >= 3, `at least three waited, ${stats.waited} did`);
+      assert.ok(stats.waitMs > 0);
+      assert.deepEqual([stats.active, stats.queued], [0, 0]);
+      const text = await agent.prometheus!.render();
+      const wait = /^twamp_agent_session_queue_wait_seconds_total\{[^}]*\} (\S+)$/m.exec(text);
+      assert.ok(wait && Number(wait[1]) > 0, text.split('\n').filter((l) => l.startsWith('twamp_agent_')).join('\n'));
+      assert.match(text, /^twamp_agent_sessions_active\{[^}]*\} 0$/m);
+      assert.match(text, /^twamp_agent_sessions_queued\{[^}]*\} 0$/m);
+      await agent.stop();
+      agent = undefined;
+
+      // Without a tight cap (the defaults: 100 in all, 8 per reflector) the same six run together.
+      for (const c of [a, b, total]) c.max = 0;
+      agent = await runSix('', [ra.port], undefined);
+      assert.ok(a.max > 2, `the defaults let more than 2 run at once, saw ${a.max}`);
+      assert.equal(agent.gate.stats.waited, 0);
+    } finally {
+      await agent?.stop();
+      await ra.close();
+      await rb.close();
+      await reflector.stop();
+    }
+  });
+
+  it('agent keys: defaults 100 and 8; integers ≥ 1', () => {
+    const c = parseAgentConfig('$version: "1.0"\ncollectors: []\n', 'agent.yaml', {});
+    assert.deepEqual([c.maxConcurrentSessions, c.maxSessionsPerReflector], [100, 8]);
+    assert.throws(() => parseAgentConfig('$version: "1.0"\nagent: {max_sessions_per_reflector: 0}\ncollectors: []\n', 'agent.yaml', {}),
+      /agent\.yaml:2:\d+: agent\.max_sessions_per_reflector: expected an integer between 1 and 100000/);
+  });
+});

@@ -143,7 +143,7 @@ interface RunContext {
 
 /** One agent with a mesh of n + 1 (itself and the first n reflector members), measured over `windows`; stopped at the end. */
 async function runAgent(n: number, windows: Array<number | undefined>, ctx: RunContext): Promise<MeshAgentRun> {
-  const { log, cleanup, port, stats, dir, refl } = ctx;
+  const { cleanup, port, dir } = ctx;
   const selfPort = await freePort();
   const metricsPort = await freePort();
   const t = MESH_SCALE.test;
@@ -173,6 +173,16 @@ async function runAgent(n: number, windows: Array<number | undefined>, ctx: RunC
     clearTimeout(k);
   };
   cleanup.push(stop);
+  try {
+    return await measureAgent(n, windows, ctx, agent, metricsPort, t0);
+  } finally {
+    await stop();
+  }
+}
+
+async function measureAgent(n: number, windows: Array<number | undefined>, ctx: RunContext, agent: ChildProcess,
+  metricsPort: number, t0: number): Promise<MeshAgentRun> {
+  const { log, stats, refl } = ctx;
   let applied: number | undefined;
   let tail = '';
   createInterface({ input: agent.stderr! }).on('line', (l) => {
@@ -275,7 +285,6 @@ async function runAgent(n: number, windows: Array<number | undefined>, ctx: RunC
     log(`mesh: ${n} senders: window ${k + 1}/${windows.length}: ${every === undefined ? 'not scraped' : `scraped every ${every} s`} (${MESH_SCALE.windowS} s)`);
     results.push(await window(every));
   }
-  await stop();
   return { members: n + 1, senders, applyS, windows: results, scrapes, scrapeMsMax, expositionOctets, expositionSeries };
 }
 

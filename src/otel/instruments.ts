@@ -232,7 +232,7 @@ export const AGENT_METRICS = [
   { key: 'mesh_dns_errors', kind: 'counter', legacy: { name: 'twamp_mesh_dns_errors', unit: '1' },
     otel: { name: 'twamp.mesh.dns.errors', unit: '1', scale: 1 },
     description: 'Resolutions of a mesh member set from DNS that failed; the members of the last answer are kept', valueType: ValueType.INT, extra: true },
-  // The session cap (docs/configuration.md "The agent file": max_concurrent_sessions, max_sessions_per_reflector).
+  // The session cap (docs/configuration.md "Mesh", "Spreading the load": agent.max_concurrent_sessions, max_sessions_per_reflector).
   { key: 'sessions_active', kind: 'gauge', legacy: { name: 'twamp_agent_sessions_active', unit: '{session}' },
     otel: { name: 'twamp.agent.session.active', unit: '{session}', scale: 1 },
     description: 'Sender test sessions running now (at most max_concurrent_sessions)', valueType: ValueType.INT, extra: true },

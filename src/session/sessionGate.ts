@@ -1,12 +1,12 @@
 /**
  * A cap on the test sessions an agent runs at once, in total and per
- * reflector (docs/configuration.md "Agent" `max_concurrent_sessions`,
+ * reflector (docs/configuration.md "Mesh", "Spreading the load": `max_concurrent_sessions`,
  * `max_sessions_per_reflector`). A sender asks for a slot before it opens
  * its TWAMP-Control connection (RFC 5357 §3) and gives it back when the
  * session ends; one TWAMP session holds one control connection, so the
  * per-reflector cap also bounds the control connections this agent holds
  * to one reflector, which our reflector limits per client address
- * (README "Reflector limits": `max_connections_per_client`, 8 by default).
+ * (docs/configuration.md "`twamp_reflector`": `max_connections_per_client`, 8 by default).
  *
  * Waiters are served first come, first served among those that can run: a
  * waiter whose reflector is at its cap does not hold up a later one for

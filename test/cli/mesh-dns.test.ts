@@ -13,6 +13,7 @@ import { parseAgentConfig, parseReflectorConfig } from '../../src/config/load.js
 import type { MeshMemberSet } from '../../src/config/mesh.js';
 import { Agent } from '../../src/cli/agent.js';
 import { MeshResolver } from '../../src/cli/meshDns.js';
+import { describeMeshCheck } from '../../src/cli/mesh.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { silentLogger, type Logger } from '../../src/session/log.js';
 import { freePort } from '../helpers/peers.js';
@@ -146,6 +147,54 @@ mesh: { source: mesh.yaml, self: 127.0.0.1, interval: 60, dns_servers: ["${dns.a
       // An unchanged answer applies nothing: one generation per change (first, +127.0.0.3, -127.0.0.2).
       await sleep(600);
       assert.equal(log.lines.filter((l) => l.includes('mesh: generation')).length, 3, log.lines.join('\n'));
+    } finally {
+      await agent.stop();
+      for (const r of peers) await r.stop();
+      await dns.close();
+    }
+  });
+
+  it('SRV: each member at the port of its record; a target with a new port restarts only its sender; --check prints the set', async () => {
+    const dns = await startDnsServer();
+    const [pa, pb, pb2] = [await freePort(), await freePort(), await freePort()];
+    const dir = mkdtempSync(join(tmpdir(), 'otel-twamp-mesh-srv-'));
+    writeFileSync(join(dir, 'mesh.yaml'), `tests:
+  t: {model: g711, n_packets: 5, interval: 1, reply_timeout: 0.5}
+members:
+  - {name: pods, dns: _twamp-control._tcp.mesh.test, type: SRV, listen: 127.0.0.1, interval: 0.2}
+groups:
+  - {type: mesh, members: [pods], test: t}
+`);
+    // Both targets are 127.0.0.1: this agent is told its member name (by address it would be ambiguous).
+    const agentText = `$version: "1.0"
+mesh: { source: mesh.yaml, self: a.mesh.test, interval: 60, dns_servers: ["${dns.address}"] }
+`;
+    dns.set('_twamp-control._tcp.mesh.test', { SRV: [{ port: pa, target: 'a.mesh.test' }, { port: pb, target: 'b.mesh.test' }] });
+    dns.set('a.mesh.test', { A: ['127.0.0.1'] });
+    dns.set('b.mesh.test', { A: ['127.0.0.1'] });
+    const peers: TwampReflector[] = [];
+    for (const port of [pb, pb2]) {
+      const r = new TwampReflector(parseReflectorConfig({ id: `peer-${port}`, listen: '127.0.0.1', port }), { logger: silentLogger });
+      await r.start();
+      peers.push(r);
+    }
+    const config = parseAgentConfig(agentText, join(dir, 'agent.yaml'), {});
+    const check = await describeMeshCheck(config);
+    assert.match(check, /^ {2}member set pods: SRV _twamp-control\._tcp\.mesh\.test → 2 member\(s\): a\.mesh\.test, b\.mesh\.test \(every 0\.2 s\)$/m, check);
+    assert.match(check, new RegExp(`^ {2}reflector mesh/reflector on 127\\.0\\.0\\.1:${pa}$`, 'm'), check);
+    assert.match(check, new RegExp(`^ {2}sender mesh/t/a\\.mesh\\.test->b\\.mesh\\.test to 127\\.0\\.0\\.1:${pb} `, 'm'), check);
+    const log = recordingLogger();
+    const agent = new Agent(config, { logger: log, env: {}, staleGraceMs: 0 });
+    try {
+      await agent.start();
+      assert.deepEqual(agent.senders.map((s) => [s.config.id, s.config.port]), [['mesh/t/a.mesh.test->b.mesh.test', pb]]);
+      assert.equal(agent.reflectors[0]!.address?.port, pa, 'the mesh reflector listens on its own record\'s port');
+      await until('a session to b', () => agent.senders[0]?.lastOutcome?.ok === true);
+      dns.set('_twamp-control._tcp.mesh.test', { SRV: [{ port: pa, target: 'a.mesh.test' }, { port: pb2, target: 'b.mesh.test' }] });
+      await until('the sender to move to the new port', () => agent.senders[0]?.config.port === pb2, 5_000);
+      assert.ok(log.lines.includes(`info mesh: member set pods: b.mesh.test changed in SRV _twamp-control._tcp.mesh.test (127.0.0.1:${pb2})`), log.lines.join('\n'));
+      assert.ok(log.lines.includes('info mesh: restarted mesh/t/a.mesh.test->b.mesh.test (its settings changed)'), log.lines.join('\n'));
+      await until('a session at the new port', () => agent.senders[0]?.lastOutcome?.ok === true);
     } finally {
       await agent.stop();
       for (const r of peers) await r.stop();

@@ -23,7 +23,8 @@ function packet(seq: number, length: number): Buffer {
 
 
 async function session(r: { port: number }, sender: UdpSocket, o: { receiverPort?: number; timeoutMs?: number } = {}) {
-  const c = await ControlClient.connect({ host: '127.0.0.1', port: r.port, timeoutMs: 2000 });
+  // RFC 5357 base format (no RFC 7750 S-DSCP-ECN, which would make the reply header 44 octets).
+  const c = await ControlClient.connect({ host: '127.0.0.1', port: r.port, timeoutMs: 2000, dscpEcnMonitoring: false });
   const acc = await c.requestSession({
     ipvn: 4, senderPort: sender.address().port, receiverPort: o.receiverPort ?? 0,
     senderAddress: '127.0.0.1', receiverAddress: '127.0.0.1', paddingLength: 27,

@@ -15,6 +15,7 @@
 import { TwampReflector } from '../src/reflector.js';
 import { silentLogger } from '../src/session/log.js';
 import { toParent, failToParent } from './lib.js';
+import { parseReflectorConfig } from '../src/config/index.js';
 
 const count = Number(process.argv[2] ?? 200);
 const prefix = process.argv[3] ?? '127.0.1.';
@@ -24,11 +25,11 @@ async function main(): Promise<void> {
   const reflectors: TwampReflector[] = [];
   const addresses = Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
   // The first one picks a free port; the others take the same port on their own address.
-  const first = new TwampReflector({ id: `r1`, listen: addresses[0]!, port: 0 }, { logger: silentLogger });
+  const first = new TwampReflector(parseReflectorConfig({ id: `r1`, listen: addresses[0]!, port: 0 }), { logger: silentLogger });
   const { port } = await first.start();
   reflectors.push(first);
   for (let i = 1; i < count; i++) {
-    const r = new TwampReflector({ id: `r${i + 1}`, listen: addresses[i]!, port }, { logger: silentLogger });
+    const r = new TwampReflector(parseReflectorConfig({ id: `r${i + 1}`, listen: addresses[i]!, port }), { logger: silentLogger });
     await r.start();
     reflectors.push(r);
   }

@@ -7,6 +7,7 @@
  */
 import { TwampReflector } from '../src/reflector.js';
 import { toParent, failToParent } from './lib.js';
+import { parseReflectorConfig } from '../src/config/index.js';
 
 const maxSessions = Number(process.argv[2] ?? 1000);
 
@@ -19,13 +20,13 @@ async function main(): Promise<void> {
   // The reflector's admission limits (max_connections 256, max_pps_per_session 10,000,
   // max_pps 100,000 by default) are raised out of the way: this measures what the
   // reflector can do, not the policy that protects it.
-  const reflector = new TwampReflector({
+  const reflector = new TwampReflector(parseReflectorConfig({
     id: 'bench', listen: '127.0.0.1', port: 0, max_sessions: maxSessions,
     max_connections: 100_000, max_sessions_per_connection: 100_000,
     // Every bench client connects from 127.0.0.1 (fidelity: 40 senders at once).
     max_connections_per_client: 100_000,
     max_pps_per_session: 10_000_000, max_pps: 100_000_000,
-  });
+  }));
   const { port } = await reflector.start();
   process.on('message', (m) => {
     const msg = m as { type: string };

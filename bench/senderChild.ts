@@ -18,6 +18,7 @@ import { writeSenderPacket } from '../src/protocol/index.js';
 import { quantile } from '../src/measure/percentiles.js';
 import { TwampSender } from '../src/sender.js';
 import { toParent, failToParent } from './lib.js';
+import { parseSenderConfig } from '../src/config/index.js';
 
 export interface DepartureResult {
   ratePps: number;
@@ -99,10 +100,10 @@ async function departure(rate: number, packets: number): Promise<DepartureResult
 
 async function cpuSession(port: number, rate: number, packets: number): Promise<CpuResult> {
   const sizeIp = 69; // 41-octet UDP payload over IPv4, as twping -s 27
-  const sender = new TwampSender({
+  const sender = new TwampSender(parseSenderConfig({
     id: 'bench-cpu', reflector: '127.0.0.1', port, n_packets: packets, model: 'cbr',
     size: sizeIp, bandwidth: sizeIp * 8 * rate, reply_timeout: 1, control_timeout: 5,
-  });
+  }));
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const out = await sender.runOnce();

@@ -9,15 +9,14 @@ import { ControlServer, REFUSAL_REASONS, newControlServerCounters, type ControlS
 import { systemClock } from './session/clock.js';
 import { LightReflector } from './session/lightReflector.js';
 import type { TimestampSource } from './session/datapath.js';
-import { ClientAcl, parseCidr, type Cidr } from './session/limits.js';
+import { ClientAcl } from './session/limits.js';
 import { formatHostPort } from './session/errors.js';
 import { warnLogger, childLogger, type Logger } from './session/log.js';
 import { REFLECTOR_METRICS, type NamingProfile, type ReflectorMetricKey } from './otel/instruments.js';
 import { reflectorAttributes, attributeKey } from './otel/attributes.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
-import { compileRelabel, type Labels } from './otel/relabel.js';
-import { parseReflectorConfig } from './config/load.js';
-import type { ReflectorConfig } from './config/types.js';
+import type { Labels } from './otel/relabel.js';
+import type { ReflectorConfig } from './options.js';
 import type { ProducerOptions } from './sender.js';
 import { METER_NAME, VERSION } from './version.js';
 
@@ -42,20 +41,22 @@ export class TwampReflector {
   private lightBound: { address: string; port: number } | undefined;
 
   /**
-   * @param config a Gufo-style `twamp_reflector` collector object (snake_case)
-   *   or an already normalized ReflectorConfig.
+   * @param config the reflector's settings, as `parseReflectorConfig` (from
+   *   `otel-twamp/config`) makes them from a Gufo-style `twamp_reflector`
+   *   collector object, or as the agent loads them.
    */
-  constructor(config: ReflectorConfig | Record<string, unknown>, opts: ReflectorOptions = {}) {
-    this.config = isNormalized(config) ? config : parseReflectorConfig(config);
+  constructor(config: ReflectorConfig, opts: ReflectorOptions = {}) {
+    this.config = config;
     this.log = childLogger(opts.logger ?? warnLogger, `[${this.config.id}] `);
-    const relabel = this.config.relabel.length
-      ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;
+    const relabel = this.config.relabeler;
     const meter = (opts.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME, VERSION);
     this.instruments = new InstrumentSet(meter, REFLECTOR_METRICS, { profile: opts.naming ?? 'legacy', relabel });
     this.profile = opts.naming ?? 'legacy';
     this.agentLabels = opts.labels ?? {};
     this.baseLabels = this.identity(this.config.port);
     this.reasonKey = attributeKey(this.profile, 'reason')!;
+    // One access list (allow/deny, parsed at load) for the control listener and the Light reflector.
+    const acl = new ClientAcl(this.config.allow, this.config.deny);
     this.server = new ControlServer({
       host: this.config.listen, port: this.config.port, clock: opts.clock ?? systemClock(), log: this.log,
       counters: this.counters, refwaitMs: this.config.refwaitMs, servwaitMs: this.config.servwaitMs,
@@ -63,39 +64,31 @@ export class TwampReflector {
       messageTimeoutMs: this.config.controlTimeoutMs, maxConnections: this.config.maxConnections,
       maxSessionsPerConnection: this.config.maxSessionsPerConnection, maxSessionDurationMs: this.config.maxSessionDurationMs,
       maxPpsPerSession: this.config.maxPpsPerSession, maxPps: this.config.maxPps, maxPadding: this.config.maxPadding,
-      // Per-client fairness and third-party protection (README "Security").
-      ...(this.config.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: this.config.maxConnectionsPerClient } : {}),
-      ...(this.config.maxSessionsPerClient !== undefined ? { maxSessionsPerClient: this.config.maxSessionsPerClient } : {}),
-      ...(this.config.clientIpv6Prefix !== undefined ? { clientIpv6Prefix: this.config.clientIpv6Prefix } : {}),
-      ...(this.config.kdfRatePerClient !== undefined ? { kdfRatePerClient: this.config.kdfRatePerClient } : {}),
-      ...(this.config.allowThirdPartySender ? { allowThirdPartySender: true } : {}),
-      ...(this.config.allowReplyPorts ? { allowReplyPorts: this.config.allowReplyPorts } : {}),
-      allow: this.config.allow, deny: this.config.deny,
-      modes: this.config.modes ?? ['open'],
-      ...(this.config.kdfCount !== undefined ? { kdfCount: this.config.kdfCount } : {}),
+      // Per-client fairness and third-party protection (docs/security.md).
+      maxConnectionsPerClient: this.config.maxConnectionsPerClient, maxSessionsPerClient: this.config.maxSessionsPerClient,
+      clientIpv6Prefix: this.config.clientIpv6Prefix, kdfRatePerClient: this.config.kdfRatePerClient,
+      allowThirdPartySender: this.config.allowThirdPartySender, allowReplyPorts: this.config.allowReplyPorts,
+      acl, modes: this.config.modes, kdfCount: this.config.kdfCount,
       ...(this.config.keys ? { lookupKey: (id: string) => this.config.keys!.get(id)?.reveal() } : {}),
       ...(this.config.testPortRange ? { testPortRange: this.config.testPortRange } : {}),
       ...(opts.onSessionEvent ? { onSessionEvent: opts.onSessionEvent } : {}),
     });
     if (this.config.lightPort !== undefined) {
-      const cidrs = (list: readonly string[] | undefined): Cidr[] =>
-        (list ?? []).flatMap((c) => { const p = parseCidr(c); return p ? [p] : []; });
-      const acl = new ClientAcl(cidrs(this.config.allow), cidrs(this.config.deny));
       // Authenticated STAMP: the secret of `light_key_id` (config load checked it is in key_file).
       const lightKeyId = this.config.lightKeyId;
       const lightKey = lightKeyId !== undefined ? this.config.keys?.get(lightKeyId)?.reveal() : undefined;
       if (lightKeyId !== undefined && !lightKey) throw new TypeError(`light_key_id ${JSON.stringify(lightKeyId)} is not in key_file`);
       this.light = new LightReflector({
         host: this.config.listen, port: this.config.lightPort, clock: opts.clock ?? systemClock(), counters: this.counters,
-        stateful: this.config.lightStateful ?? false, ratePps: this.config.lightRateLimit ?? 1000,
+        stateful: this.config.lightStateful, ratePps: this.config.lightRateLimit,
         idleMs: this.config.refwaitMs, ...(acl.active ? { acl } : {}),
         ...(lightKey ? { authKey: lightKey } : {}),
-        ...(this.config.lightFormat ? { lightFormat: this.config.lightFormat } : {}),
+        lightFormat: this.config.lightFormat,
         // Amplification and flood bounds (README "Security"); HMAC failures count in refused{reason="hmac"}.
         maxPps: this.config.lightMaxPps, maxOctetsPerSource: this.config.lightMaxOctetsPerSource,
-        maxOctets: this.config.lightMaxOctets, symmetricOnly: this.config.lightSymmetricOnly ?? false, log: this.log,
+        maxOctets: this.config.lightMaxOctets, symmetricOnly: this.config.lightSymmetricOnly, log: this.log,
         onRefused: (reason) => this.counters.refused.set(reason, (this.counters.refused.get(reason) ?? 0) + 1),
-        ...(this.config.allowReplyPorts ? { allowReplyPorts: new Set(this.config.allowReplyPorts) } : {}),
+        allowReplyPorts: new Set(this.config.allowReplyPorts),
       });
     }
   }
@@ -127,7 +120,7 @@ export class TwampReflector {
   /** Listen for TWAMP-Control and register the instruments. Rejects if the port cannot be bound. */
   async start(): Promise<{ address: string; port: number }> {
     if (this.bound) return this.bound;
-    const control = this.config.control !== false;
+    const control = this.config.control;
     // With `control: false` only the Light socket listens: the address returned (and labelled) is its.
     if (this.light) {
       this.lightBound = await this.light.listen();
@@ -179,6 +172,3 @@ export class TwampReflector {
   }
 }
 
-function isNormalized(c: ReflectorConfig | Record<string, unknown>): c is ReflectorConfig {
-  return typeof (c as ReflectorConfig).refwaitMs === 'number';
-}

@@ -23,9 +23,8 @@ import {
 import { senderAttributes, attributeKey } from './otel/attributes.js';
 import { dscpName } from './protocol/index.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';
-import { compileRelabel, type CompiledRelabel, type Labels } from './otel/relabel.js';
-import { parseSenderConfig } from './config/load.js';
-import type { SenderConfig } from './config/types.js';
+import type { Labels } from './otel/relabel.js';
+import type { SenderConfig } from './options.js';
 import { METER_NAME, VERSION } from './version.js';
 
 export interface ProducerOptions {
@@ -92,16 +91,16 @@ export class TwampSender {
   private readonly warned = new Set<string>();
 
   /**
-   * @param config a Gufo-style `twamp_sender` collector object (snake_case, as
-   *   in the YAML file) or an already normalized SenderConfig.
+   * @param config the sender's settings, as `parseSenderConfig` (from
+   *   `otel-twamp/config`) makes them from a Gufo-style `twamp_sender`
+   *   collector object, or as the agent loads them.
    */
-  constructor(config: SenderConfig | Record<string, unknown>, private readonly opts: SenderOptions = {}) {
-    this.config = isNormalized(config) ? config : parseSenderConfig(config);
+  constructor(config: SenderConfig, private readonly opts: SenderOptions = {}) {
+    this.config = config;
     this.model = createTrafficModel(this.config.model);
     this.log = childLogger(opts.logger ?? warnLogger, `[${this.config.id}] `);
     this.clock = opts.clock ?? systemClock();
-    const relabel: CompiledRelabel | undefined = this.config.relabel.length
-      ? compileRelabel(this.config.relabel, { dialect: this.config.relabelDialect }) : undefined;
+    const relabel = this.config.relabeler;
     const meter = (opts.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME, VERSION);
     this.instruments = new InstrumentSet(meter, [...SENDER_MEASUREMENTS, ...SENDER_EXTRA, ...SENDER_HEALTH], {
       profile: opts.naming ?? 'legacy', relabel,
@@ -130,7 +129,7 @@ export class TwampSender {
     this.instruments.start((emit) => this.snapshot(emit));
     const intervalMs = this.config.interval * 1000;
     // startOffsetMs (mesh stagger, docs/configuration.md "Mesh"): the grid starts that much later.
-    const offsetMs = this.config.startOffsetMs ?? 0;
+    const offsetMs = this.config.startOffsetMs;
     const t0 = Date.now() + offsetMs;
     const loop = (): void => {
       if (!this.started) return;
@@ -175,11 +174,11 @@ export class TwampSender {
         release = await this.opts.gate.acquire(formatHostPort(this.config.reflector, this.config.port), this.abort.signal);
         t0 = performance.now(); // the run's duration leaves out the wait for a slot
       }
-      const session = this.config.control === false ? await runLightSenderSession({
-        host: this.config.reflector, port: this.config.port, format: this.config.format ?? 'twamp',
+      const session = !this.config.control ? await runLightSenderSession({
+        host: this.config.reflector, port: this.config.port, format: this.config.format,
         // Config allows only 'open' or 'authenticated' (with format stamp) when control is false.
-        ...(this.config.modes?.[0] === 'authenticated' ? { mode: 'authenticated' as const } : {}),
-        ...(this.config.modes?.[0] === 'authenticated' && this.config.secret ? { secret: this.config.secret.reveal() } : {}),
+        ...(this.config.modes[0] === 'authenticated' ? { mode: 'authenticated' as const } : {}),
+        ...(this.config.modes[0] === 'authenticated' && this.config.secret ? { secret: this.config.secret.reveal() } : {}),
         dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.config.model,
         replyTimeoutMs: this.config.replyTimeoutMs, clock: this.clock, signal: this.abort.signal,
         onDscpUnavailable: (reason) => this.warnOnce('dscp', `test packets not marked with DSCP ${this.config.dscp}: ${reason}`),
@@ -190,7 +189,7 @@ export class TwampSender {
         dscp: this.config.dscp, nPackets: this.config.nPackets, model: this.config.model,
         controlTimeoutMs: this.config.controlTimeoutMs, replyTimeoutMs: this.config.replyTimeoutMs,
         clock: this.clock, signal: this.abort.signal,
-        modes: this.config.modes ?? ['open'],
+        modes: this.config.modes,
         ...(this.config.keyId !== undefined ? { keyId: this.config.keyId } : {}),
         ...(this.config.secret ? { secret: () => this.config.secret!.reveal() } : {}),
         onDscpUnavailable: (reason) => this.warnOnce('dscp', `test packets not marked with DSCP ${this.config.dscp}: ${reason}`),
@@ -257,10 +256,6 @@ export class TwampSender {
     const source = last.result.session.timestamps?.source;
     if (source !== undefined) emit('timestamp_source_info', 1, { ...measured, [this.sourceKey]: source });
   }
-}
-
-function isNormalized(c: SenderConfig | Record<string, unknown>): c is SenderConfig {
-  return typeof (c as SenderConfig).nPackets === 'number' && typeof (c as SenderConfig).model === 'object';
 }
 
 /** Map a session's statistics onto the reference metric keys. */

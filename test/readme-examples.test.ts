@@ -109,7 +109,8 @@ describe('the producers\' default logger', { timeout: 60_000 }, () => {
   const run = (loggerOption: string, port: number) => {
     const script = `
       import { TwampSender, silentLogger } from 'otel-twamp';
-      const sender = new TwampSender({ id: 'closed', reflector: '127.0.0.1', port: ${port}, n_packets: 1, model: 'g711', control_timeout: 2 }${loggerOption});
+      import { parseSenderConfig } from 'otel-twamp/config';
+      const sender = new TwampSender(parseSenderConfig({ id: 'closed', reflector: '127.0.0.1', port: ${port}, n_packets: 1, model: 'g711', control_timeout: 2 })${loggerOption});
       const outcome = await sender.runOnce();
       console.log(JSON.stringify({ ok: outcome.ok, reason: outcome.ok ? null : outcome.reason }));`;
     writeFileSync(join(work, 'logger.mjs'), script);

@@ -6,9 +6,10 @@
  */
 import { createInterface } from 'node:readline';
 import { TwampReflector } from '../../src/reflector.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 const [listen = '0.0.0.0', port = '8620'] = process.argv.slice(2);
-const reflector = new TwampReflector({ id: 'lab-reflector', listen, port: Number(port), refwait: 30, servwait: 60 });
+const reflector = new TwampReflector(parseReflectorConfig({ id: 'lab-reflector', listen, port: Number(port), refwait: 30, servwait: 60 }));
 
 const bound = await reflector.start();
 process.stdout.write(`READY ${JSON.stringify(bound)}\n`);

@@ -7,8 +7,9 @@
  * session ran, 1 when it failed.
  */
 import { TwampSender } from '../../src/sender.js';
+import { parseSenderConfig } from '../../src/config/index.js';
 
-const config = JSON.parse(process.argv[2] ?? '{}') as Record<string, unknown>;
+const config = parseSenderConfig(JSON.parse(process.argv[2] ?? '{}'));
 const sender = new TwampSender(config);
 const outcome = await sender.runOnce();
 if (outcome.ok) {

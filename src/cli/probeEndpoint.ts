@@ -24,7 +24,7 @@ import { TwampSender } from '../sender.js';
 import { createTrafficModel } from '../measure/models.js';
 import { createTwampViews } from '../otel/views.js';
 import { attributeKey, prometheusLabelName } from '../otel/attributes.js';
-import { ClientAcl, parseCidr, type Cidr } from '../session/limits.js';
+import { ClientAcl, type Cidr } from '../session/limits.js';
 import { resolveHost, unmapAddress } from '../session/address.js';
 import { TwampSessionError, formatHostPort, FAILURE_REASONS, type FailureReason } from '../session/errors.js';
 import { silentLogger, type Logger } from '../session/log.js';
@@ -276,8 +276,7 @@ function refuse(status: number, message: string, headers: Record<string, string>
 }
 
 /** An access list, or undefined when the list is empty (then every target is refused). */
-function aclOf(list: readonly string[]): ClientAcl | undefined {
-  const cidrs = list.map((s) => parseCidr(s)).filter((c): c is Cidr => c !== undefined);
+function aclOf(cidrs: readonly Cidr[]): ClientAcl | undefined {
   return cidrs.length ? new ClientAcl(cidrs) : undefined;
 }
 

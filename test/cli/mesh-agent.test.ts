@@ -17,6 +17,7 @@ import { TwampSender } from '../../src/sender.js';
 import { silentLogger } from '../../src/session/log.js';
 import type { Logger } from '../../src/session/log.js';
 import { freePort, repoRoot } from '../helpers/peers.js';
+import { parseSenderConfig } from '../../src/config/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -147,7 +148,7 @@ describe('agent with a mesh', { timeout: 90_000 }, () => {
 
   it('a sender with startOffsetMs runs its first session that much later', async () => {
     const port = await freePort();
-    const s = new TwampSender({ id: 'late', reflector: '127.0.0.1', port, n_packets: 1, model: 'g711', interval: 60, control_timeout: 1 }, { logger: silentLogger });
+    const s = new TwampSender(parseSenderConfig({ id: 'late', reflector: '127.0.0.1', port, n_packets: 1, model: 'g711', interval: 60, control_timeout: 1 }), { logger: silentLogger });
     const late = new TwampSender({ ...s.config, id: 'later', startOffsetMs: 1500 }, { logger: silentLogger });
     const t0 = Date.now();
     await s.start();

@@ -14,6 +14,7 @@ import { buildProbeReport, renderProbeText, PROBE_SCHEMA_VERSION, type ProbeRepo
 import { parseSenderConfig } from '../../src/config/load.js';
 import type { SenderSessionResult } from '../../src/session/senderSession.js';
 import { needNative } from '../helpers/native.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 /** The native datapath is built here (CI must have it); otherwise the test is skipped, loudly. */
 const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
@@ -91,7 +92,7 @@ describe('otel-twamp probe against our reflector', { timeout: 120_000 }, () => {
   let target: string;
 
   before(async () => {
-    reflector = new TwampReflector({ id: 'probe-test', listen: '127.0.0.1', port: 0 });
+    reflector = new TwampReflector(parseReflectorConfig({ id: 'probe-test', listen: '127.0.0.1', port: 0 }));
     const a = await reflector.start();
     target = `127.0.0.1:${a.port}`;
   });
@@ -315,7 +316,7 @@ describe('otel-twamp probe exit codes', { timeout: 60_000 }, () => {
 
 describe('otel-twamp probe over IPv6', { timeout: 60_000 }, () => {
   it('[::1]:PORT', async (t) => {
-    const reflector = new TwampReflector({ id: 'probe-v6', listen: '::1', port: 0 });
+    const reflector = new TwampReflector(parseReflectorConfig({ id: 'probe-v6', listen: '::1', port: 0 }));
     let port: number;
     try {
       port = (await reflector.start()).port;

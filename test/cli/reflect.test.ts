@@ -10,6 +10,7 @@ import { repoRoot, freePort, requirePeersOrSkip, runTwping } from '../helpers/pe
 import { TwampSender } from '../../src/sender.js';
 import { logSessionEvent } from '../../src/cli/reflect.js';
 import type { Logger } from '../../src/session/log.js';
+import { parseSenderConfig } from '../../src/config/index.js';
 
 const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 
@@ -64,7 +65,7 @@ describe('otel-twamp reflect', { timeout: 120_000 }, () => {
     try {
       await c.waitFor(/Prometheus metrics at http:\/\/127\.0\.0\.1:\d+\/metrics/);
       assert.match(c.stderr(), new RegExp(`INFO  \\[reflect\\] TWAMP reflector listening on 127\\.0\\.0\\.1:${port}`));
-      const sender = new TwampSender({ id: 's', reflector: '127.0.0.1', port, n_packets: 10, model: 'g711', reply_timeout: 1 });
+      const sender = new TwampSender(parseSenderConfig({ id: 's', reflector: '127.0.0.1', port, n_packets: 10, model: 'g711', reply_timeout: 1 }));
       const o = await sender.runOnce();
       assert.ok(o.ok, o.ok ? '' : o.error.message);
       assert.equal(o.result.session.stats.rxPackets, 10);
@@ -88,7 +89,7 @@ describe('otel-twamp reflect', { timeout: 120_000 }, () => {
     const udp = await freePort('127.0.0.1', 'udp');
     const c = startCli(['reflect', '--listen', '127.0.0.1', '--port', String(port), '--test-port-range', `${udp}-${udp}`]);
     await c.waitFor(/listening on/);
-    const sender = new TwampSender({ id: 's', reflector: '127.0.0.1', port, n_packets: 3, model: 'g711', reply_timeout: 1 });
+    const sender = new TwampSender(parseSenderConfig({ id: 's', reflector: '127.0.0.1', port, n_packets: 3, model: 'g711', reply_timeout: 1 }));
     const o = await sender.runOnce();
     assert.ok(o.ok, o.ok ? '' : o.error.message);
     assert.equal(o.result.session.reflectorTestPort, udp);
@@ -103,10 +104,10 @@ describe('otel-twamp reflect', { timeout: 120_000 }, () => {
     const c = startCli(['reflect', '--listen', '127.0.0.1', '--port', String(port), '--max-sessions', '1']);
     await c.waitFor(/listening on/);
     try {
-      const long = new TwampSender({ id: 'a', reflector: '127.0.0.1', port, n_packets: 50, model: 'g711', reply_timeout: 1 });
+      const long = new TwampSender(parseSenderConfig({ id: 'a', reflector: '127.0.0.1', port, n_packets: 50, model: 'g711', reply_timeout: 1 }));
       const first = long.runOnce();
       await c.waitFor(/session accepted/);
-      const second = await new TwampSender({ id: 'b', reflector: '127.0.0.1', port, n_packets: 2, model: 'g711' }).runOnce();
+      const second = await new TwampSender(parseSenderConfig({ id: 'b', reflector: '127.0.0.1', port, n_packets: 2, model: 'g711' })).runOnce();
       assert.equal(second.ok, false);
       assert.ok(!second.ok && second.reason === 'refused', !second.ok ? second.error.message : '');
       assert.ok((await first).ok);

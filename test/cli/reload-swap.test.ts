@@ -15,6 +15,7 @@ import { Agent } from '../../src/cli/agent.js';
 import { TwampSender } from '../../src/sender.js';
 import type { Logger } from '../../src/session/log.js';
 import { freePort, repoRoot } from '../helpers/peers.js';
+import { parseSenderConfig } from '../../src/config/index.js';
 
 const HOST = '127.0.0.1';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -29,7 +30,7 @@ const yaml = (reflector: string) => `$version: "1.0"\ncollectors:\n  - { id: r1,
 
 /** A TWAMP test session of 3 packets against HOST:port: whether every packet came back. */
 async function answers(port: number): Promise<boolean> {
-  const s = new TwampSender({ id: 'probe', reflector: HOST, port, n_packets: 3, model: 'g711', reply_timeout: 1, control_timeout: 2 });
+  const s = new TwampSender(parseSenderConfig({ id: 'probe', reflector: HOST, port, n_packets: 3, model: 'g711', reply_timeout: 1, control_timeout: 2 }));
   const o = await s.runOnce();
   return o.ok && o.result.session.stats.rxPackets === 3;
 }

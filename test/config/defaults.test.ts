@@ -26,6 +26,8 @@ describe('agent defaults', () => {
       host: os.hostname(),
       labels: {},
       defaultInterval: 60,
+      maxConcurrentSessions: 100,
+      maxSessionsPerReflector: 8,
       naming: 'legacy',
       collectors: [],
     });
@@ -164,6 +166,7 @@ describe('collector defaults', () => {
       labels: {},
       relabel: [],
       relabelDialect: 'prometheus',
+      relabeler: undefined,
       reflector: '192.0.2.1',
       port: 862,
       reflectorPort: 0,
@@ -174,6 +177,9 @@ describe('collector defaults', () => {
       replyTimeoutMs: 3000,
       mos: 'g107',
       modes: ['open'],
+      control: true,
+      format: 'twamp',
+      startOffsetMs: 0,
     });
   });
 
@@ -201,7 +207,10 @@ describe('collector defaults', () => {
   control_timeout: 1.5
   reply_timeout: 0.25`),
     ).collectors[0] as SenderConfig;
-    assert.deepEqual(s, {
+    // The rules come compiled (once, at load): the producer applies this engine as it is.
+    const { relabeler, ...rest } = s;
+    assert.deepEqual(relabeler?.apply('twamp_rx_packets', { service: 'voip' }), { name: 'twamp_rx_packets', labels: { service: 'voip', class: '9' } });
+    assert.deepEqual(rest, {
       type: 'twamp_sender',
       id: 'full',
       interval: 7,
@@ -219,6 +228,9 @@ describe('collector defaults', () => {
       replyTimeoutMs: 250,
       mos: 'g107',
       modes: ['open'],
+      control: true,
+      format: 'twamp',
+      startOffsetMs: 0,
     });
   });
 

@@ -122,8 +122,10 @@ describe('twamp_reflector.md examples', () => {
       labels: {},
       relabel: [],
       relabelDialect: 'prometheus',
+      relabeler: undefined,
       listen: '0.0.0.0',
       port: 862,
+      control: true,
       maxSessions: 1000,
       refwaitMs: 900_000,
       servwaitMs: 900_000,
@@ -138,6 +140,19 @@ describe('twamp_reflector.md examples', () => {
       allow: [],
       deny: [],
       controlTimeoutMs: 30_000,
+      maxConnectionsPerClient: 8,
+      maxSessionsPerClient: 64,
+      clientIpv6Prefix: 64,
+      kdfRatePerClient: 10,
+      allowThirdPartySender: false,
+      allowReplyPorts: [],
+      lightStateful: false,
+      lightRateLimit: 1000,
+      lightMaxPps: 10_000,
+      lightMaxOctetsPerSource: 1_250_000,
+      lightMaxOctets: 12_500_000,
+      lightSymmetricOnly: false,
+      lightFormat: 'auto',
     });
   });
 
@@ -187,6 +202,7 @@ describe("Gufo Agent's agent-config example", () => {
       labels: { service: 'voip' },
       relabel: [],
       relabelDialect: 'prometheus',
+      relabeler: undefined,
       reflector: '127.0.0.1',
       port: 862,
       reflectorPort: 0,
@@ -197,6 +213,9 @@ describe("Gufo Agent's agent-config example", () => {
       replyTimeoutMs: 3000,
       mos: 'g107',
       modes: ['open'],
+      control: true,
+      format: 'twamp',
+      startOffsetMs: 0,
     });
   });
 });

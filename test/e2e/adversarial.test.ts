@@ -14,6 +14,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import { ControlClient } from '../../src/session/controlClient.js';
 import { requirePeersOrSkip, runTwping, hostPort, type TwpingResult } from '../helpers/peers.js';
 import type { AttackPlan, AttackReport } from '../helpers/attacker.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const openFds = (): number => readdirSync('/proc/self/fd').length;
@@ -36,12 +37,12 @@ describe('reflector under attack', { timeout: 60_000 }, () => {
     const fdsBefore = openFds();
     const t0 = Date.now();
     let worker: Worker | undefined;
-    const reflector = new TwampReflector({
+    const reflector = new TwampReflector(parseReflectorConfig({
       id: 'adversarial', listen: '127.0.0.1', port: 0,
       control_timeout: 2, servwait: 10, max_connections: 1024,
       // Attacker and twping share 127.0.0.1: lift the per-client cap so this tests the global state machine.
       max_connections_per_client: 1024,
-    }, { onSessionEvent: (e) => { if (e.type === 'accepted') worker?.postMessage({ sessionPort: e.port, senderPort: e.sender?.port }); } });
+    }), { onSessionEvent: (e) => { if (e.type === 'accepted') worker?.postMessage({ sessionPort: e.port, senderPort: e.sender?.port }); } });
     try {
       const { port } = await reflector.start();
       const plan: AttackPlan = {

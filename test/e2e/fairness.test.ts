@@ -20,6 +20,7 @@ import {
   writeSenderPacket, ntpIntervalFromNs, SetupResponse, RequestTwSession, AcceptSession, StartSessions, Mode, deriveKey,
 } from '../../src/protocol/index.js';
 import { sleep } from '../helpers/udp.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 const refused = (r: { counters: { refused: Map<string, number> } }, reason: string): number => r.counters.refused.get(reason) ?? 0;
 
@@ -42,7 +43,7 @@ function memLog(debug = false): Logger & { lines: string[] } {
 }
 
 async function withReflector<T>(cfg: Record<string, unknown>, fn: (r: TwampReflector, port: number) => Promise<T>, logger?: Logger): Promise<T> {
-  const r = new TwampReflector({ id: 'f', listen: '127.0.0.1', port: 0, ...cfg }, logger ? { logger } : {});
+  const r = new TwampReflector(parseReflectorConfig({ id: 'f', listen: '127.0.0.1', port: 0, ...cfg }), logger ? { logger } : {});
   const { port } = await r.start();
   try {
     return await fn(r, port);

@@ -15,6 +15,7 @@ import {
   writeSenderPacket, ntpIntervalFromNs, SetupResponse, Mode, RequestTwSession,
 } from '../../src/protocol/index.js';
 import { sleep, udp } from '../helpers/udp.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 
 
@@ -40,7 +41,7 @@ function memLog(): Logger & { lines: string[] } {
 }
 
 async function withReflector<T>(cfg: Record<string, unknown>, fn: (r: TwampReflector, port: number) => Promise<T>, logger?: Logger): Promise<T> {
-  const r = new TwampReflector({ id: 'h', listen: '127.0.0.1', port: 0, ...cfg }, logger ? { logger } : {});
+  const r = new TwampReflector(parseReflectorConfig({ id: 'h', listen: '127.0.0.1', port: 0, ...cfg }), logger ? { logger } : {});
   const { port } = await r.start();
   try {
     return await fn(r, port);

@@ -7,18 +7,19 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { metrics } from '@opentelemetry/api';
-import { TwampSender, TwampReflector, createTwampViews, parseSenderConfig } from '../../src/index.js';
+import { TwampSender, TwampReflector, createTwampViews } from '../../src/index.js';
 import { freePort } from '../helpers/peers.js';
 import { OtlpReceiver, valueOf } from '../helpers/otlpReceiver.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 describe('library use', { timeout: 60_000 }, () => {
   it('plain MeterProvider + the stock PrometheusExporter', async () => {
     const port = await freePort();
     const exporter = new PrometheusExporter({ port, host: '127.0.0.1' });
     const meterProvider = new MeterProvider({ readers: [exporter] });
-    const reflector = new TwampReflector({ id: 'refl', listen: '127.0.0.1', port: 0 }, { meterProvider });
+    const reflector = new TwampReflector(parseReflectorConfig({ id: 'refl', listen: '127.0.0.1', port: 0 }), { meterProvider });
     const { port: twamp } = await reflector.start();
-    const sender = new TwampSender({ id: 'voice', reflector: '127.0.0.1', port: twamp, n_packets: 10, model: 'g711', interval: 60 },
+    const sender = new TwampSender(parseSenderConfig({ id: 'voice', reflector: '127.0.0.1', port: twamp, n_packets: 10, model: 'g711', interval: 60 }),
       { meterProvider, labels: { site: 'ams' } });
     try {
       await sender.start();
@@ -37,7 +38,7 @@ describe('library use', { timeout: 60_000 }, () => {
     const receiver = await OtlpReceiver.start();
     const saved = { ...process.env };
     Object.assign(process.env, { OTEL_TRACES_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none' });
-    const reflector = new TwampReflector({ id: 'refl', listen: '127.0.0.1', port: 0 });
+    const reflector = new TwampReflector(parseReflectorConfig({ id: 'refl', listen: '127.0.0.1', port: 0 }));
     const { port: twamp } = await reflector.start();
     const config = parseSenderConfig({
       id: 'voice', reflector: '127.0.0.1', port: twamp, n_packets: 10, model: 'g711', interval: 60,

@@ -32,7 +32,7 @@ describe('authenticated STAMP: our sender ↔ our Light reflector', { timeout: 6
 
   async function authReflector(extra: Record<string, unknown> = {}) {
     const meter = testMeter();
-    const r = new TwampReflector({ id: 'la', listen: '127.0.0.1', port: 0, light_port: 0, key_file: keyFile, light_key_id: 'stamp', ...extra },
+    const r = new TwampReflector(parseReflectorConfig({ id: 'la', listen: '127.0.0.1', port: 0, light_port: 0, key_file: keyFile, light_key_id: 'stamp', ...extra }),
       { meterProvider: meter.provider });
     await r.start();
     return { r, meter, lightPort: r.lightAddress!.port };
@@ -42,7 +42,7 @@ describe('authenticated STAMP: our sender ↔ our Light reflector', { timeout: 6
     it(`${stateful ? 'stateful' : 'stateless'}: 112-octet base + TLV, every packet back, 0 loss`, async () => {
       const { r, meter, lightPort } = await authReflector({ light_stateful: stateful });
       try {
-        const s = new TwampSender({ ...BASE, port: lightPort, secret: SECRET, n_packets: 30 });
+        const s = new TwampSender(parseSenderConfig({ ...BASE, port: lightPort, secret: SECRET, n_packets: 30 }));
         const out = await s.runOnce();
         assert.ok(out.ok, out.ok ? '' : out.error.message);
         const ses = out.result.session;
@@ -72,7 +72,7 @@ describe('authenticated STAMP: our sender ↔ our Light reflector', { timeout: 6
   it('wrong secret: the reflector drops every packet (counted), the sender measures total loss, no crash', async () => {
     const { r, meter, lightPort } = await authReflector();
     try {
-      const s = new TwampSender({ ...BASE, port: lightPort, secret: 'not-the-secret', n_packets: 20, reply_timeout: 0.2 });
+      const s = new TwampSender(parseSenderConfig({ ...BASE, port: lightPort, secret: 'not-the-secret', n_packets: 20, reply_timeout: 0.2 }));
       const out = await s.runOnce();
       assert.ok(out.ok, out.ok ? '' : out.error.message);
       assert.equal(out.result.session.stats.txPackets, 20);
@@ -82,8 +82,8 @@ describe('authenticated STAMP: our sender ↔ our Light reflector', { timeout: 6
       assert.equal(snap.value('twamp_reflector_reflected_pkt') ?? 0, 0);
       // Unauthenticated STAMP and TWAMP Light senders are dropped too.
       for (const format of ['stamp', 'twamp'] as const) {
-        const open = new TwampSender({ id: 'o', reflector: '127.0.0.1', control: false, format, model: 'cbr', bandwidth: 400_000, size: 160,
-          reply_timeout: 0.2, port: lightPort, n_packets: 5 });
+        const open = new TwampSender(parseSenderConfig({ id: 'o', reflector: '127.0.0.1', control: false, format, model: 'cbr', bandwidth: 400_000, size: 160,
+          reply_timeout: 0.2, port: lightPort, n_packets: 5 }));
         const o2 = await open.runOnce();
         assert.ok(o2.ok, o2.ok ? '' : o2.error.message);
         assert.equal(o2.result.session.stats.rxPackets, 0);
@@ -91,7 +91,7 @@ describe('authenticated STAMP: our sender ↔ our Light reflector', { timeout: 6
       const after = await meter.collect();
       assert.equal(after.value('twamp_reflector_dropped_pkt'), 30);
       // Still serving the right key.
-      const good = await new TwampSender({ ...BASE, port: lightPort, secret: SECRET, n_packets: 5 }).runOnce();
+      const good = await new TwampSender(parseSenderConfig({ ...BASE, port: lightPort, secret: SECRET, n_packets: 5 })).runOnce();
       assert.ok(good.ok && good.result.session.stats.rxPackets === 5);
     } finally {
       await r.stop();
@@ -113,7 +113,7 @@ describe('authenticated STAMP: our sender ↔ our Light reflector', { timeout: 6
       fake.send(m, 0, len, ri.port, ri.address);
     });
     try {
-      const s = new TwampSender({ ...BASE, port: fake.address().port, secret: SECRET, n_packets: 10, reply_timeout: 0.3 });
+      const s = new TwampSender(parseSenderConfig({ ...BASE, port: fake.address().port, secret: SECRET, n_packets: 10, reply_timeout: 0.3 }));
       const out = await s.runOnce();
       assert.ok(out.ok, out.ok ? '' : out.error.message);
       const ses = out.result.session;

@@ -45,7 +45,7 @@ function rawSendProblem(): string | undefined {
 
 async function reflector(extra: Record<string, unknown>) {
   const meter = testMeter();
-  const r = new TwampReflector({ id: 'lh', listen: '127.0.0.1', port: 0, light_port: 0, control: false, ...extra }, { meterProvider: meter.provider });
+  const r = new TwampReflector(parseReflectorConfig({ id: 'lh', listen: '127.0.0.1', port: 0, light_port: 0, control: false, ...extra }), { meterProvider: meter.provider });
   await r.start();
   return { r, meter, port: r.lightAddress!.port };
 }

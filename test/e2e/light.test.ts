@@ -46,7 +46,7 @@ async function lossyRelay(reflectorPort: number, dropForward: (seq: number) => b
 
 async function lightReflector(extra: Record<string, unknown> = {}) {
   const meter = testMeter();
-  const r = new TwampReflector({ id: 'light', listen: '127.0.0.1', port: 0, light_port: 0, ...extra }, { meterProvider: meter.provider });
+  const r = new TwampReflector(parseReflectorConfig({ id: 'light', listen: '127.0.0.1', port: 0, light_port: 0, ...extra }), { meterProvider: meter.provider });
   await r.start();
   return { r, meter, lightPort: r.lightAddress!.port };
 }
@@ -58,7 +58,7 @@ describe('TWAMP Light / STAMP: our sender ↔ our reflector', { timeout: 60_000 
     it(`${format}, stateless reflector: every packet back, reflector detected as stateless, sizes as observed`, async () => {
       const { r, meter, lightPort } = await lightReflector();
       try {
-        const s = new TwampSender({ ...BASE, port: lightPort, format, n_packets: 30 });
+        const s = new TwampSender(parseSenderConfig({ ...BASE, port: lightPort, format, n_packets: 30 }));
         const out = await s.runOnce();
         assert.ok(out.ok, out.ok ? '' : out.error.message);
         const ses = out.result.session;
@@ -92,7 +92,7 @@ describe('TWAMP Light / STAMP: our sender ↔ our reflector', { timeout: 60_000 
     const { r, meter, lightPort } = await lightReflector();
     try {
       // size 42 = 14-octet payload over IPv4.
-      const s = new TwampSender({ ...BASE, port: lightPort, format: 'twamp', size: 42, bandwidth: 100_000, n_packets: 10 });
+      const s = new TwampSender(parseSenderConfig({ ...BASE, port: lightPort, format: 'twamp', size: 42, bandwidth: 100_000, n_packets: 10 }));
       const out = await s.runOnce();
       assert.ok(out.ok, out.ok ? '' : out.error.message);
       const ses = out.result.session;
@@ -111,7 +111,7 @@ describe('TWAMP Light / STAMP: our sender ↔ our reflector', { timeout: 60_000 
       const { r, meter, lightPort } = await lightReflector({ light_stateful: stateful });
       const relay = await lossyRelay(lightPort, (seq) => seq === 3 || seq === 7, (seq) => seq === 12);
       try {
-        const s = new TwampSender({ ...BASE, port: relay.port, format: 'stamp', n_packets: 20 });
+        const s = new TwampSender(parseSenderConfig({ ...BASE, port: relay.port, format: 'stamp', n_packets: 20 }));
         const out = await s.runOnce();
         assert.ok(out.ok, out.ok ? '' : out.error.message);
         const ses = out.result.session;
@@ -219,7 +219,7 @@ describe('TWAMP Light / STAMP: our sender ↔ our reflector', { timeout: 60_000 
 
   it('control: false runs Light only: no TWAMP-Control listener', async () => {
     const meter = testMeter();
-    const r = new TwampReflector({ id: 'lonly', listen: '127.0.0.1', port: 0, control: false, light_port: 0 }, { meterProvider: meter.provider });
+    const r = new TwampReflector(parseReflectorConfig({ id: 'lonly', listen: '127.0.0.1', port: 0, control: false, light_port: 0 }), { meterProvider: meter.provider });
     const addr = await r.start();
     try {
       assert.equal(addr.port, r.lightAddress!.port, 'the Light address stands for the reflector');
@@ -230,11 +230,11 @@ describe('TWAMP Light / STAMP: our sender ↔ our reflector', { timeout: 60_000 
         c.once('error', () => res(true));
       });
       assert.ok(refused);
-      const s = new TwampSender({ ...BASE, port: addr.port, n_packets: 5 });
+      const s = new TwampSender(parseSenderConfig({ ...BASE, port: addr.port, n_packets: 5 }));
       const out = await s.runOnce();
       assert.ok(out.ok && out.result.session.stats.rxPackets === 5);
       // A full-TWAMP sender fails against it (no control listener).
-      const full = new TwampSender({ id: 'full', reflector: '127.0.0.1', port: addr.port, model: 'g711', n_packets: 2, control_timeout: 1 });
+      const full = new TwampSender(parseSenderConfig({ id: 'full', reflector: '127.0.0.1', port: addr.port, model: 'g711', n_packets: 2, control_timeout: 1 }));
       const fo = await full.runOnce();
       assert.equal(fo.ok, false);
     } finally {
@@ -245,10 +245,10 @@ describe('TWAMP Light / STAMP: our sender ↔ our reflector', { timeout: 60_000 
 
   it('IPv6: sender and reflector on ::1', async () => {
     const meter = testMeter();
-    const r = new TwampReflector({ id: 'l6', listen: '::1', port: 0, light_port: 0, light_stateful: true }, { meterProvider: meter.provider });
+    const r = new TwampReflector(parseReflectorConfig({ id: 'l6', listen: '::1', port: 0, light_port: 0, light_stateful: true }), { meterProvider: meter.provider });
     await r.start();
     try {
-      const s = new TwampSender({ ...BASE, reflector: '::1', port: r.lightAddress!.port, format: 'stamp', n_packets: 10 });
+      const s = new TwampSender(parseSenderConfig({ ...BASE, reflector: '::1', port: r.lightAddress!.port, format: 'stamp', n_packets: 10 }));
       const out = await s.runOnce();
       assert.ok(out.ok, out.ok ? '' : out.error.message);
       assert.equal(out.result.session.ipVersion, 6);
@@ -262,10 +262,10 @@ describe('TWAMP Light / STAMP: our sender ↔ our reflector', { timeout: 60_000 
 });
 
 describe('Light config keys', () => {
-  it('sender: control, format; defaults keep the normalized TWAMP config unchanged', () => {
+  it('sender: control, format; their defaults filled at load', () => {
     const plain = parseSenderConfig({ id: 'a', reflector: 'r', model: 'g711', n_packets: 1 });
-    assert.equal(plain.control, undefined);
-    assert.equal(plain.format, undefined);
+    assert.equal(plain.control, true);
+    assert.equal(plain.format, 'twamp');
     const light = parseSenderConfig({ id: 'a', reflector: 'r', model: 'g711', n_packets: 1, control: false, format: 'stamp' });
     assert.equal(light.control, false);
     assert.equal(light.format, 'stamp');
@@ -283,7 +283,7 @@ describe('Light config keys', () => {
   it('reflector: light_port, control, light_stateful, light_rate_limit', () => {
     const plain = parseReflectorConfig({ id: 'r' });
     assert.equal(plain.lightPort, undefined);
-    assert.equal(plain.control, undefined);
+    assert.equal(plain.control, true);
     const light = parseReflectorConfig({ id: 'r', light_port: 862, control: false, light_stateful: true, light_rate_limit: 50 });
     assert.equal(light.lightPort, 862);
     assert.equal(light.control, false);

@@ -9,6 +9,7 @@ import { SENDER_MEASUREMENTS } from '../../src/otel/instruments.js';
 import { testMeter, type TestMeter } from '../helpers/metrics.js';
 import { freePort } from '../helpers/peers.js';
 import { datapathSupport } from '../../src/session/datapath.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 const N = 40;
 
@@ -19,7 +20,7 @@ describe('sender ↔ reflector on loopback', { timeout: 120_000 }, () => {
 
   before(async () => {
     meter = testMeter();
-    reflector = new TwampReflector({ id: 'refl', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 },
+    reflector = new TwampReflector(parseReflectorConfig({ id: 'refl', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 }),
       { meterProvider: meter.provider });
     port = (await reflector.start()).port;
   });
@@ -39,9 +40,9 @@ describe('sender ↔ reflector on loopback', { timeout: 120_000 }, () => {
     it(`${c.model}: ${N} packets, all metrics exported with the reference names`, async () => {
       const before = (await meter.collect()).value('twamp_reflector_reflected_pkt') ?? 0;
       const id = `s-${c.model}`;
-      const sender = new TwampSender({
+      const sender = new TwampSender(parseSenderConfig({
         id, type: 'twamp_sender', reflector: '127.0.0.1', port, n_packets: N, model: c.model, ...c.extra,
-      }, { meterProvider: meter.provider });
+      }), { meterProvider: meter.provider });
       const out = await sender.runOnce();
       assert.ok(out.ok, out.ok ? '' : out.error.message);
       await sender.start(); // registers the callback; the run result above is what is observed
@@ -81,9 +82,9 @@ describe('sender ↔ reflector on loopback', { timeout: 120_000 }, () => {
   }
 
   it('imix: sizes follow the 12-packet cycle', async () => {
-    const sender = new TwampSender({
+    const sender = new TwampSender(parseSenderConfig({
       id: 's-imix', type: 'twamp_sender', reflector: '127.0.0.1', port, n_packets: 24, model: 'imix', bandwidth: 5_000_000,
-    }, { meterProvider: meter.provider });
+    }), { meterProvider: meter.provider });
     const out = await sender.runOnce();
     assert.ok(out.ok, out.ok ? '' : out.error.message);
     const s = out.result.session.stats;
@@ -94,9 +95,9 @@ describe('sender ↔ reflector on loopback', { timeout: 120_000 }, () => {
   });
 
   it('beyond the reference: percentiles, duplicates, reordering, residence, a round-trip histogram', async () => {
-    const sender = new TwampSender({
+    const sender = new TwampSender(parseSenderConfig({
       id: 's-extra', type: 'twamp_sender', reflector: '127.0.0.1', port, n_packets: 30, model: 'g711',
-    }, { meterProvider: meter.provider });
+    }), { meterProvider: meter.provider });
     const out = await sender.runOnce();
     assert.ok(out.ok, out.ok ? '' : out.error.message);
     await sender.start();
@@ -132,12 +133,12 @@ describe('sender ↔ reflector on loopback', { timeout: 120_000 }, () => {
 describe('failed runs', { timeout: 60_000 }, () => {
   it('an unreachable reflector: success 0, error counted by reason, measurements withdrawn', async () => {
     const meter = testMeter();
-    const reflector = new TwampReflector({ id: 'r', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 },
+    const reflector = new TwampReflector(parseReflectorConfig({ id: 'r', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 }),
       { meterProvider: meter.provider });
     const port = (await reflector.start()).port;
-    const sender = new TwampSender({
+    const sender = new TwampSender(parseSenderConfig({
       id: 'flaky', type: 'twamp_sender', reflector: '127.0.0.1', port, n_packets: 5, model: 'g711', control_timeout: 1,
-    }, { meterProvider: meter.provider });
+    }), { meterProvider: meter.provider });
     await sender.start();
     try {
       await sender.runOnce();
@@ -166,9 +167,9 @@ describe('failed runs', { timeout: 60_000 }, () => {
     const silent = createServer((s) => { sockets.push(s); });
     const port = await freePort();
     await new Promise<void>((r) => silent.listen(port, '127.0.0.1', r));
-    const sender = new TwampSender({
+    const sender = new TwampSender(parseSenderConfig({
       id: 'silent', type: 'twamp_sender', reflector: '127.0.0.1', port, n_packets: 5, model: 'g711', control_timeout: 0.3,
-    });
+    }));
     const out = await sender.runOnce();
     for (const s of sockets) s.destroy();
     silent.close();
@@ -183,9 +184,9 @@ describe('failed runs', { timeout: 60_000 }, () => {
     const srv = createServer((s) => { s.write(Buffer.alloc(64)); });
     const port = await freePort();
     await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
-    const sender = new TwampSender({
+    const sender = new TwampSender(parseSenderConfig({
       id: 'refused', type: 'twamp_sender', reflector: '127.0.0.1', port, n_packets: 5, model: 'g711', control_timeout: 1,
-    });
+    }));
     const out = await sender.runOnce();
     srv.close();
     assert.equal(out.ok ? '' : out.reason, 'refused');

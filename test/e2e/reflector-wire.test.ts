@@ -20,6 +20,7 @@ import {
   requirePeersOrSkip, startTwampd, runTwping, hostPort, parseTwpingOutput, repoRoot, TEST_USER, TEST_PASSPHRASE,
   type TwpingRecord, type TwpingResult, type Peers,
 } from '../helpers/peers.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 const ms = (a: bigint, b: bigint): number => (Number(a - b) / 2 ** 32) * 1000;
 
@@ -75,7 +76,7 @@ describe('twping wire truth: our reflector vs twampd (loopback)', { timeout: 300
   it('open mode, 100 pps: no negative intervals, Sender TTL 255, RTT median ≤ 1.5 × twampd\'s', async (t) => {
     const p = requirePeersOrSkip(t);
     if (!p || !needNative(t)) return;
-    const ours = new TwampReflector({ id: 'wire', listen: '127.0.0.1', port: 0 });
+    const ours = new TwampReflector(parseReflectorConfig({ id: 'wire', listen: '127.0.0.1', port: 0 }));
     const { port } = await ours.start();
     const d = await startTwampd(p, { authmode: 'O' });
     try {
@@ -108,7 +109,7 @@ describe('twping wire truth: our reflector vs twampd (loopback)', { timeout: 300
   it('open mode, 2 pps (an idle reflector): no negative intervals; figures logged', async (t) => {
     const p = requirePeersOrSkip(t);
     if (!p || !needNative(t)) return;
-    const ours = new TwampReflector({ id: 'wire-slow', listen: '127.0.0.1', port: 0 });
+    const ours = new TwampReflector(parseReflectorConfig({ id: 'wire-slow', listen: '127.0.0.1', port: 0 }));
     const { port } = await ours.start();
     const d = await startTwampd(p, { authmode: 'O' });
     try {
@@ -127,7 +128,7 @@ describe('twping wire truth: our reflector vs twampd (loopback)', { timeout: 300
   it('authenticated and encrypted sessions: T3 ≥ T2, Sender TTL 255, no negative intervals', async (t) => {
     const p = requirePeersOrSkip(t);
     if (!p || !needNative(t)) return;
-    const ours = new TwampReflector({ id: 'wire-sec', listen: '127.0.0.1', port: 0, modes: ['authenticated', 'encrypted'], key_file: pfs });
+    const ours = new TwampReflector(parseReflectorConfig({ id: 'wire-sec', listen: '127.0.0.1', port: 0, modes: ['authenticated', 'encrypted'], key_file: pfs }));
     const { port } = await ours.start();
     try {
       for (const letter of ['A', 'E']) {
@@ -195,7 +196,7 @@ describe('link-local IPv6 session (fe80::…%if) in a network namespace', { time
       // Our reflector runs inside the namespace (a child process), listening on all addresses.
       const reflector = pathToFileURL(path.join(repoRoot(), 'dist', 'src', 'reflector.js')).href;
       const script = `const { TwampReflector } = await import(${JSON.stringify(reflector)});
-const r = new TwampReflector({ id: 'll', listen: '::', port: 0 }, { logger: { debug() {}, info() {},
+const r = new TwampReflector(parseReflectorConfig({ id: 'll', listen: '::', port: 0 }), { logger: { debug() {}, info() {},
   warn: (m) => console.log('WARN ' + m), error: (m) => console.log('ERROR ' + m) } });
 const { port } = await r.start();
 console.log('PORT ' + port);

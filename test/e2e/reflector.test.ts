@@ -12,6 +12,7 @@ import {
 } from '../../src/protocol/index.js';
 import { freePort } from '../helpers/peers.js';
 import { exchange, sleep, udp } from '../helpers/udp.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 
 
@@ -37,7 +38,7 @@ describe('reflector behaviour', { timeout: 60_000 }, () => {
   let r: TwampReflector;
   let port: number;
   before(async () => {
-    r = new TwampReflector({ id: 'r', listen: '127.0.0.1', port: 0, refwait: 1 });
+    r = new TwampReflector(parseReflectorConfig({ id: 'r', listen: '127.0.0.1', port: 0, refwait: 1 }));
     port = (await r.start()).port;
   });
   after(() => r.stop());
@@ -174,7 +175,7 @@ describe('reflector behaviour', { timeout: 60_000 }, () => {
 
 describe('RFC 6038 (Reflect Octets, Symmetrical Size)', { timeout: 30_000 }, () => {
   it('offered in the greeting; Octets to be reflected echoed; reflected padding kept; too little padding refused', async () => {
-    const r = new TwampReflector({ id: 'r6038', listen: '127.0.0.1', port: 0 });
+    const r = new TwampReflector(parseReflectorConfig({ id: 'r6038', listen: '127.0.0.1', port: 0 }));
     const { port } = await r.start();
     const sock = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];

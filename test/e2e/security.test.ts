@@ -22,6 +22,7 @@ import {
 } from '../../src/protocol/index.js';
 import { testMeter, type TestMeter } from '../helpers/metrics.js';
 import { exchange, sleep, udp } from '../helpers/udp.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 const USER = 'testuser';
 const SECRET = 'testsecret123';
@@ -57,13 +58,13 @@ describe('security modes: our sender ↔ our reflector', { timeout: 120_000 }, (
     await writeFile(keyFile, `# test keys\n${USER}\t${Buffer.from(SECRET).toString('hex')}\nother 6f74686572\n`, { mode: 0o600 });
     meter = testMeter();
     log = recordingLogger();
-    all = new TwampReflector({
+    all = new TwampReflector(parseReflectorConfig({
       id: 'all', listen: '127.0.0.1', port: 0, modes: ['open', 'authenticated', 'encrypted', 'mixed'], key_file: keyFile,
-    }, { meterProvider: meter.provider, logger: log });
+    }), { meterProvider: meter.provider, logger: log });
     allPort = (await all.start()).port;
-    some = new TwampReflector({
+    some = new TwampReflector(parseReflectorConfig({
       id: 'some', listen: '127.0.0.1', port: 0, modes: ['open', 'authenticated'], key_file: keyFile, kdf_count: 1024,
-    }, { meterProvider: meter.provider, logger: log });
+    }), { meterProvider: meter.provider, logger: log });
     somePort = (await some.start()).port;
   });
 
@@ -76,7 +77,7 @@ describe('security modes: our sender ↔ our reflector', { timeout: 120_000 }, (
   });
 
   const sender = (id: string, port: number, extra: Record<string, unknown>) =>
-    new TwampSender({ id, reflector: '127.0.0.1', port, n_packets: 25, model: 'g711', reply_timeout: 1, ...extra },
+    new TwampSender(parseSenderConfig({ id, reflector: '127.0.0.1', port, n_packets: 25, model: 'g711', reply_timeout: 1, ...extra }),
       { meterProvider: meter.provider, logger: log });
 
   const cases: { mode: SecurityMode; model: string; tx: number; rx: number }[] = [
@@ -252,7 +253,7 @@ describe('secured control connection with several sessions', { timeout: 60_000 }
     dir = await mkdtemp(path.join(os.tmpdir(), 'otel-twamp-e2e-sec2-'));
     const kf = path.join(dir, 'k.pfs');
     await writeFile(kf, `${USER} ${Buffer.from(SECRET).toString('hex')}\n`);
-    r = new TwampReflector({ id: 'multi', listen: '127.0.0.1', port: 0, modes: ['authenticated', 'encrypted'], key_file: kf });
+    r = new TwampReflector(parseReflectorConfig({ id: 'multi', listen: '127.0.0.1', port: 0, modes: ['authenticated', 'encrypted'], key_file: kf }));
     port = (await r.start()).port;
   });
   after(async () => {
@@ -316,7 +317,7 @@ describe('secured control connection with several sessions', { timeout: 60_000 }
 
   it('a Greeting Count above the client maximum is refused with a clear message', async () => {
     const kf = path.join(dir, 'k.pfs');
-    const big = new TwampReflector({ id: 'big', listen: '127.0.0.1', port: 0, modes: ['authenticated'], key_file: kf, kdf_count: 65536 });
+    const big = new TwampReflector(parseReflectorConfig({ id: 'big', listen: '127.0.0.1', port: 0, modes: ['authenticated'], key_file: kf, kdf_count: 65536 }));
     const p = (await big.start()).port;
     try {
       await assert.rejects(

@@ -7,9 +7,10 @@ import { TwampSender } from '../../src/sender.js';
 import { StopSessions, ntpIntervalFromNs } from '../../src/protocol/index.js';
 import { startFakeServer, type FakeScript } from '../helpers/fakeServer.js';
 import { freePort } from '../helpers/peers.js';
+import { parseSenderConfig } from '../../src/config/index.js';
 
 function sender(port: number, extra: Record<string, unknown> = {}) {
-  return new TwampSender({ id: 't', reflector: '127.0.0.1', port, n_packets: 5, model: 'g711', control_timeout: 0.5, reply_timeout: 0.3, ...extra });
+  return new TwampSender(parseSenderConfig({ id: 't', reflector: '127.0.0.1', port, n_packets: 5, model: 'g711', control_timeout: 0.5, reply_timeout: 0.3, ...extra }));
 }
 
 async function run(script: FakeScript, extra: Record<string, unknown> = {}) {
@@ -51,7 +52,7 @@ describe('sender control exchange', { timeout: 60_000 }, () => {
     const warnings: string[] = [];
     const log = { debug: () => undefined, info: () => undefined, warn: (m: string) => { warnings.push(m); }, error: (m: string) => { warnings.push(m); } };
     try {
-      const out = await new TwampSender({ id: 't', reflector: '127.0.0.1', port: fake.port, n_packets: 3, model: 'g711', control_timeout: 0.5, reply_timeout: 0.2 },
+      const out = await new TwampSender(parseSenderConfig({ id: 't', reflector: '127.0.0.1', port: fake.port, n_packets: 3, model: 'g711', control_timeout: 0.5, reply_timeout: 0.2 }),
         { logger: log }).runOnce();
       assert.equal(fake.requests.length, 2, 'two Request-TW-Session');
       assert.equal(fake.requests[0]!.receiverPort, 0);

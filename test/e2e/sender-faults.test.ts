@@ -17,6 +17,7 @@ import { TwampSender } from '../../src/sender.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { freePort, repoRoot } from '../helpers/peers.js';
 import { startFakeServer } from '../helpers/fakeServer.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -108,9 +109,9 @@ ${sender('refusing', '127.0.0.1', twampPort, 'model: cbr\n    bandwidth: 1000000
   });
 
   it('descriptor/port exhaustion: the run fails with a reason, nothing throws, the next run succeeds', async () => {
-    const r = new TwampReflector({ id: 'r', listen: '127.0.0.1', port: 0 });
+    const r = new TwampReflector(parseReflectorConfig({ id: 'r', listen: '127.0.0.1', port: 0 }));
     const { port } = await r.start();
-    const s = new TwampSender({ id: 's', reflector: '127.0.0.1', port, n_packets: 5, model: 'g711', control_timeout: 1, reply_timeout: 1 });
+    const s = new TwampSender(parseSenderConfig({ id: 's', reflector: '127.0.0.1', port, n_packets: 5, model: 'g711', control_timeout: 1, reply_timeout: 1 }));
     const fds: number[] = [];
     try {
       try {

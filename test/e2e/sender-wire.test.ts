@@ -18,6 +18,7 @@ import { parseAgentConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
 import { silentLogger } from '../../src/session/log.js';
 import { needNative } from '../helpers/native.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 const N = 20;
 const AF21 = 18;
@@ -34,7 +35,7 @@ async function observeRun(profile: NamingProfile, cfg: Record<string, unknown>, 
   const meter = testMeter();
   const warnings: string[] = [];
   const logger = { debug() {}, info() {}, warn: (m: string) => { warnings.push(m); }, error: (m: string) => { warnings.push(m); } };
-  const sender = new TwampSender({ type: 'twamp_sender', reflector: '127.0.0.1', n_packets: N, model: 'g711', ...cfg },
+  const sender = new TwampSender(parseSenderConfig({ type: 'twamp_sender', reflector: '127.0.0.1', n_packets: N, model: 'g711', ...cfg }),
     { meterProvider: meter.provider, naming: profile, logger });
   before?.();
   let out;
@@ -61,7 +62,7 @@ for (const profile of ['legacy', 'otel'] as const) {
 
     before(async () => {
       reflectorMeter = testMeter();
-      reflector = new TwampReflector({ id: 'refl', type: 'twamp_reflector', listen: '127.0.0.1', port: 0, light_port: 0 },
+      reflector = new TwampReflector(parseReflectorConfig({ id: 'refl', type: 'twamp_reflector', listen: '127.0.0.1', port: 0, light_port: 0 }),
         { meterProvider: reflectorMeter.provider, naming: profile });
       port = (await reflector.start()).port;
       lightPort = reflector.lightAddress!.port;
@@ -137,8 +138,8 @@ for (const profile of ['legacy', 'otel'] as const) {
 
     it('a failed run withdraws them with the other measurements', async () => {
       const meter = testMeter();
-      const sender = new TwampSender({ id: `fail-${profile}`, type: 'twamp_sender', reflector: '127.0.0.1', port: 1, n_packets: 2,
-        model: 'g711', control_timeout: 1 }, { meterProvider: meter.provider, naming: profile, logger: silentLogger });
+      const sender = new TwampSender(parseSenderConfig({ id: `fail-${profile}`, type: 'twamp_sender', reflector: '127.0.0.1', port: 1, n_packets: 2,
+        model: 'g711', control_timeout: 1 }), { meterProvider: meter.provider, naming: profile, logger: silentLogger });
       const out = await sender.runOnce();
       assert.equal(out.ok, false);
       await sender.start();

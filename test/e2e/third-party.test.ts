@@ -18,6 +18,7 @@ import {
 } from '../../src/protocol/index.js';
 import { StreamReader } from '../../src/session/streamReader.js';
 import { sleep, udp } from '../helpers/udp.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 const refused = (r: { counters: { refused: Map<string, number> } }, reason: string): number => r.counters.refused.get(reason) ?? 0;
 
@@ -35,7 +36,7 @@ function req(senderPort: number, over: Partial<{ senderAddress: string; receiver
 }
 
 async function withReflector<T>(cfg: Record<string, unknown>, fn: (r: TwampReflector, port: number) => Promise<T>): Promise<T> {
-  const r = new TwampReflector({ id: 't', listen: '127.0.0.1', port: 0, ...cfg });
+  const r = new TwampReflector(parseReflectorConfig({ id: 't', listen: '127.0.0.1', port: 0, ...cfg }));
   const { port } = await r.start();
   try {
     return await fn(r, port);

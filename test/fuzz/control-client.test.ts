@@ -20,6 +20,7 @@ import {
 import { TwampSender } from '../../src/sender.js';
 import type { FailureReason } from '../../src/session/errors.js';
 import { checkAsync, CrashTrap, mutation, mutate, testTimeout, type Mutation } from '../helpers/fuzz.js';
+import { parseSenderConfig } from '../../src/config/index.js';
 
 const HOST = '127.0.0.1';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -248,10 +249,10 @@ describe('fuzz: TwampSender against a misbehaving TWAMP server', { timeout: test
   });
 
   function sender(): TwampSender {
-    return new TwampSender({
+    return new TwampSender(parseSenderConfig({
       id: 'fuzz-sender', reflector: HOST, port: fake.port, n_packets: N_PACKETS, model: 'cbr', size: 100, bandwidth: 800_000,
       control_timeout: CONTROL_TIMEOUT_S, reply_timeout: REPLY_TIMEOUT_S,
-    });
+    }));
   }
 
   it('the fake server, answering validly, gives a successful run', async () => {

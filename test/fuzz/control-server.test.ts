@@ -27,6 +27,7 @@ import { ControlServer, newControlServerCounters } from '../../src/session/contr
 import { systemClock } from '../../src/session/clock.js';
 import { silentLogger } from '../../src/session/log.js';
 import { checkAsync, CrashTrap, testTimeout } from '../helpers/fuzz.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const HOST = '127.0.0.1';
@@ -337,10 +338,10 @@ async function play(port: number, sc: Scenario): Promise<void> {
 }
 
 function legitSender(port: number): TwampSender {
-  return new TwampSender({
+  return new TwampSender(parseSenderConfig({
     id: 'fuzz-legit', reflector: HOST, port, n_packets: 3, model: 'cbr', size: 100, bandwidth: 800_000,
     control_timeout: 2, reply_timeout: 1,
-  });
+  }));
 }
 
 describe('fuzz: TWAMP-Control server state machine over loopback TCP', { timeout: testTimeout(120_000) }, () => {
@@ -350,7 +351,7 @@ describe('fuzz: TWAMP-Control server state machine over loopback TCP', { timeout
 
   before(async () => {
     trap = new CrashTrap().install();
-    reflector = new TwampReflector({ id: 'fuzz-reflector', listen: HOST, port: 0, refwait: 2, servwait: 2 });
+    reflector = new TwampReflector(parseReflectorConfig({ id: 'fuzz-reflector', listen: HOST, port: 0, refwait: 2, servwait: 2 }));
     port = (await reflector.start()).port;
   });
   after(async () => {

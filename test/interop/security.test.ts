@@ -12,6 +12,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import {
   requirePeersOrSkip, startTwampd, runTwping, hostPort, TEST_USER, TEST_PASSPHRASE, type TwpingResult,
 } from '../helpers/peers.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 function explain(r: TwpingResult): string {
   return `twping exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
@@ -33,10 +34,10 @@ describe('our sender → perfSONAR twampd (authenticated, encrypted, mixed)', { 
           // twampd offering only this mode, so the negotiation cannot fall back.
           const d = await startTwampd(p, { authmode: letter, host });
           try {
-            const sender = new TwampSender({
+            const sender = new TwampSender(parseSenderConfig({
               id: `vs-twampd-${mode}`, reflector: host, port: d.port, n_packets: 30, model,
               mode, key_id: TEST_USER, secret: TEST_PASSPHRASE,
-            });
+            }));
             const out = await sender.runOnce();
             assert.ok(out.ok, `${out.ok ? '' : out.error.message}\n${d.log()}`);
             const r = out.result.session;
@@ -70,10 +71,10 @@ describe('our sender → perfSONAR twampd (authenticated, encrypted, mixed)', { 
     if (!p) return;
     const d = await startTwampd(p, { authmode: 'OAEM' });
     try {
-      const sender = new TwampSender({
+      const sender = new TwampSender(parseSenderConfig({
         id: 'pref', reflector: d.host, port: d.port, n_packets: 10, model: 'g711',
         mode: ['encrypted', 'authenticated', 'open'], key_id: TEST_USER, secret: TEST_PASSPHRASE,
-      });
+      }));
       const out = await sender.runOnce();
       assert.ok(out.ok, out.ok ? '' : out.error.message);
       assert.equal(out.result.session.mode, 'encrypted');
@@ -89,7 +90,7 @@ describe('our sender → perfSONAR twampd (authenticated, encrypted, mixed)', { 
     const d = await startTwampd(p, { authmode: 'AE' });
     try {
       for (const cfg of [{ key_id: TEST_USER, secret: 'wrong-passphrase' }, { key_id: 'nobody', secret: TEST_PASSPHRASE }]) {
-        const sender = new TwampSender({ id: 'bad', reflector: d.host, port: d.port, n_packets: 5, model: 'g711', mode: 'authenticated', ...cfg });
+        const sender = new TwampSender(parseSenderConfig({ id: 'bad', reflector: d.host, port: d.port, n_packets: 5, model: 'g711', mode: 'authenticated', ...cfg }));
         const out = await sender.runOnce();
         assert.equal(out.ok, false);
         assert.equal(out.ok ? '' : out.reason, 'refused', out.ok ? '' : out.error.message);
@@ -118,9 +119,9 @@ describe('perfSONAR twping → our reflector (authenticated, encrypted, mixed)',
     it(`${host}: -A A, E, M with default and minimal padding, 0 loss, counters agree`, async (t) => {
       const p = requirePeersOrSkip(t);
       if (!p) return;
-      const reflector = new TwampReflector({
+      const reflector = new TwampReflector(parseReflectorConfig({
         id: 'ours-sec', listen: host, port: 0, modes: ['authenticated', 'encrypted', 'mixed'], key_file: pfs,
-      });
+      }));
       const { port } = await reflector.start();
       const target = hostPort(host, port);
       try {
@@ -159,7 +160,7 @@ describe('perfSONAR twping → our reflector (authenticated, encrypted, mixed)',
     if (!p) return;
     const bad = path.join(dir, 'bad.pfs');
     await writeFile(bad, `${TEST_USER} ${Buffer.from('wrong-passphrase').toString('hex')}\n`, { mode: 0o600 });
-    const reflector = new TwampReflector({ id: 'ours-auth', listen: '127.0.0.1', port: 0, modes: ['authenticated'], key_file: pfs });
+    const reflector = new TwampReflector(parseReflectorConfig({ id: 'ours-auth', listen: '127.0.0.1', port: 0, modes: ['authenticated'], key_file: pfs }));
     const { port } = await reflector.start();
     const target = hostPort('127.0.0.1', port);
     try {

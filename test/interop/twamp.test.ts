@@ -9,6 +9,7 @@ import { testMeter } from '../helpers/metrics.js';
 import {
   requirePeersOrSkip, startTwampd, runTwping, freePort, hostPort, TEST_USER, TEST_PASSPHRASE, type TwpingResult,
 } from '../helpers/peers.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 function explain(r: TwpingResult): string {
   return `twping exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
@@ -27,7 +28,7 @@ describe('our sender → perfSONAR twampd (open mode)', { timeout: 120_000, conc
       if (!p) return;
       const d = await startTwampd(p, { authmode: 'O' });
       try {
-        const sender = new TwampSender({ id: `vs-twampd-${m.model}`, reflector: d.host, port: d.port, n_packets: 30, ...m });
+        const sender = new TwampSender(parseSenderConfig({ id: `vs-twampd-${m.model}`, reflector: d.host, port: d.port, n_packets: 30, ...m }));
         const out = await sender.runOnce();
         assert.ok(out.ok, `${out.ok ? '' : out.error.message}\n${d.log()}`);
         const s = out.result.session.stats;
@@ -61,9 +62,9 @@ describe('our sender → perfSONAR twampd (open mode)', { timeout: 120_000, conc
     const d = await startTwampd(p, { authmode: 'O' });
     try {
       const want = await freePort('127.0.0.1', 'udp');
-      const sender = new TwampSender({
+      const sender = new TwampSender(parseSenderConfig({
         id: 'explicit-port', reflector: d.host, port: d.port, reflector_port: want, n_packets: 10, model: 'g711',
-      });
+      }));
       const out = await sender.runOnce();
       assert.ok(out.ok, out.ok ? '' : out.error.message);
       assert.equal(out.result.session.reflectorTestPort, want);
@@ -78,7 +79,7 @@ describe('our sender → perfSONAR twampd (open mode)', { timeout: 120_000, conc
     if (!p) return;
     const d = await startTwampd(p, { authmode: 'O', host: '::1' });
     try {
-      const sender = new TwampSender({ id: 'v6', reflector: '::1', port: d.port, n_packets: 20, model: 'g729' });
+      const sender = new TwampSender(parseSenderConfig({ id: 'v6', reflector: '::1', port: d.port, n_packets: 20, model: 'g729' }));
       const out = await sender.runOnce();
       assert.ok(out.ok, `${out.ok ? '' : out.error.message}\n${d.log()}`);
       assert.equal(out.result.session.ipVersion, 6);
@@ -95,16 +96,16 @@ describe('our sender → perfSONAR twampd (open mode)', { timeout: 120_000, conc
     if (!p) return;
     const d = await startTwampd(p, { authmode: 'A' });
     try {
-      const sender = new TwampSender({ id: 'auth-only', reflector: d.host, port: d.port, n_packets: 5, model: 'g711' });
+      const sender = new TwampSender(parseSenderConfig({ id: 'auth-only', reflector: d.host, port: d.port, n_packets: 5, model: 'g711' }));
       const out = await sender.runOnce();
       assert.equal(out.ok, false);
       assert.equal(out.ok ? '' : out.reason, 'refused');
       assert.match(out.ok ? '' : out.error.message, /no common security mode: we allow open; the server offers authenticated \(Modes 0x2\)/);
       // With the key configured, the same server is fine (more in security.test.ts).
-      const auth = new TwampSender({
+      const auth = new TwampSender(parseSenderConfig({
         id: 'auth-ok', reflector: d.host, port: d.port, n_packets: 5, model: 'g711',
         mode: ['open', 'authenticated'], key_id: TEST_USER, secret: TEST_PASSPHRASE,
-      });
+      }));
       const ok = await auth.runOnce();
       assert.ok(ok.ok, ok.ok ? '' : ok.error.message);
       assert.equal(ok.result.session.mode, 'authenticated');
@@ -121,7 +122,7 @@ describe('perfSONAR twping → our reflector (open mode)', { timeout: 120_000 },
       const p = requirePeersOrSkip(t);
       if (!p) return;
       const meter = testMeter();
-      const reflector = new TwampReflector({ id: 'ours', listen: host, port: 0 }, { meterProvider: meter.provider });
+      const reflector = new TwampReflector(parseReflectorConfig({ id: 'ours', listen: host, port: 0 }), { meterProvider: meter.provider });
       const { port } = await reflector.start();
       try {
         const target = hostPort(host, port);
@@ -159,7 +160,7 @@ describe('perfSONAR twping → our reflector (open mode)', { timeout: 120_000 },
   it('several twping clients at once are served concurrently', async (t) => {
     const p = requirePeersOrSkip(t);
     if (!p) return;
-    const reflector = new TwampReflector({ id: 'busy', listen: '127.0.0.1', port: 0 });
+    const reflector = new TwampReflector(parseReflectorConfig({ id: 'busy', listen: '127.0.0.1', port: 0 }));
     const { port } = await reflector.start();
     try {
       const runs = await Promise.all([0, 1, 2, 3].map(() =>
@@ -178,7 +179,7 @@ describe('perfSONAR twping → our reflector (open mode)', { timeout: 120_000 },
   it('twping asking for authenticated mode from an open-only reflector is refused cleanly and counted', async (t) => {
     const p = requirePeersOrSkip(t);
     if (!p) return;
-    const reflector = new TwampReflector({ id: 'open-only', listen: '127.0.0.1', port: 0 });
+    const reflector = new TwampReflector(parseReflectorConfig({ id: 'open-only', listen: '127.0.0.1', port: 0 }));
     const { port } = await reflector.start();
     try {
       const d = await startTwampd(p, { authmode: 'O' }); // only for its pass-phrase file

@@ -10,6 +10,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import { testMeter } from '../helpers/metrics.js';
 import { freePort, hostPort } from '../helpers/peers.js';
 import { requireTwampyOrSkip, startTwampyResponder, runTwampySender } from '../helpers/twampy.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 const HOSTS = [{ host: '127.0.0.1', overhead: 28 }, { host: '::1', overhead: 48 }];
 
@@ -21,10 +22,10 @@ describe('our Light sender → twampy responder', { timeout: 120_000 }, () => {
         if (!tw) return;
         const responder = await startTwampyResponder(tw, host, await freePort(host, 'udp'));
         try {
-          const sender = new TwampSender({
+          const sender = new TwampSender(parseSenderConfig({
             id: `vs-twampy-${format}`, reflector: host, port: responder.port, control: false, format,
             model: 'cbr', bandwidth: 200_000, size: 100, n_packets: 20, reply_timeout: 1,
-          });
+          }));
           const out = await sender.runOnce();
           assert.ok(out.ok, `${out.ok ? '' : out.error.message}\n${responder.log()}`);
           const s = out.result.session;
@@ -61,7 +62,7 @@ describe('twampy sender → our Light reflector', { timeout: 120_000 }, () => {
         const tw = requireTwampyOrSkip(t);
         if (!tw) return;
         const meter = testMeter();
-        const r = new TwampReflector({ id: 'light', listen: host, port: 0, light_port: 0, light_stateful: stateful }, { meterProvider: meter.provider });
+        const r = new TwampReflector(parseReflectorConfig({ id: 'light', listen: host, port: 0, light_port: 0, light_stateful: stateful }), { meterProvider: meter.provider });
         await r.start();
         try {
           const local = hostPort(host, await freePort(host, 'udp'));

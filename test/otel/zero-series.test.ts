@@ -14,6 +14,7 @@ import type { FailureReason } from '../../src/session/errors.js';
 import type { NamingProfile } from '../../src/otel/instruments.js';
 import { testMeter, type Snapshot } from '../helpers/metrics.js';
 import { freePort } from '../helpers/peers.js';
+import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 
 /** Every FailureReason; the compiler rejects this list if the type gains or loses one. */
 const FAILURE_REASONS = Object.keys({
@@ -56,10 +57,10 @@ for (const profile of ['legacy', 'otel'] as const) {
     it('sender: every FailureReason at 0 before any run has failed', async () => {
       const meter = testMeter();
       const silent = await silentServer();
-      const sender = new TwampSender({
+      const sender = new TwampSender(parseSenderConfig({
         id: 's0', type: 'twamp_sender', reflector: '127.0.0.1', port: silent.port, n_packets: 5, model: 'g711',
         interval: 3600, control_timeout: 60,
-      }, { meterProvider: meter.provider, naming: profile });
+      }), { meterProvider: meter.provider, naming: profile });
       try {
         await sender.start(); // the first run now waits for a greeting that never comes
         const errors = byReason(await meter.collect(), profile, n.errors, 's0');
@@ -76,9 +77,9 @@ for (const profile of ['legacy', 'otel'] as const) {
     it('sender: one failure counts 1 for its reason, the others stay at 0', async () => {
       const meter = testMeter();
       const closed = await freePort(); // nothing listens: connect fails
-      const sender = new TwampSender({
+      const sender = new TwampSender(parseSenderConfig({
         id: 's1', type: 'twamp_sender', reflector: '127.0.0.1', port: closed, n_packets: 5, model: 'g711', interval: 3600,
-      }, { meterProvider: meter.provider, naming: profile });
+      }), { meterProvider: meter.provider, naming: profile });
       try {
         await sender.start();
         const out = await sender.runOnce(); // the run start() began
@@ -94,9 +95,9 @@ for (const profile of ['legacy', 'otel'] as const) {
 
     it('reflector: every REFUSAL_REASONS entry at 0 before anything was refused, then one refusal counts 1', async () => {
       const meter = testMeter();
-      const reflector = new TwampReflector({
+      const reflector = new TwampReflector(parseReflectorConfig({
         id: 'r0', type: 'twamp_reflector', listen: '127.0.0.1', port: 0, deny: ['127.0.0.0/8'],
-      }, { meterProvider: meter.provider, naming: profile });
+      }), { meterProvider: meter.provider, naming: profile });
       try {
         const { port } = await reflector.start();
         const before = byReason(await meter.collect(), profile, n.refused, 'r0');
@@ -132,15 +133,15 @@ for (const profile of ['legacy', 'otel'] as const) {
         { source_labels: ['__name__', n.visibleReason], regex: `${metric};(timeout|auth)`, action: 'drop' },
         { target_label: 'env', replacement: 'lab' },
       ];
-      const sender = new TwampSender({
+      const sender = new TwampSender(parseSenderConfig({
         id: 's2', type: 'twamp_sender', reflector: '127.0.0.1', port: silent.port, n_packets: 5, model: 'g711',
         interval: 3600, control_timeout: 60,
         relabel: rules('twamp_sender_errors_total'), // the scraped name in both profiles
-      }, { meterProvider: meter.provider, naming: profile });
-      const reflector = new TwampReflector({
+      }), { meterProvider: meter.provider, naming: profile });
+      const reflector = new TwampReflector(parseReflectorConfig({
         id: 'r2', type: 'twamp_reflector', listen: '127.0.0.1', port: 0,
         relabel: rules('twamp_reflector_refused_total'),
-      }, { meterProvider: meter.provider, naming: profile });
+      }), { meterProvider: meter.provider, naming: profile });
       try {
         await reflector.start();
         await sender.start();

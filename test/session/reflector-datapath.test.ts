@@ -23,6 +23,7 @@ import {
   decodeReflectorPacket, ntpIntervalFromNs, ntpFromUnixNs, readTimestamp, STAMP_BASE_SIZE,
 } from '../../src/protocol/index.js';
 import { needNative } from '../helpers/native.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 /** A test client on the datapath: its received datagrams (with TTL / TOS) queue up for next(). */
 async function client(o: { family: 4 | 6; ttl?: number; tos?: number }): Promise<{
@@ -110,7 +111,7 @@ describe('IPv6 scope of link-local session addresses (udp.ts withScopeOf)', () =
 
 describe('TWAMP test session on the datapath', { timeout: 60_000 }, () => {
   async function session(t: TestContext, ttl: number) {
-    const r = new TwampReflector({ id: 'rdp', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 });
+    const r = new TwampReflector(parseReflectorConfig({ id: 'rdp', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 }));
     const { port } = await r.start();
     t.after(() => r.stop());
     const cl = await client({ family: 4, ttl });
@@ -259,7 +260,7 @@ describe('light_format (config → Light reflector)', { timeout: 30_000 }, () =>
     const cl = await client({ family: 4 });
     t.after(() => cl.sock.close());
     for (const [format, want] of [['twamp', 0], ['auto', 0x4242]] as const) {
-      const r = new TwampReflector({ id: `lf-${format}`, listen: '127.0.0.1', port: 0, control: false, light_port: 0, light_format: format });
+      const r = new TwampReflector(parseReflectorConfig({ id: `lf-${format}`, listen: '127.0.0.1', port: 0, control: false, light_port: 0, light_format: format }));
       const { port } = await r.start();
       try {
         cl.sock.send(stampRequest(1, 0x4242), '127.0.0.1', port);
@@ -268,7 +269,7 @@ describe('light_format (config → Light reflector)', { timeout: 30_000 }, () =>
         await r.stop();
       }
     }
-    assert.throws(() => new TwampReflector({ id: 'lf-bad', listen: '127.0.0.1', port: 0, light_port: 0, light_format: 'both' }),
+    assert.throws(() => new TwampReflector(parseReflectorConfig({ id: 'lf-bad', listen: '127.0.0.1', port: 0, light_port: 0, light_format: 'both' })),
       /light_format/);
   });
 });

@@ -20,6 +20,7 @@ import {
 } from '../../src/protocol/index.js';
 import { requirePeersOrSkip, startTwampd } from '../helpers/peers.js';
 import { needNative } from '../helpers/native.js';
+import { parseReflectorConfig } from '../../src/config/index.js';
 
 const us = (ns: number | undefined): string => (ns === undefined ? '-' : `${(ns / 1000).toFixed(1)} µs`);
 
@@ -43,7 +44,7 @@ async function withEnv<T>(name: string, value: string, f: () => Promise<T>): Pro
 }
 
 async function ourReflector(): Promise<{ port: number; stop: () => Promise<void> }> {
-  const r = new TwampReflector({ id: 'sdp', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 });
+  const r = new TwampReflector(parseReflectorConfig({ id: 'sdp', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 }));
   const { port } = await r.start();
   return { port, stop: () => r.stop() };
 }

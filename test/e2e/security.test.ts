@@ -23,6 +23,10 @@ import {
 import { testMeter, type TestMeter } from '../helpers/metrics.js';
 import { exchange, sleep, udp } from '../helpers/udp.js';
 import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
+import { datapathSupport } from '../../src/session/datapath.js';
+
+/** RFC 7750 (Modes bit 8): our reflector offers it where it reads the received DS byte, and our sender then chooses it. */
+const DSCP_ECN = datapathSupport().native ? 0x100 : 0;
 
 const USER = 'testuser';
 const SECRET = 'testsecret123';
@@ -88,7 +92,8 @@ describe('security modes: our sender ↔ our reflector', { timeout: 120_000 }, (
     { mode: 'encrypted', model: 'g729', tx: 48 + 28, rx: 112 + 28 },
     // Mixed: encrypted control, open test packets (RFC 5618).
     { mode: 'mixed', model: 'g711', tx: 200, rx: 200 },
-    { mode: 'mixed', model: 'g729', tx: 60, rx: 69 },
+    // Open test packets: replies of at least 41 octets, 44 with RFC 7750's S-DSCP-ECN.
+    { mode: 'mixed', model: 'g729', tx: 60, rx: DSCP_ECN ? 72 : 69 },
   ];
   for (const c of cases) {
     it(`${c.mode}, ${c.model}: every packet reflected, stats sane`, async () => {
@@ -142,7 +147,8 @@ describe('security modes: our sender ↔ our reflector', { timeout: 120_000 }, (
     const out = await besideOpenSession(somePort, () => sender('no-mode', somePort, { mode: ['encrypted', 'mixed'], key_id: USER, secret: SECRET }).runOnce());
     assert.equal(out.ok, false);
     assert.equal(out.ok ? '' : out.reason, 'refused');
-    assert.match(out.ok ? '' : out.error.message, /no common security mode: we allow encrypted, mixed; the server offers open, authenticated \(Modes 0x63\)/);
+    assert.match(out.ok ? '' : out.error.message, new RegExp('no common security mode: we allow encrypted, mixed; the server offers open, authenticated ' +
+      `\\(Modes 0x${(0x63 | DSCP_ECN).toString(16)}\\)`));
     await sleep(50);
     assert.equal((some.counters.refused.get('mode') ?? 0) - before, 1);
   });
@@ -268,7 +274,7 @@ describe('secured control connection with several sessions', { timeout: 60_000 }
       });
       assert.equal(c.mode, mode);
       assert.equal(c.greeting.count, 2048, 'kdf_count default');
-      assert.equal(c.greeting.modes, Mode.AUTHENTICATED | Mode.ENCRYPTED | Mode.REFLECT_OCTETS | Mode.SYMMETRICAL_SIZE);
+      assert.equal(c.greeting.modes, Mode.AUTHENTICATED | Mode.ENCRYPTED | Mode.REFLECT_OCTETS | Mode.SYMMETRICAL_SIZE | DSCP_ECN);
       const started0 = r.counters.sessionsStarted;
       const socks = [await udp(), await udp(), await udp()];
       const request = (s: UdpSocket) => c.requestSession({

@@ -60,6 +60,8 @@ export interface MeshWindow {
   rttAvgMedianUs: number | undefined;
   runs: number;
   runErrors: number;
+  /** Seconds sessions waited for a slot under agent.max_concurrent_sessions / max_sessions_per_reflector (undefined: not exported). */
+  queueWaitS: number | undefined;
   reflector: { sessionsStarted: number; reflectedPackets: number; droppedPackets: number; refused: number; refusedBy: Record<string, number>; rssMb: number; cpuPercent: number };
   /** Packets the reflectors reflected per second. */
   ppsReflected: number;
@@ -111,6 +113,7 @@ function rssBytes(pid: number): number | undefined {
   }
 }
 
+const QUEUE_WAIT = 'twamp_agent_session_queue_wait_seconds_total';
 const sum = (xs: Sample[], name: string): number => xs.filter((s) => s.name === name).reduce((a, s) => a + s.value, 0);
 
 export async function meshScale(log: (s: string) => void, cleanup: Array<() => Promise<void>>): Promise<MeshScalePart> {
@@ -272,6 +275,7 @@ async function measureAgent(n: number, windows: Array<number | undefined>, ctx: 
       rttAvgMedianUs: rtt.length === 0 ? undefined : quantile(rtt, 0.5),
       runs: sum(last, 'twamp_sender_runs_total') - sum(first, 'twamp_sender_runs_total'),
       runErrors: sum(last, 'twamp_sender_errors_total') - sum(first, 'twamp_sender_errors_total'),
+      queueWaitS: last.some((s) => s.name === QUEUE_WAIT) ? sum(last, QUEUE_WAIT) - sum(first, QUEUE_WAIT) : undefined,
       reflector: {
         sessionsStarted: r1.sessionsStarted - r0.sessionsStarted, reflectedPackets: r1.reflectedPackets - r0.reflectedPackets,
         droppedPackets: r1.droppedPackets - r0.droppedPackets, refused: r1.refused - r0.refused, refusedBy,
@@ -316,6 +320,7 @@ export function meshReport(m: MeshResult): string {
   row('sessions with a departure figure', (w) => fmtInt(w.departureP99Us?.sessions ?? 0));
   row('round trip (avg per sender), median (µs)', (w) => fmt(w.rttAvgMedianUs));
   row('runs / failed runs', (w) => `${fmtInt(w.runs)} / ${fmtInt(w.runErrors)}`);
+  row('time sessions waited for a slot (s, agent session caps)', (w) => (w.queueWaitS === undefined ? 'n/a (not exported)' : fmt(w.queueWaitS, 2)));
   row('reflectors: sessions / packets / dropped', (w) => `${fmtInt(w.reflector.sessionsStarted)} / ${fmtInt(w.reflector.reflectedPackets)} / ${fmtInt(w.reflector.droppedPackets)}`);
   row('reflectors: refusals', (w) => (w.reflector.refused === 0 ? '0'
     : `${fmtInt(w.reflector.refused)} (${Object.entries(w.reflector.refusedBy).map(([k, v]) => `${k} ${v}`).join(', ')})`));

@@ -98,7 +98,7 @@ describe('probe modules and probe section in the agent file', () => {
     assert.equal(cfg.modules!.default!.sender.id, 'default');
     assert.equal(cfg.modules!.hang!.sender.controlTimeoutMs, 30_000);
     assert.deepEqual(cfg.modules!.v6only!.allow, [{ address: '::1', prefix: 128, family: 6 }]); // parsed once, at load
-    assert.deepEqual(cfg.probe, { allow: ['127.0.0.0/8'], maxConcurrent: 8, maxPerSecond: 10, maxPerTargetPerSecond: 1, timeoutMs: 10_000 });
+    assert.deepEqual(cfg.probe, { allow: [{ address: '127.0.0.0', prefix: 8, family: 4 }], maxConcurrent: 8, maxPerSecond: 10, maxPerTargetPerSecond: 1, timeoutMs: 10_000 });
     const none = agentFile('');
     assert.equal(none.modules, undefined);
     assert.equal(none.probe, undefined);

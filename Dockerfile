@@ -33,12 +33,20 @@ COPY package.json package-lock.json tsconfig.json binding.gyp ./
 COPY native ./native
 COPY scripts/build-native.mjs ./scripts/build-native.mjs
 COPY src ./src
+COPY packages/agent/package.json ./packages/agent/package.json
 # npm ci installs, builds the addon (install script) and compiles TypeScript
 # (prepare); build:native is strict, so a broken addon fails the image build
-# instead of silently shipping an image that cannot mark DSCP.
+# instead of silently shipping an image that cannot mark DSCP. The SDK and
+# exporters are the library's optional peers (dev dependencies here), so the
+# prune drops them: they come back as the agent package (otel-twamp-agent)
+# declares them, installed aside and merged in.
 RUN npm ci \
  && npm run build:native \
  && npm prune --omit=dev \
+ && npm install --prefix /tmp/sdk --no-save --no-audit --no-fund \
+      $(node -p "Object.entries(require('./packages/agent/package.json').dependencies).filter(([n]) => n !== 'otel-twamp').map(([n, v]) => n + '@' + v).join(' ')") \
+ && cp -rn /tmp/sdk/node_modules/. node_modules/ \
+ && rm -rf /tmp/sdk \
  && npm cache clean --force
 
 # ---------------------------------------------------------------- runtime

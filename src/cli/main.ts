@@ -6,7 +6,8 @@
 import { loadAgentConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { consoleLogger, type LogLevel } from '../session/log.js';
-import { Agent } from './agent.js';
+import type { Agent } from './agent.js';
+import { missingPeersMessage } from './peers.js';
 import { parseArgs, parseOrExit, untilStopped } from './common.js';
 import { createTwampViews, ViewConfigError } from '../otel/views.js';
 import { VERSION } from '../version.js';
@@ -73,7 +74,12 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
 
 export async function main(argv: string[]): Promise<number> {
   const command = argv[0] !== undefined && Object.hasOwn(COMMANDS, argv[0]) ? COMMANDS[argv[0]] : undefined;
-  if (command) return (await command())(argv.slice(1));
+  if (command) {
+    // reflect exports with the SDK (optional peers of the library, src/cli/peers.ts); probe needs none.
+    const missing = argv[0] === 'reflect' ? missingPeersMessage('reflect') : undefined;
+    if (missing !== undefined) { process.stderr.write(missing); return 1; }
+    return (await command())(argv.slice(1));
+  }
   const parsed = parseOrExit(argv.includes('agent') ? 'agent' : '', () => parseArgs({
     args: argv,
     allowPositionals: true,
@@ -134,10 +140,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  const missing = missingPeersMessage('agent');
+  if (missing !== undefined) { process.stderr.write(missing); return 1; }
+  const { Agent: AgentImpl } = await import('./agent.js');
   const log = consoleLogger(level);
   let agent: Agent;
   try {
-    agent = new Agent(config, { logger: log });
+    agent = new AgentImpl(config, { logger: log });
     await agent.start();
   } catch (e) {
     log.error((e as Error).message);
@@ -164,14 +173,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     log.info(`SIGHUP: ${why}: restarting the agent`);
     await agent.stop();
-    const fresh = new Agent(next, { logger: log });
+    const fresh = new AgentImpl(next, { logger: log });
     try {
       await fresh.start();
       agent = fresh;
     } catch (e) {
       log.error(`SIGHUP: new configuration failed to start (${(e as Error).message}); restoring the previous one`);
       await fresh.stop().catch(() => undefined);
-      agent = new Agent(agent.config, { logger: log });
+      agent = new AgentImpl(agent.config, { logger: log });
       await agent.start();
     }
   };

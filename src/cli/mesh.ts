@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import { readBoundedFile, MAX_CONFIG_FILE_OCTETS } from '../config/load.js';
-import { parseMesh, pickSelf, planCollectors, planFor, withDnsMembers, type DnsMember, type MeshDefinition, type MeshMemberSet, type MeshPlan } from '../config/mesh.js';
+import { NotAMemberError, parseMesh, pickSelf, planCollectors, planFor, withDnsMembers, type DnsMember, type MeshDefinition, type MeshMemberSet, type MeshPlan } from '../config/mesh.js';
 import type { AgentConfig, CollectorConfig, MeshSourceConfig, NamingProfile } from '../config/types.js';
 import { formatHostPort } from '../session/errors.js';
 import type { Logger } from '../session/log.js';
@@ -120,6 +120,8 @@ export interface LoadedMesh {
   mesh: MeshDefinition;
   plan: MeshPlan;
   collectors: CollectorConfig[];
+  /** Why this agent is not a member (then it runs nothing of the mesh; plan.self is ''). */
+  notMember?: string;
 }
 
 export interface MeshContext {
@@ -137,8 +139,14 @@ export function expandMesh(text: string, ctx: MeshContext): LoadedMesh {
 }
 
 /** Expand a definition (its DNS members applied) for this agent. @throws Error naming the problem. */
-export function expandDefinition(mesh: MeshDefinition, ctx: MeshContext): LoadedMesh {
-  const self = pickSelf(mesh, { self: ctx.config.self, host: ctx.host, localAddresses: (ctx.localAddresses ?? localAddresses)() });
+export function expandDefinition(mesh: MeshDefinition, ctx: MeshContext, o: { allowNotMember?: boolean } = {}): LoadedMesh {
+  let self: string;
+  try {
+    self = pickSelf(mesh, { self: ctx.config.self, host: ctx.host, localAddresses: (ctx.localAddresses ?? localAddresses)() });
+  } catch (e) {
+    if (!(o.allowNotMember && e instanceof NotAMemberError)) throw e;
+    return { mesh, plan: { self: '', senders: [] }, collectors: [], notMember: e.message };
+  }
   const plan = planFor(mesh, self, { naming: ctx.naming });
   return { mesh, plan, collectors: planCollectors(plan) };
 }
@@ -271,7 +279,8 @@ export class MeshRunner {
     this.attempted = attempt;
     let loaded: LoadedMesh;
     try {
-      loaded = expandDefinition(withDnsMembers(def.mesh, found), this.o);
+      // Not a member (not yet, or no longer): the version applies as running nothing of the mesh.
+      loaded = expandDefinition(withDnsMembers(def.mesh, found), this.o, { allowNotMember: true });
     } catch (e) {
       this.errors++;
       log.error(`mesh: ${this.generation > 0 ? 'new version not applied, keeping generation ' + String(this.generation) : 'not applied'}: ${(e as Error).message}`);
@@ -285,7 +294,9 @@ export class MeshRunner {
       for (const id of out.started) log.info(`mesh: started ${id}${peer.has(id) ? ` (to ${peer.get(id)})` : ''}`);
       for (const id of out.restarted) log.info(`mesh: restarted ${id} (its settings changed)`);
       for (const id of out.stopped) log.info(`mesh: stopped ${id}`);
-      log.info(`mesh: generation ${this.generation} applied from ${this.o.config.source}: this agent is ${JSON.stringify(loaded.plan.self)}, ` +
+      if (loaded.notMember !== undefined) log.warn(`mesh: this agent is not a member of generation ${this.generation}, it runs none of its collectors: ${loaded.notMember}`);
+      log.info(`mesh: generation ${this.generation} applied from ${this.o.config.source}: ` +
+        `${loaded.notMember !== undefined ? 'this agent is not a member' : `this agent is ${JSON.stringify(loaded.plan.self)}`}, ` +
         `${loaded.mesh.members.length} member(s), ${loaded.plan.senders.length} sender(s), ${loaded.plan.reflector ? 'a reflector' : 'no reflector'}`);
       return true;
     } catch (e) {

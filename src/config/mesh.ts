@@ -462,11 +462,19 @@ export function planCollectors(plan: MeshPlan): CollectorConfig[] {
 }
 
 /**
+ * A valid definition that does not have this agent among its members (not
+ * yet, or no longer): the agent runs nothing of it (docs/configuration.md "Mesh").
+ */
+export class NotAMemberError extends Error {
+  override name = 'NotAMemberError';
+}
+
+/**
  * Which member this agent is: `self` when given (a member's name, or the
  * address of exactly one member), else
  * the member named like the host, else the one member whose address is one
  * of `localAddresses`.
- * @throws Error naming the problem (no such member, none or several local).
+ * @throws NotAMemberError when no member is this agent; Error when several could be.
  */
 export function pickSelf(mesh: MeshDefinition, o: { self?: string | undefined; host: string; localAddresses: readonly string[] }): string {
   const names = mesh.members.map((m) => m.name);
@@ -479,7 +487,7 @@ export function pickSelf(mesh: MeshDefinition, o: { self?: string | undefined; h
       throw new Error(`mesh.self: ${JSON.stringify(o.self)} is a member set from DNS in ${mesh.source}, not a member: name one of its members, or leave self out to find it by local address`);
     }
     const hint = suggestKey(o.self, names);
-    throw new Error(`mesh.self: ${JSON.stringify(o.self)} is not a member of ${mesh.source}${hint !== undefined ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; members: ${names.join(', ') || 'none'}`);
+    throw new NotAMemberError(`mesh.self: ${JSON.stringify(o.self)} is not a member of ${mesh.source}${hint !== undefined ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; members: ${names.join(', ') || 'none'}`);
   }
   if (names.includes(o.host)) return o.host;
   const local = mesh.members.filter((m) => o.localAddresses.includes(m.address));
@@ -487,5 +495,5 @@ export function pickSelf(mesh: MeshDefinition, o: { self?: string | undefined; h
   if (local.length > 1) {
     throw new Error(`mesh.self is not set and several members of ${mesh.source} have a local address (${local.map((m) => `${m.name} ${m.address}`).join(', ')}): set mesh.self`);
   }
-  throw new Error(`mesh.self is not set, no member of ${mesh.source} is named ${JSON.stringify(o.host)} (the host name) and none has a local address: set mesh.self`);
+  throw new NotAMemberError(`mesh.self is not set, no member of ${mesh.source} is named ${JSON.stringify(o.host)} (the host name) and none has a local address: set mesh.self`);
 }

@@ -228,7 +228,7 @@ export const AGENT_METRICS = [
     description: 'Senders this agent runs for the applied mesh definition', valueType: ValueType.INT, extra: true },
   { key: 'mesh_errors', kind: 'counter', legacy: { name: 'twamp_mesh_errors', unit: '1' },
     otel: { name: 'twamp.mesh.errors', unit: '1', scale: 1 },
-    description: 'Mesh definitions not applied (unreadable, invalid, or this agent not a member); the running one is kept', valueType: ValueType.INT, extra: true },
+    description: 'Mesh definitions not applied (unreadable, invalid, or refused by the agent); the running one is kept', valueType: ValueType.INT, extra: true },
   { key: 'mesh_dns_errors', kind: 'counter', legacy: { name: 'twamp_mesh_dns_errors', unit: '1' },
     otel: { name: 'twamp.mesh.dns.errors', unit: '1', scale: 1 },
     description: 'Resolutions of a mesh member set from DNS that failed; the members of the last answer are kept', valueType: ValueType.INT, extra: true },

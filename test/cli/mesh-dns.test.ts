@@ -147,6 +147,15 @@ mesh: { source: mesh.yaml, self: 127.0.0.1, interval: 60, dns_servers: ["${dns.a
       // An unchanged answer applies nothing: one generation per change (first, +127.0.0.3, -127.0.0.2).
       await sleep(600);
       assert.equal(log.lines.filter((l) => l.includes('mesh: generation')).length, 3, log.lines.join('\n'));
+
+      // This agent's own record vanishes: it is no longer a member and runs nothing of the mesh, reflector included.
+      dns.set('twamp.mesh.test', { A: ['127.0.0.3'] });
+      await until('this agent to stop its mesh collectors', () => ids() === '' && agent.reflectors.length === 0, 5_000);
+      assert.ok(log.lines.some((l) => /^warn mesh: this agent is not a member of generation 4, it runs none of its collectors: mesh\.self: "127\.0\.0\.1" is not a member/.test(l)), log.lines.join('\n'));
+      assert.ok(log.lines.includes('info mesh: stopped mesh/reflector'), log.lines.join('\n'));
+      // Back in: it starts again.
+      dns.set('twamp.mesh.test', { A: ['127.0.0.1', '127.0.0.3'] });
+      await until('this agent to run its part again', () => ids() === 'mesh/t/127.0.0.1->127.0.0.3' && agent.reflectors.length === 1, 5_000);
     } finally {
       await agent.stop();
       for (const r of peers) await r.stop();

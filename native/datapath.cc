@@ -210,6 +210,26 @@ void FormatAddr(const sockaddr_storage& ss, socklen_t len, std::string* host, in
   }
 }
 
+// Per-packet TOS / traffic class as a control message (no setsockopt per
+// packet): IP_TOS for IPv4 destinations (also v4-mapped ones of an AF_INET6
+// socket, which the kernel sends through its IPv4 path), IPV6_TCLASS
+// otherwise. `ctrl` must hold CMSG_SPACE(sizeof(int)); returns its used length.
+constexpr size_t kTosCtrl = CMSG_SPACE(sizeof(int));
+size_t TosCmsg(uint8_t* ctrl, const sockaddr_storage& dst, int tos) {
+  std::memset(ctrl, 0, kTosCtrl);
+  auto* c = reinterpret_cast<cmsghdr*>(ctrl);
+  bool v4 = dst.ss_family == AF_INET;
+  if (!v4 && dst.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&dst);
+    v4 = IN6_IS_ADDR_V4MAPPED(&a->sin6_addr);
+  }
+  c->cmsg_level = v4 ? IPPROTO_IP : IPPROTO_IPV6;
+  c->cmsg_type = v4 ? IP_TOS : IPV6_TCLASS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &tos, sizeof(int));
+  return kTosCtrl;
+}
+
 // Timestamp sources as reported to JS (kept in sync with native.ts).
 constexpr int kTsUserspace = 0;
 constexpr int kTsKernel = 1;
@@ -243,6 +263,7 @@ struct Scheduled {
   sockaddr_storage dst;
   socklen_t dstlen;
   int32_t stamp_off;
+  int tos;  // per-packet TOS / traffic class, -1: the socket's
   Datapath* owner;
   int64_t spin;  // the owner's schedulerSpinUs, ns
 };
@@ -541,14 +562,25 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   // Reads CLOCK_REALTIME, stamps it (NTP) at `off` unless off < 0, then sends;
   // returns the errno (0 on success). Serialised with the scheduler thread so
   // the TX timestamp ids (OPT_ID: the kernel counts the socket's sends) match.
-  int StampAndSend(uint8_t* data, size_t len, const sockaddr_storage& dst, socklen_t dstlen, int32_t off,
-                   int64_t* stamped, int64_t* sent_mono, int64_t* key, bool scheduled = false) {
+  int StampAndSend(uint8_t* data, size_t len, const sockaddr_storage& dst, socklen_t dstlen, int32_t off, int tos,
+                   int64_t* stamped, int64_t* sent_mono, int64_t* key) {
+    alignas(cmsghdr) uint8_t ctrl[kTosCtrl];
+    iovec iov{data, len};
+    msghdr m{};
+    m.msg_name = const_cast<sockaddr_storage*>(&dst);
+    m.msg_namelen = dstlen;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (tos >= 0) {
+      m.msg_control = ctrl;
+      m.msg_controllen = TosCmsg(ctrl, dst, tos);
+    }
     std::lock_guard<std::mutex> g(send_mu_);
     if (fd_ < 0) return EBADF;
     *stamped = NowNs(CLOCK_REALTIME);
     if (sent_mono != nullptr) *sent_mono = NowNs(CLOCK_MONOTONIC);
     if (off >= 0) WriteNtp(data + off, *stamped);
-    ssize_t n = sendto(fd_, data, len, 0, reinterpret_cast<const sockaddr*>(&dst), dstlen);
+    ssize_t n = sendmsg(fd_, &m, 0);
     if (n < 0) {
       *key = -1;
       return errno;
@@ -559,8 +591,8 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
 
   // Validates (buffer, address, port, stampOffset) at info[i..i+3].
   bool PacketArgs(Napi::Env env, const Napi::Value& b, const Napi::Value& a, const Napi::Value& p,
-                  const Napi::Value& s, uint8_t** data, size_t* len, sockaddr_storage* dst, socklen_t* dstlen,
-                  int32_t* off) {
+                  const Napi::Value& s, const Napi::Value& t, uint8_t** data, size_t* len, sockaddr_storage* dst,
+                  socklen_t* dstlen, int32_t* off, int* tos) {
     if (!b.IsBuffer()) {
       ThrowType(env, "data must be a Buffer");
       return false;
@@ -590,11 +622,18 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       }
       *off = static_cast<int32_t>(o);
     }
+    *tos = -1;
+    if (!t.IsUndefined() && !t.IsNull()) {
+      double v;
+      if (!NumArg(t, "tos", 0, 255, &v)) return false;
+      *tos = static_cast<int>(v);
+    }
     return true;
   }
 
-  // send(buf, address, port, stampOffset?) -> [stampedRealtimeNs: bigint, txKey: number]
-  // The stamp is written into `buf` itself.
+  // send(buf, address, port, stampOffset?, tos?) -> [stampedRealtimeNs: bigint, txKey: number]
+  // The stamp is written into `buf` itself; tos (0..255) goes as a control
+  // message for this packet only.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!Open(env)) return env.Undefined();
@@ -603,9 +642,12 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     sockaddr_storage dst;
     socklen_t dstlen;
     int32_t off;
-    if (!PacketArgs(env, info[0], info[1], info[2], info[3], &data, &len, &dst, &dstlen, &off)) return env.Undefined();
+    int tos;
+    if (!PacketArgs(env, info[0], info[1], info[2], info[3], info[4], &data, &len, &dst, &dstlen, &off, &tos)) {
+      return env.Undefined();
+    }
     int64_t stamped, key;
-    int err = StampAndSend(data, len, dst, dstlen, off, &stamped, nullptr, &key);
+    int err = StampAndSend(data, len, dst, dstlen, off, tos, &stamped, nullptr, &key);
     if (err != 0) {
       return ThrowErrno(env, "sendmsg", info[1].As<Napi::String>().Utf8Value() + " port " +
                                           std::to_string(info[2].As<Napi::Number>().Int32Value()), err);
@@ -616,7 +658,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     return r;
   }
 
-  // sendBatch([[buf, address, port, stampOffset?], ...]) ->
+  // sendBatch([[buf, address, port, stampOffset?, tos?], ...]) ->
   //   [sent: number, stampedRealtimeNs: bigint, firstTxKey: number]
   // One clock read stamps every packet of the batch; one sendmmsg sends them.
   // A partial send returns the count sent; a failure of the first throws.
@@ -631,6 +673,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     std::vector<iovec> iov(n);
     std::vector<sockaddr_storage> dst(n);
     std::vector<int32_t> offs(n);
+    std::vector<uint8_t> ctrl;  // per-item TOS control messages, allocated on the first item that has one
     for (uint32_t i = 0; i < n; i++) {
       Napi::Value it = items.Get(i);
       if (!it.IsArray()) return ThrowType(env, "sendBatch: item " + std::to_string(i) + " must be an array");
@@ -638,7 +681,9 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       uint8_t* data;
       size_t len;
       socklen_t dl;
-      if (!PacketArgs(env, a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), &data, &len, &dst[i], &dl, &offs[i])) {
+      int tos;
+      if (!PacketArgs(env, a.Get(0u), a.Get(1u), a.Get(2u), a.Get(3u), a.Get(4u), &data, &len, &dst[i], &dl, &offs[i],
+                      &tos)) {
         return env.Undefined();
       }
       iov[i].iov_base = data;
@@ -648,6 +693,15 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       msgs[i].msg_hdr.msg_namelen = dl;
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
+      if (tos >= 0) {
+        // kTosCtrl is a multiple of the cmsghdr alignment, so every slot stays aligned.
+        if (ctrl.empty()) ctrl.resize(static_cast<size_t>(n) * kTosCtrl + alignof(cmsghdr));
+        uintptr_t base = reinterpret_cast<uintptr_t>(ctrl.data());
+        base = (base + alignof(cmsghdr) - 1) & ~(static_cast<uintptr_t>(alignof(cmsghdr)) - 1);
+        uint8_t* c = reinterpret_cast<uint8_t*>(base) + static_cast<size_t>(i) * kTosCtrl;
+        msgs[i].msg_hdr.msg_control = c;
+        msgs[i].msg_hdr.msg_controllen = TosCmsg(c, dst[i], tos);
+      }
     }
     int sent;
     int64_t stamped, first_key = -1;
@@ -674,7 +728,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     return r;
   }
 
-  // schedule(id: number, deadlineMonoNs: bigint, buf, address, port, stampOffset?)
+  // schedule(id: number, deadlineMonoNs: bigint, buf, address, port, stampOffset?, tos?)
   // Copies buf; the scheduler thread sends it at the CLOCK_MONOTONIC deadline
   // (process.hrtime.bigint() reads the same clock), stamping CLOCK_REALTIME at
   // stampOffset unless it is undefined (pre-stamped packets). Results come to
@@ -683,7 +737,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     Napi::Env env = info.Env();
     if (!Open(env)) return env.Undefined();
     if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsBigInt()) {
-      return ThrowType(env, "schedule(id: number, deadlineMonoNs: bigint, buf, address, port, stampOffset?)");
+      return ThrowType(env, "schedule(id: number, deadlineMonoNs: bigint, buf, address, port, stampOffset?, tos?)");
     }
     bool lossless;
     int64_t deadline = info[1].As<Napi::BigInt>().Int64Value(&lossless);
@@ -691,7 +745,8 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     auto s = std::make_unique<Scheduled>();
     uint8_t* data;
     size_t len;
-    if (!PacketArgs(env, info[2], info[3], info[4], info[5], &data, &len, &s->dst, &s->dstlen, &s->stamp_off)) {
+    if (!PacketArgs(env, info[2], info[3], info[4], info[5], info[6], &data, &len, &s->dst, &s->dstlen, &s->stamp_off,
+                    &s->tos)) {
       return env.Undefined();
     }
     s->id = info[0].As<Napi::Number>().DoubleValue();
@@ -721,8 +776,8 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   // sendmsg on most drivers and on loopback), so the report carries it.
   void SendScheduled(Scheduled* s) {
     Departure d{s->id, s->deadline, 0, 0, -1, 0, -1, 0};
-    d.err = StampAndSend(s->data.data(), s->data.size(), s->dst, s->dstlen, s->stamp_off, &d.stamped_real,
-                         &d.sent_mono, &d.key, true);
+    d.err = StampAndSend(s->data.data(), s->data.size(), s->dst, s->dstlen, s->stamp_off, s->tos, &d.stamped_real,
+                         &d.sent_mono, &d.key);
     std::vector<TxStamp> got;
     if (d.err == 0 && d.key >= 0) ReadErrqueue(&got, 64);
     std::lock_guard<std::mutex> g(res_mu_);

@@ -73,6 +73,23 @@ export interface BatchItem {
   address: string;
   port: number;
   stampOffset?: number;
+  /** TOS / traffic class byte of this packet only (see SendOptions.tos). */
+  tos?: number;
+}
+
+export interface SendOptions {
+  /** Where to write the send-time NTP timestamp. */
+  stampOffset?: number;
+  /**
+   * TOS / traffic class byte (DSCP << 2 | ECN, 0..255) of this packet only,
+   * e.g. a reply carrying the DSCP its request asked for. Native: an IP_TOS
+   * (IPv4 and v4-mapped destinations) or IPV6_TCLASS control message, the
+   * socket's own setting untouched. node:dgram fallback: the DSCP is set on
+   * the socket before the send (sticky until the next change; ECN bits not
+   * settable), best effort as setTos — tosStatus() says whether it took.
+   * Omitted: the socket's TOS (option `tos`, setTos).
+   */
+  tos?: number;
 }
 
 export interface BatchResult {
@@ -95,6 +112,8 @@ export interface ScheduledPacket {
   port: number;
   /** Where to write the send-time NTP timestamp; omit for pre-stamped packets. */
   stampOffset?: number;
+  /** TOS / traffic class byte of this packet only (see SendOptions.tos). */
+  tos?: number;
 }
 
 export interface DepartureReport {
@@ -174,7 +193,7 @@ export interface TestSocket {
   /** How scheduled departures are paced: a native thread (and whether SCHED_FIFO took), or setTimeout. */
   schedulerStatus(): { pacing: 'native-thread' | 'setTimeout'; realtime: boolean; reason?: string };
   /** Sends now; stamps the send time at opts.stampOffset. Throws DatapathError. */
-  send(data: Buffer, address: string, port: number, opts?: { stampOffset?: number }): SendResult;
+  send(data: Buffer, address: string, port: number, opts?: SendOptions): SendResult;
   /** Sends several datagrams with one stamp (the reflector's bulk path). Throws DatapathError. */
   sendBatch(items: BatchItem[]): BatchResult;
   /** Queues a departure at an absolute CLOCK_MONOTONIC deadline. Throws DatapathError. */
@@ -208,6 +227,13 @@ const TX_KEEP = 4096;
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new DatapathError(`${what}: port must be an integer in 0..65535, got ${String(port)}`, 'ERR_SOCKET_BAD_PORT');
+  }
+}
+
+function checkTos(tos: number | undefined): void {
+  if (tos === undefined) return;
+  if (!Number.isInteger(tos) || tos < 0 || tos > 255) {
+    throw new DatapathError(`tos must be an integer in 0..255, got ${String(tos)}`, 'ERR_OUT_OF_RANGE');
   }
 }
 
@@ -381,12 +407,13 @@ class NativeTestSocket extends TestSocketBase implements TestSocket {
   }
 
 
-  send(data: Buffer, address: string, port: number, opts: { stampOffset?: number } = {}): SendResult {
+  send(data: Buffer, address: string, port: number, opts: SendOptions = {}): SendResult {
     this.guard('send');
     checkPort(port, 'send');
     checkStampOffset(data, opts.stampOffset);
+    checkTos(opts.tos);
     try {
-      const [stampedRealtimeNs, txId] = this.raw.send(data, address, port, opts.stampOffset);
+      const [stampedRealtimeNs, txId] = this.raw.send(data, address, port, opts.stampOffset, opts.tos);
       return { stampedRealtimeNs, txId };
     } catch (e) {
       throw DatapathError.from(e, `send to ${address} port ${port}`);
@@ -398,10 +425,11 @@ class NativeTestSocket extends TestSocketBase implements TestSocket {
     for (const it of items) {
       checkPort(it.port, 'sendBatch');
       checkStampOffset(it.data, it.stampOffset);
+      checkTos(it.tos);
     }
     try {
       const [sent, stampedRealtimeNs, firstTxId] = this.raw.sendBatch(
-        items.map((it) => [it.data, it.address, it.port, it.stampOffset]));
+        items.map((it) => [it.data, it.address, it.port, it.stampOffset, it.tos]));
       return { sent, stampedRealtimeNs, firstTxId };
     } catch (e) {
       throw DatapathError.from(e, `sendBatch of ${items.length}`);
@@ -412,8 +440,9 @@ class NativeTestSocket extends TestSocketBase implements TestSocket {
     this.guard('schedule');
     checkPort(p.port, 'schedule');
     checkStampOffset(p.data, p.stampOffset);
+    checkTos(p.tos);
     try {
-      this.raw.schedule(p.id, p.deadlineMonoNs, p.data, p.address, p.port, p.stampOffset);
+      this.raw.schedule(p.id, p.deadlineMonoNs, p.data, p.address, p.port, p.stampOffset, p.tos);
       this.scheduled++;
     } catch (e) {
       throw DatapathError.from(e, `schedule ${p.id} to ${p.address} port ${p.port}`);
@@ -510,7 +539,16 @@ class JsTestSocket extends TestSocketBase implements TestSocket {
   }
 
 
-  private sendNow(data: Buffer, address: string, port: number, stampOffset: number | undefined): bigint {
+  /** The TOS last applied to the socket (per-packet tos in the fallback is a sticky setsockopt). */
+  private appliedTos = 0;
+
+  private applyTos(tos: number | undefined): void {
+    if (tos === undefined || tos === this.appliedTos) return;
+    this.setTos(tos);
+  }
+
+  private sendNow(data: Buffer, address: string, port: number, stampOffset: number | undefined, tos?: number): bigint {
+    this.applyTos(tos);
     const now = this.clock.nowUnixNs();
     if (stampOffset !== undefined) writeTimestamp(data, stampOffset, ntpFromUnixNs(now));
     try {
@@ -523,12 +561,13 @@ class JsTestSocket extends TestSocketBase implements TestSocket {
     return now;
   }
 
-  send(data: Buffer, address: string, port: number, opts: { stampOffset?: number } = {}): SendResult {
+  send(data: Buffer, address: string, port: number, opts: SendOptions = {}): SendResult {
     this.guard('send');
     checkPort(port, 'send');
     if (port === 0) throw new DatapathError(`send to ${address} port 0: not a destination port`, 'ERR_SOCKET_BAD_PORT');
     checkStampOffset(data, opts.stampOffset);
-    return { stampedRealtimeNs: this.sendNow(data, address, port, opts.stampOffset), txId: -1 };
+    checkTos(opts.tos);
+    return { stampedRealtimeNs: this.sendNow(data, address, port, opts.stampOffset, opts.tos), txId: -1 };
   }
 
   sendBatch(items: BatchItem[]): BatchResult {
@@ -537,11 +576,13 @@ class JsTestSocket extends TestSocketBase implements TestSocket {
       checkPort(it.port, 'sendBatch');
       if (it.port === 0) throw new DatapathError(`sendBatch to ${it.address} port 0: not a destination port`, 'ERR_SOCKET_BAD_PORT');
       checkStampOffset(it.data, it.stampOffset);
+      checkTos(it.tos);
     }
     const now = this.clock.nowUnixNs();
     const ntp = ntpFromUnixNs(now);
     for (const it of items) {
       if (it.stampOffset !== undefined) writeTimestamp(it.data, it.stampOffset, ntp);
+      this.applyTos(it.tos);
       try {
         this.sock.send(it.data, it.port, it.address, (err) => {
           if (err) this.fail(DatapathError.from(err, `send to ${it.address} port ${it.port}`));
@@ -557,6 +598,7 @@ class JsTestSocket extends TestSocketBase implements TestSocket {
     this.guard('schedule');
     checkPort(p.port, 'schedule');
     checkStampOffset(p.data, p.stampOffset);
+    checkTos(p.tos);
     const item: JsScheduled = { ...p, data: Buffer.from(p.data), seq: this.seq++ };
     // Sorted insert (deadline, then FIFO); schedules are mostly appended in order.
     let i = this.queue.length;
@@ -583,7 +625,7 @@ class JsTestSocket extends TestSocketBase implements TestSocket {
       const sentMonoNs = process.hrtime.bigint();
       const r: DepartureReport = { id: p.id, deadlineMonoNs: p.deadlineMonoNs, sentMonoNs, stampedRealtimeNs: 0n };
       try {
-        r.stampedRealtimeNs = this.sendNow(p.data, p.address, p.port, p.stampOffset);
+        r.stampedRealtimeNs = this.sendNow(p.data, p.address, p.port, p.stampOffset, p.tos);
       } catch (e) {
         r.error = DatapathError.from(e, `scheduled departure ${p.id}`);
       }
@@ -621,6 +663,7 @@ class JsTestSocket extends TestSocketBase implements TestSocket {
       throw new DatapathError(`tos must be an integer in 0..255, got ${String(tos)}`, 'ERR_OUT_OF_RANGE');
     }
     const r = setSocketDscp(this.sock, tos >> 2);
+    this.appliedTos = tos;
     this.tosResult = r.ok ? { ok: true } : { ok: false, reason: r.reason };
   }
 

@@ -88,12 +88,15 @@ export type RawDeparture = [number, bigint, bigint, bigint, number, number, Erro
 
 export interface RawDatapath {
   bind(address: string, port: number): { address: string; port: number };
-  /** Stamps CLOCK_REALTIME (NTP format) into `data` at stampOffset, sends; [stampedRealtimeNs, txKey]. */
-  send(data: Buffer, address: string, port: number, stampOffset?: number): [bigint, number];
-  /** One clock read for the batch, one sendmmsg; [sent, stampedRealtimeNs, firstTxKey]. */
-  sendBatch(items: [Buffer, string, number, number | undefined][]): [number, bigint, number];
+  /**
+   * Stamps CLOCK_REALTIME (NTP format) into `data` at stampOffset, sends; [stampedRealtimeNs, txKey].
+   * `tos` (0..255) marks this packet only (IP_TOS / IPV6_TCLASS control message).
+   */
+  send(data: Buffer, address: string, port: number, stampOffset?: number, tos?: number): [bigint, number];
+  /** One clock read for the batch, one sendmmsg; [sent, stampedRealtimeNs, firstTxKey]. Items: [data, address, port, stampOffset, tos?]. */
+  sendBatch(items: [Buffer, string, number, number | undefined, (number | undefined)?][]): [number, bigint, number];
   /** Sends a copy of `data` at the CLOCK_MONOTONIC deadline from the process-wide scheduler thread. */
-  schedule(id: number, deadlineMonoNs: bigint, data: Buffer, address: string, port: number, stampOffset?: number): void;
+  schedule(id: number, deadlineMonoNs: bigint, data: Buffer, address: string, port: number, stampOffset?: number, tos?: number): void;
   setTtl(ttl: number): void;
   setTos(tos: number): void;
   ref(): void;

@@ -53,7 +53,7 @@ export interface SessionGateStats {
 }
 
 export class SessionGate implements SessionSlots {
-  private limits: SessionGateLimits;
+  private limits_: SessionGateLimits;
   private active = 0;
   private readonly perDestination = new Map<string, number>();
   private readonly queue: Waiter[] = [];
@@ -62,13 +62,17 @@ export class SessionGate implements SessionSlots {
   private waitMs = 0;
 
   constructor(limits: SessionGateLimits, private readonly now: () => number = () => performance.now()) {
-    this.limits = checkLimits(limits);
+    this.limits_ = checkLimits(limits);
   }
 
   /** New limits (a reloaded agent file); waiters that now fit are served at once, running sessions are not cut. */
   setLimits(limits: SessionGateLimits): void {
-    this.limits = checkLimits(limits);
+    this.limits_ = checkLimits(limits);
     this.drain();
+  }
+
+  get limits(): SessionGateLimits {
+    return { ...this.limits_ };
   }
 
   get stats(): SessionGateStats {
@@ -114,11 +118,11 @@ export class SessionGate implements SessionSlots {
   }
 
   private fitsTotal(): boolean {
-    return this.active < this.limits.maxConcurrent;
+    return this.active < this.limits_.maxConcurrent;
   }
 
   private fits(dest: string): boolean {
-    return this.fitsTotal() && (this.perDestination.get(dest) ?? 0) < this.limits.maxPerDestination;
+    return this.fitsTotal() && (this.perDestination.get(dest) ?? 0) < this.limits_.maxPerDestination;
   }
 
   private take(dest: string): () => void {

@@ -120,6 +120,26 @@ describe('agent session cap', { timeout: 90_000 }, () => {
     }
   });
 
+  it('a reload applies new caps without restarting any collector', async () => {
+    const text = (limits: string) => `$version: "1.0"
+${limits}
+collectors:
+  - {type: twamp_sender, id: s, reflector: 127.0.0.1, port: 9, model: g711, n_packets: 1, interval: 60, control_timeout: 0.2}
+`;
+    const agent = new Agent(parseAgentConfig(text(''), 'agent.yaml', {}), { logger: silentLogger, env: {} });
+    try {
+      await agent.start();
+      assert.deepEqual(agent.gate.limits, { maxConcurrent: 100, maxPerDestination: 8 });
+      const next = parseAgentConfig(text('agent: {max_concurrent_sessions: 5, max_sessions_per_reflector: 2}'), 'agent.yaml', {});
+      assert.equal(agent.needsFullRestart(next), undefined);
+      const out = await agent.reload(next);
+      assert.deepEqual([out.restarted, out.started, out.stopped, out.unchanged], [[], [], [], ['s']]);
+      assert.deepEqual(agent.gate.limits, { maxConcurrent: 5, maxPerDestination: 2 });
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('agent keys: defaults 100 and 8; integers ≥ 1', () => {
     const c = parseAgentConfig('$version: "1.0"\ncollectors: []\n', 'agent.yaml', {});
     assert.deepEqual([c.maxConcurrentSessions, c.maxSessionsPerReflector], [100, 8]);

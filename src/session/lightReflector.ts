@@ -547,6 +547,8 @@ export class LightReflector {
     // (Authenticated replies echo no TLVs: their tail is not covered by the request's HMAC.)
     const cos = this.cos;
     cos.receivedTos = tos;
+    cos.replyDscp = -1;
+    cos.refused = false;
     buildReply(fmt, msg, msg.length, out, fields, { lightFormat: this.format, cos });
     const data = len === out.length ? out : out.subarray(0, len);
     // The reply carries the request's DSCP (ECN bits not copied), or the CoS TLV's answer.

@@ -324,8 +324,9 @@ function memberReflector(template: ReflectorConfig, m: MeshMember): ReflectorCon
  * members; a set not in it has none. A member is named by its address (A,
  * AAAA) or its SRV target (`target:port` when a target has several ports),
  * takes the set's port (SRV: the record's), listen address and labels, and
- * joins the groups that name the set. A name already a member (written out,
- * or from an earlier set) stays that member and joins this set too.
+ * joins the groups that name the set. A name or address already a member's
+ * (written out, or from an earlier set) stays that member and joins this set
+ * too, so nobody measures itself under two names.
  */
 export function withDnsMembers(mesh: MeshDefinition, found: Readonly<Record<string, readonly DnsMember[]>>): MeshDefinition {
   const members = mesh.members.filter((m) => m.dynamic === undefined);
@@ -337,9 +338,12 @@ export function withDnsMembers(mesh: MeshDefinition, found: Readonly<Record<stri
     const list = [...(found[set.name] ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const names: string[] = [];
     for (const d of list) {
-      if (names.includes(d.name)) continue;
-      names.push(d.name);
-      if (known.has(d.name)) continue;
+      // The address (and SRV port) of a member already there is that member, whatever DNS calls it.
+      const same = members.find((m) => m.address === d.address && (d.port === undefined || m.port === d.port));
+      const memberName = same?.name ?? d.name;
+      if (names.includes(memberName)) continue;
+      names.push(memberName);
+      if (same || known.has(d.name)) continue;
       known.add(d.name);
       const m: MeshMember = {
         name: d.name, address: d.address, port: set.type === 'SRV' && d.port !== undefined ? d.port : set.port, listen: set.listen,

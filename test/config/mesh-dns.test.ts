@@ -110,6 +110,16 @@ groups:
     assert.deepEqual(planFor(now, 'b.svc').senders.map((s) => `${s.reflector}:${s.port}`), ['10.0.0.9:1234', '10.0.0.1:9001']);
   });
 
+  it('expansion: an address already a member is that member, not a second one that would measure it', () => {
+    const mesh = parseMesh(base(`  - {name: fra, address: 10.0.0.5}
+  - {name: pods, dns: twamp.svc}`, '  - {type: mesh, members: [fra, pods], test: voice}'), 'mesh.yaml');
+    const now = withDnsMembers(mesh, { pods: [{ name: '10.0.0.5', address: '10.0.0.5' }, { name: '10.0.0.6', address: '10.0.0.6' }] });
+    assert.deepEqual(now.members.map((m) => m.name), ['fra', '10.0.0.6']);
+    assert.deepEqual(now.setMembers, { pods: ['fra', '10.0.0.6'] });
+    assert.deepEqual(meshPairs(now).map((p) => `${p.src}->${p.dst}`), ['fra->10.0.0.6', '10.0.0.6->fra']);
+    assert.equal(pickSelf(now, { host: 'x', localAddresses: ['10.0.0.5'] }), 'fra');
+  });
+
   it('self: a member name, or the address of one member (e.g. the pod IP); a set name is not a member', () => {
     const mesh = withDnsMembers(parseMesh(base('  - {name: pods, dns: twamp.svc}'), 'mesh.yaml'), {
       pods: [{ name: '10.0.0.5', address: '10.0.0.5' }, { name: '10.0.0.6', address: '10.0.0.6' }],

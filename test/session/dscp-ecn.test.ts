@@ -19,7 +19,12 @@ import { runSenderSession } from '../../src/session/senderSession.js';
 import { runLightSenderSession } from '../../src/session/lightSenderSession.js';
 import { LightReflector } from '../../src/session/lightReflector.js';
 import { openTestSocket, type RxDatagram } from '../../src/session/datapath.js';
-import { Mode, testFormat, writeSenderHeader, writeCosTlv, readCosValue, STAMP_BASE_SIZE, COS_TLV_SIZE } from '../../src/protocol/index.js';
+import { connect } from 'node:net';
+import {
+  Mode, testFormat, writeSenderHeader, writeCosTlv, readCosValue, STAMP_BASE_SIZE, COS_TLV_SIZE,
+  ServerGreeting, SetupResponse, RequestTwSession, AcceptSession, StartSessions, ntpIntervalFromNs,
+} from '../../src/protocol/index.js';
+import { exchange, sleep, udp } from '../helpers/udp.js';
 import { needNative } from '../helpers/native.js';
 import { pathValues } from '../../src/sender.js';
 import { requirePeersOrSkip, startTwampd } from '../helpers/peers.js';
@@ -137,6 +142,52 @@ describe('RFC 7750 DSCP and ECN Monitoring (TWAMP)', { timeout: 60_000 }, () => 
         await server.close();
       }
     });
+  });
+
+  it('with RFC 6038 Reflect Octets and Symmetrical Size: padding sized from the 44-octet header (30 octets of MBZ, not 27)', async (t) => {
+    if (!needNative(t)) return;
+    const { server, port } = await ourServer();
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (d: Buffer) => chunks.push(d));
+    const read = async (n: number): Promise<Buffer> => {
+      const deadline = Date.now() + 2000;
+      while (Buffer.concat(chunks).length < n && Date.now() < deadline) await sleep(10);
+      const all = Buffer.concat(chunks);
+      chunks.length = 0;
+      if (all.length > n) chunks.push(all.subarray(n));
+      return all.subarray(0, n);
+    };
+    const s = await udp();
+    try {
+      assert.equal(ServerGreeting.decode(await read(64)).modes & 0x160, 0x160);
+      sock.write(SetupResponse.encode({ mode: Mode.UNAUTHENTICATED | Mode.REFLECT_OCTETS | Mode.SYMMETRICAL_SIZE | Mode.DSCP_ECN_MONITORING }));
+      await read(48);
+      const base = {
+        ipvn: 4 as const, senderPort: s.address().port, receiverPort: 0, senderAddress: '127.0.0.1', receiverAddress: '127.0.0.1',
+        startTime: 0n, timeout: ntpIntervalFromNs(200_000_000n), typeP: 0, octetsToBeReflected: 0x1234, lengthOfPaddingToReflect: 4,
+      };
+      // Enough without RFC 7750 (27 + 4), too little with its 44-octet reply header.
+      sock.write(RequestTwSession.encode({ ...base, paddingLength: 27 + 4 }));
+      assert.equal(AcceptSession.decode(await read(48)).accept, 3);
+      sock.write(RequestTwSession.encode({ ...base, paddingLength: 30 + 4 }));
+      const acc = AcceptSession.decode(await read(48));
+      assert.equal(acc.accept, 0);
+      sock.write(StartSessions.encode({}));
+      await read(32);
+      // 14-octet header + 30 MBZ, then the 4 octets to reflect: 48 octets each way.
+      const req = Buffer.alloc(48);
+      writeSenderHeader(req, testFormat('twamp'), { seq: 0, timestamp: 1n << 32n, errorEstimate: 1 });
+      Buffer.from([1, 2, 3, 4]).copy(req, 44);
+      const [reply] = await exchange(s, acc.port, [req]);
+      assert.equal(reply!.length, 48, 'as long as the request');
+      assert.deepEqual([...reply!.subarray(44, 48)], [1, 2, 3, 4], 'the padding to reflect kept after the 44-octet header');
+      assert.equal(reply![41], 0, 'S-DSCP-ECN: the request arrived unmarked');
+    } finally {
+      sock.destroy();
+      s.close();
+      await server.close();
+    }
   });
 
   it('perfSONAR twampd does not offer it: our sender works unchanged', async (t) => {

@@ -1,5 +1,7 @@
-// Offline checks of deploy/kubernetes/ (docs/deployment.md "Kubernetes"):
-// every manifest against the Kubernetes API schemas of the kubernetes-models
+// Offline checks of deploy/kubernetes/ (docs/deployment.md "Kubernetes"): the
+// base and the hostnetwork overlay rendered by `kubectl kustomize` (when
+// installed) equal what these tests check; every manifest against the
+// Kubernetes API schemas of the kubernetes-models
 // package (its JSON-schema validators for types and required keys, and its
 // TypeScript interfaces, compiled with excess-property checks, for unknown
 // or misspelt keys); the hostnetwork/ overlay's patches applied and checked
@@ -12,7 +14,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +26,8 @@ import { parseAgentConfig } from '../src/config/load.js';
 import { parseMesh } from '../src/config/mesh.js';
 
 const root = repoRoot();
-const dir = join(root, 'deploy', 'kubernetes');
+/** The base (kubectl apply -k deploy/kubernetes/base); overlays sit beside it, as kustomize requires. */
+const dir = join(root, 'deploy', 'kubernetes', 'base');
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -162,9 +165,9 @@ function applyJsonPatch(doc: Obj, ops: Obj[]): Obj {
 
 /** The overlay's resources: the base with the overlay's JSON patches applied to their targets. */
 function overlayManifests(overlay: string): Manifest[] {
-  const at = join(dir, overlay);
+  const at = join(dir, '..', overlay);
   const k = kustomization(at);
-  assert.deepEqual(k.resources, ['..'], `${overlay}: the base is its one resource`);
+  assert.deepEqual(k.resources, ['../base'], `${overlay}: the base is its one resource`);
   const ms = baseManifests();
   for (const p of list(k.patches, `${overlay}: patches`)) {
     const target = obj(p.target, `${overlay}: patch target`);
@@ -214,7 +217,7 @@ const containerPort = (c: Obj, name: string): Obj => {
   return p;
 };
 
-describe('deploy/kubernetes manifests', () => {
+describe('deploy/kubernetes/base manifests', () => {
   const ms = baseManifests();
 
   it('kustomization.yaml lists every manifest of the directory, each once, all in namespace otel-twamp', () => {
@@ -399,6 +402,26 @@ describe('deploy/kubernetes/hostnetwork overlay', () => {
     for (const m of ms) await assert.doesNotReject(schemaValidate(m.apiVersion, m.kind, m.doc), m.file);
     assert.deepEqual(diagnosticsOf('hostnetwork'), []);
   });
+});
+
+describe('deploy/kubernetes with kustomize (kubectl kustomize, when kubectl is installed)', () => {
+  const byName = (ms: { kind: string; name: string; doc: Obj }[]) => new Map(ms.map((m) => [`${m.kind}/${m.name}`, m.doc]));
+  for (const [what, at, expected] of [
+    ['base', dir, () => baseManifests()],
+    ['hostnetwork', join(dir, '..', 'hostnetwork'), () => overlayManifests('hostnetwork')],
+  ] as const) {
+    it(`${what}: renders, to the manifests these tests check (the overlay's patches applied alike)`, (t) => {
+      const r = spawnSync('kubectl', ['kustomize', at], { encoding: 'utf8', timeout: 60_000 });
+      if (r.error) {
+        console.warn('\n!!!!! SKIPPING kustomize build: kubectl not installed !!!!!\n');
+        t.skip('kubectl not installed');
+        return;
+      }
+      assert.equal(r.status, 0, r.stderr);
+      const rendered = parseAllDocuments(r.stdout).map((d) => toManifest(`kustomize ${what}`, obj(d.toJS(), 'document')));
+      assert.deepEqual(byName(rendered), byName(expected()));
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import { AGENT_METRICS, type AgentMetricKey } from '../otel/instruments.js';
 import { attributeKey } from '../otel/attributes.js';
 import { RetiredCollectors } from './staleness.js';
 import { ProbeRunner } from './probeEndpoint.js';
-import { MeshRunner, clashingIds } from './mesh.js';
+import { MeshRunner, clashingIds, meshDestinationCaps } from './mesh.js';
 import { SessionGate } from '../session/sessionGate.js';
 
 export interface AgentOptions {
@@ -105,7 +105,7 @@ export class Agent {
     if (this.config.mesh) {
       this.mesh = new MeshRunner({
         config: this.config.mesh, host: this.config.host, naming: this.config.naming, defaultInterval: this.config.defaultInterval,
-        logger: log, apply: (collectors) => this.applyMesh(collectors),
+        logger: log, apply: (collectors, loaded) => this.applyMesh(collectors, meshDestinationCaps(loaded)),
       });
       await this.mesh.start();
     }
@@ -196,11 +196,12 @@ export class Agent {
     });
   }
 
-  /** A new mesh version: start and stop only the mesh collectors that changed. */
-  private async applyMesh(collectors: CollectorConfig[]): Promise<ReloadChanges> {
+  /** A new mesh version: start and stop only the mesh collectors that changed; cap sessions to its targets at what they allow a client. */
+  private async applyMesh(collectors: CollectorConfig[], caps: ReadonlyMap<string, number>): Promise<ReloadChanges> {
     return this.serialized(async () => {
       const clash = clashingIds(this.config.collectors, collectors);
       if (clash.length > 0) throw new Error(`collector id ${clash.join(', ')} is also used in the agent file`);
+      this.gate.setDestinationCaps(caps);
       const out = await this.applyCollectors([...this.config.collectors, ...collectors]);
       const running = new Map([...this.running].map(([id, r]) => [id, r.config]));
       this.meshCollectors = collectors.map((c) => running.get(c.id) ?? c);

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import { readBoundedFile, MAX_CONFIG_FILE_OCTETS } from '../config/load.js';
-import { NotAMemberError, parseMesh, pickSelf, planCollectors, planFor, withDnsMembers, type DnsMember, type MeshDefinition, type MeshMemberSet, type MeshPlan } from '../config/mesh.js';
+import { NotAMemberError, meshPairs, parseMesh, pickSelf, planCollectors, planFor, withDnsMembers, type DnsMember, type MeshDefinition, type MeshMemberSet, type MeshPlan } from '../config/mesh.js';
 import type { AgentConfig, CollectorConfig, MeshSourceConfig, NamingProfile } from '../config/types.js';
 import { formatHostPort } from '../session/errors.js';
 import type { Logger } from '../session/log.js';
@@ -149,6 +149,30 @@ export function expandDefinition(mesh: MeshDefinition, ctx: MeshContext, o: { al
   }
   const plan = planFor(mesh, self, { naming: ctx.naming });
   return { mesh, plan, collectors: planCollectors(plan) };
+}
+
+/**
+ * What the mesh's reflectors allow one client at once, by the HOST:PORT its
+ * TWAMP-Control senders use: the lower of their `max_connections_per_client`
+ * and `max_sessions_per_client` (one TWAMP session holds one control
+ * connection and one test session). The agent's session gate caps its
+ * sessions to each target at that, below `max_sessions_per_reflector` when
+ * lower, so a mesh agent is never refused for holding too many.
+ */
+export function meshDestinationCaps(loaded: LoadedMesh): Map<string, number> {
+  const caps = new Map<string, number>();
+  const { mesh, plan } = loaded;
+  if (!plan.self) return caps;
+  const byName = new Map(mesh.members.map((m) => [m.name, m]));
+  for (const p of meshPairs(mesh)) {
+    if (p.src !== plan.self || mesh.tests[p.test]?.control === false) continue;
+    const dst = byName.get(p.dst);
+    const r = dst && mesh.reflectors[dst.name];
+    if (!dst || !r) continue;
+    const limits = [r.maxConnectionsPerClient, r.maxSessionsPerClient].filter((n): n is number => typeof n === 'number');
+    if (limits.length > 0) caps.set(formatHostPort(dst.address, dst.port), Math.min(...limits));
+  }
+  return caps;
 }
 
 /** Mesh collector ids that an agent-file collector already uses. */

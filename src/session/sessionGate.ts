@@ -56,6 +56,8 @@ export class SessionGate implements SessionSlots {
   private limits_: SessionGateLimits;
   private active = 0;
   private readonly perDestination = new Map<string, number>();
+  /** Lower caps of some reflectors (what their per-client limits allow), by destination. */
+  private readonly destinationCaps = new Map<string, number>();
   private readonly queue: Waiter[] = [];
   private granted = 0;
   private waited = 0;
@@ -69,6 +71,26 @@ export class SessionGate implements SessionSlots {
   setLimits(limits: SessionGateLimits): void {
     this.limits_ = checkLimits(limits);
     this.drain();
+  }
+
+  /**
+   * Lower caps for some reflectors, e.g. a mesh's targets whose
+   * `max_connections_per_client` is below `maxPerDestination`; replaces the
+   * previous ones. The lower of the two applies.
+   */
+  setDestinationCaps(caps: ReadonlyMap<string, number>): void {
+    for (const [d, n] of caps) {
+      if (!Number.isInteger(n) || n < 1) throw new RangeError(`session gate: the cap of ${d} must be an integer ≥ 1, got ${String(n)}`);
+    }
+    this.destinationCaps.clear();
+    for (const [d, n] of caps) this.destinationCaps.set(key(d), n);
+    this.drain();
+  }
+
+  /** Sessions allowed at once to `destination`. */
+  capOf(destination: string): number {
+    const own = this.destinationCaps.get(key(destination));
+    return own === undefined ? this.limits_.maxPerDestination : Math.min(own, this.limits_.maxPerDestination);
   }
 
   get limits(): SessionGateLimits {
@@ -122,7 +144,7 @@ export class SessionGate implements SessionSlots {
   }
 
   private fits(dest: string): boolean {
-    return this.fitsTotal() && (this.perDestination.get(dest) ?? 0) < this.limits_.maxPerDestination;
+    return this.fitsTotal() && (this.perDestination.get(dest) ?? 0) < this.capOf(dest);
   }
 
   private take(dest: string): () => void {

@@ -9,6 +9,10 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { parseAgentConfig, parseReflectorConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
+import { expandMesh, meshDestinationCaps } from '../../src/cli/mesh.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TwampReflector } from '../../src/reflector.js';
 import { silentLogger } from '../../src/session/log.js';
 import { freePort } from '../helpers/peers.js';
@@ -145,5 +149,72 @@ collectors:
     assert.deepEqual([c.maxConcurrentSessions, c.maxSessionsPerReflector], [100, 8]);
     assert.throws(() => parseAgentConfig('$version: "1.0"\nagent: {max_sessions_per_reflector: 0}\ncollectors: []\n', 'agent.yaml', {}),
       /agent\.yaml:2:\d+: agent\.max_sessions_per_reflector: expected an integer between 1 and 100000/);
+  });
+
+  it("a mesh's reflector per-client limits cap its agents' sessions to each target", () => {
+    const loaded = expandMesh(`tests:
+  a: {model: g711, n_packets: 5}
+  b: {model: g729, n_packets: 5}
+  l: {model: g711, n_packets: 5, control: false}
+members:
+  - {name: m1, address: 192.0.2.1}
+  - {name: m2, address: 192.0.2.2, port: 8620, light_port: 4000}
+  - {name: m3, address: 2001:db8::3, light_port: 4000}
+groups:
+  - {type: mesh, members: [m1, m2, m3], test: a}
+  - {type: star, probes: [m1], reflectors: [m2], test: b}
+  - {type: star, probes: [m1], reflectors: [m2, m3], test: l}
+reflector: {max_connections_per_client: 2, max_sessions_per_client: 5}
+`, { config: { source: 'mesh.yaml', self: 'm1', intervalMs: 60_000 }, host: 'x', naming: 'legacy', defaultInterval: 60 });
+    // Control senders only (a Light session holds no control connection), by the HOST:PORT the senders use.
+    assert.deepEqual([...meshDestinationCaps(loaded)], [['192.0.2.2:8620', 2], ['[2001:db8::3]:862', 2]]);
+  });
+
+  it('an agent never holds more sessions to a mesh target than its reflector allows a client; none is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'otel-twamp-mesh-cap-'));
+    const [p1, p2] = [await freePort(), await freePort()];
+    // Three tests from m1 to m2, half a second each every second: without a cap they overlap.
+    writeFileSync(join(dir, 'mesh.yaml'), `tests:
+  a: {model: g711, n_packets: 25, interval: 1, reply_timeout: 0.3}
+  b: {model: g729, n_packets: 25, interval: 1, reply_timeout: 0.3}
+  c: {model: g711, n_packets: 25, interval: 1, reply_timeout: 0.3, dscp: ef}
+members:
+  - {name: m1, address: 127.0.0.1, port: ${p1}, listen: 127.0.0.1}
+  - {name: m2, address: 127.0.0.2, port: ${p2}, listen: 127.0.0.2}
+groups:
+  - {type: star, probes: [m1], reflectors: [m2], test: a}
+  - {type: star, probes: [m1], reflectors: [m2], test: b}
+  - {type: star, probes: [m1], reflectors: [m2], test: c}
+reflector: {max_connections_per_client: 1}
+`);
+    const agentFor = (self: string) => new Agent(parseAgentConfig(`$version: "1.0"
+mesh: {source: mesh.yaml, self: ${self}, interval: 60}
+`, join(dir, 'agent.yaml'), {}), { logger: silentLogger, env: {} });
+    const m2 = agentFor('m2');
+    const m1 = agentFor('m1');
+    const failures: string[] = [];
+    let watch: NodeJS.Timeout | undefined;
+    try {
+      await m2.start();
+      await m1.start();
+      assert.equal(m1.senders.length, 3);
+      assert.equal(m1.gate.capOf(`127.0.0.2:${p2}`), 1);
+      const seen = new Set<unknown>();
+      watch = setInterval(() => {
+        for (const s of m1.senders) {
+          const o = s.lastOutcome;
+          if (!o || seen.has(o)) continue;
+          seen.add(o);
+          if (!o.ok) failures.push(`${s.config.id}: ${o.reason} ${o.error.message}`);
+        }
+      }, 20);
+      await until('six runs', () => seen.size >= 6, 20_000);
+      assert.deepEqual(failures, []);
+      assert.ok(m1.gate.stats.waited > 0, 'some sessions waited for the one slot');
+    } finally {
+      if (watch) clearInterval(watch);
+      await m1.stop();
+      await m2.stop();
+    }
   });
 });

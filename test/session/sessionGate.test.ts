@@ -128,4 +128,24 @@ describe('SessionGate', () => {
     (await b)();
     assert.throws(() => gate.setLimits({ maxConcurrent: 0, maxPerDestination: 1 }), /maxConcurrent must be an integer ≥ 1/);
   });
+
+  it('a destination cap lowers the per-reflector cap of that reflector only (never raises it)', async () => {
+    const gate = new SessionGate({ maxConcurrent: 100, maxPerDestination: 3 });
+    gate.setDestinationCaps(new Map([['192.0.2.1:862', 1], ['192.0.2.3:862', 50]]));
+    assert.deepEqual([gate.capOf('192.0.2.1:862'), gate.capOf('192.0.2.2:862'), gate.capOf('192.0.2.3:862')], [1, 3, 3]);
+    const order: string[] = [];
+    const a = [0, 1].map((i) => take(gate, '192.0.2.1:862', order, `a${i}`));
+    const b = [0, 1, 2, 3].map((i) => take(gate, '192.0.2.2:862', order, `b${i}`));
+    await tick();
+    assert.deepEqual(order, ['a0', 'b0', 'b1', 'b2']);
+    // Lifting the cap serves the waiter at once.
+    gate.setDestinationCaps(new Map());
+    await tick();
+    assert.deepEqual(order, ['a0', 'b0', 'b1', 'b2', 'a1']);
+    for (const p of [...a, ...b.slice(0, 3)]) (await p)();
+    await tick();
+    (await b[3]!)();
+    assert.equal(gate.stats.active, 0);
+    assert.throws(() => gate.setDestinationCaps(new Map([['x', 0]])), /the cap of x must be an integer ≥ 1/);
+  });
 });

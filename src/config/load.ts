@@ -27,10 +27,10 @@ import type { AgentConfig, CollectorConfig, ProbeModuleConfig, ReflectorConfig, 
 
 // What other modules (mesh.ts, the CLI, tests) take from here, from where it was before the split.
 export { fallbackMessage, finish, fromZod, type RawIssue } from './issues.js';
-export { parseConfigText, SourceMap } from './sourceMap.js';
+export { parseConfigText } from './sourceMap.js';
 export { DEFAULT_OTLP_ENDPOINT, otlpEndpointFromEnv, toReflector, toSender } from './normalize.js';
 export {
-  fileContext, MAX_CONFIG_FILE_OCTETS, MAX_KEY_FILE_OCTETS, MAX_SECRET_FILE_OCTETS, parseKeyFile, readBoundedFile, type FileContext,
+  MAX_CONFIG_FILE_OCTETS, MAX_KEY_FILE_OCTETS, MAX_SECRET_FILE_OCTETS, parseKeyFile, readBoundedFile, type FileContext,
 } from './files.js';
 
 export const DEFAULT_INTERVAL_S = 60;

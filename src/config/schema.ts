@@ -21,11 +21,9 @@ import {
 import { COLLECTOR_TYPES } from './types.js';
 import type { CollectorType } from './types.js';
 
-// The building blocks other config modules (mesh.ts, the CLI) use, from where they were before the split.
+// The building blocks mesh.ts and the CLI take from here (the schemas' own module).
 export {
-  describeValue, expecting, hostOrIp, int, isHostOrIp, isHostname, isValidLabelName, keyIdProblem, KEY_ID_MAX_OCTETS,
-  KEY_MESSAGE_SEPARATOR, labels, listenIp, nonEmptyString, oneOf, opt, parseListen, SECURITY_MODES, strictMap, suggestKey,
-  unknownKeyMessage, editDistance,
+  expecting, hostOrIp, int, isHostOrIp, labels, listenIp, nonEmptyString, oneOf, opt, parseListen, strictMap, suggestKey,
 } from './fields.js';
 
 // ---------------------------------------------------------------------------

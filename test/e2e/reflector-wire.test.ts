@@ -195,7 +195,9 @@ describe('link-local IPv6 session (fe80::…%if) in a network namespace', { time
       }
       // Our reflector runs inside the namespace (a child process), listening on all addresses.
       const reflector = pathToFileURL(path.join(repoRoot(), 'dist', 'src', 'reflector.js')).href;
+      const config = pathToFileURL(path.join(repoRoot(), 'dist', 'src', 'config', 'index.js')).href;
       const script = `const { TwampReflector } = await import(${JSON.stringify(reflector)});
+const { parseReflectorConfig } = await import(${JSON.stringify(config)});
 const r = new TwampReflector(parseReflectorConfig({ id: 'll', listen: '::', port: 0 }), { logger: { debug() {}, info() {},
   warn: (m) => console.log('WARN ' + m), error: (m) => console.log('ERROR ' + m) } });
 const { port } = await r.start();

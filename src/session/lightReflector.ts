@@ -67,8 +67,8 @@
  *    "Security": by default only the DSCP the request arrived with, so a
  *    spoofed request cannot obtain a marking the network would not carry to
  *    us); the CoS TLV comes back with DSCP2 and ECN as received and RP = 1
- *    when DSCP1 was refused. The socket's TOS / traffic class is switched
- *    between runs of replies of different DSCP (udp.ts ReplySender);
+ *    when DSCP1 was refused. Each reply carries its DSCP as a per-packet
+ *    TOS / traffic class (udp.ts ReplySender, datapath.ts SendOptions.tos);
  *  - the replies of one received batch (recvmmsg) leave with one sendmmsg.
  * STAMP or TWAMP-Light: `lightFormat` (stamp.ts isStampRequest) decides
  * whether octets 14–15 of a request are an SSID to copy into the reply.

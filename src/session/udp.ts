@@ -86,53 +86,36 @@ export interface ReplyItem {
   port: number;
   /** Where the datapath writes T3 right before sendmsg (RFC 5357 §4.2.1); absent when the reply is final (HMAC-covered T3). */
   stampOffset?: number;
-  /** TOS / traffic class the reply must leave with; absent = the socket's current marking. */
+  /** TOS / traffic class this reply leaves with (the datapath's per-packet TOS); absent = the socket's marking. */
   tos?: number;
 }
 
 const BATCH_MAX = 1024;
 
 /**
- * Sends the replies of one received batch: one sendmmsg per run of replies
- * with the same TOS (the datapath has no per-packet TOS, so the socket's TOS
- * is changed between runs when it differs), `send` for a lone reply. A
- * reply the kernel refuses (unreachable destination, …) is dropped and the
- * rest still go; a full socket buffer (EAGAIN / ENOBUFS) drops the rest of
- * the batch. Never throws.
+ * Sends the replies of one received batch: sendmmsg in runs of at most
+ * BATCH_MAX, `send` for a lone reply; each reply with its own TOS (a
+ * per-packet IP_TOS / IPV6_TCLASS control message on the native datapath,
+ * datapath.ts SendOptions.tos), so replies of different DSCP share one
+ * sendmmsg and the socket's own marking is untouched. A reply the kernel
+ * refuses (unreachable destination, …) is dropped and the rest still go; a
+ * full socket buffer (EAGAIN / ENOBUFS) drops the rest of the batch. Never
+ * throws.
  */
 export class ReplySender {
-  /** The TOS byte the socket marks with now (its open-time value until a reply asks for another). */
-  private tos: number;
-  /** setTos refusals (the reply left with the previous marking). */
-  tosFailures = 0;
   /** Replies the kernel refused or that found the socket buffer full. */
   sendFailures = 0;
 
-  constructor(private readonly sock: TestSocket, initialTos = 0) {
-    this.tos = initialTos;
-  }
+  constructor(private readonly sock: TestSocket) {}
 
   /** Sends `items`; returns how many went out (the first ones may not be the ones that went: count only). */
   flush(items: readonly ReplyItem[]): number {
     const n = items.length;
     let sent = 0;
-    let i = 0;
-    while (i < n) {
-      const tos = items[i]!.tos;
-      let j = i + 1;
-      while (j < n && items[j]!.tos === tos && j - i < BATCH_MAX) j++;
-      if (tos !== undefined && tos !== this.tos) {
-        try {
-          this.sock.setTos(tos);
-          this.tos = tos;
-        } catch {
-          this.tosFailures++;
-        }
-      }
-      const r = this.sendRun(items, i, j);
+    for (let i = 0; i < n; i += BATCH_MAX) {
+      const r = this.sendRun(items, i, Math.min(n, i + BATCH_MAX));
       sent += r.sent;
       if (r.full) break;
-      i = j;
     }
     this.sendFailures += n - sent;
     return sent;
@@ -145,7 +128,10 @@ export class ReplySender {
       try {
         if (to - i === 1) {
           const it = items[i]!;
-          this.sock.send(it.data, it.address, it.port, it.stampOffset === undefined ? undefined : { stampOffset: it.stampOffset });
+          this.sock.send(it.data, it.address, it.port, it.stampOffset === undefined && it.tos === undefined ? undefined : {
+            ...(it.stampOffset !== undefined ? { stampOffset: it.stampOffset } : {}),
+            ...(it.tos !== undefined ? { tos: it.tos } : {}),
+          });
           return { sent: sent + 1, full: false };
         }
         const r = this.sock.sendBatch(i === 0 && to === items.length ? items as ReplyItem[] : items.slice(i, to));

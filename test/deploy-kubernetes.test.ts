@@ -7,7 +7,10 @@
 // or misspelt keys); the hostnetwork/ overlay's patches applied and checked
 // the same way; the references between the manifests (Service selectors,
 // ConfigMap keys, ports, the member set's DNS name, the OTLP endpoint); the
-// Pod Security "restricted" rules for the base; the collector gateway's
+// Pod Security "restricted" rules for the base; the agent container's user,
+// bounding set and no_new_privs applied to a copy of node with the image's
+// file capability (it runs and binds its ports, and would not run without
+// NET_BIND_SERVICE); the collector gateway's
 // configs as collector-config/otel-collector.yaml is checked; and the agent
 // file and mesh of the ConfigMap through `otel-twamp agent --check`, with a
 // local DNS server playing the cluster's.
@@ -15,7 +18,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
@@ -422,6 +425,76 @@ describe('deploy/kubernetes with kustomize (kubectl kustomize, when kubectl is i
       assert.deepEqual(byName(rendered), byName(expected()));
     });
   }
+});
+
+describe('the agent DaemonSet\'s security context on this kernel (as root, with setcap and setpriv)', () => {
+  it('runs the image\'s node (cap_net_bind_service=+ep) and binds its ports; without NET_BIND_SERVICE in the bounding set node cannot run; 862 needs allowPrivilegeEscalation', (t) => {
+    if (process.getuid?.() !== 0) { t.skip('needs root (setcap, setpriv --reuid)'); return; }
+    for (const tool of ['setcap', 'setpriv']) {
+      if (spawnSync(tool, ['--help'], { encoding: 'utf8' }).error) {
+        console.warn(`\n!!!!! SKIPPING the security-context check: ${tool} not installed (libcap2-bin, util-linux) !!!!!\n`);
+        t.skip(`${tool} not installed`);
+        return;
+      }
+    }
+    const ds = find(baseManifests(), 'DaemonSet', 'otel-twamp-agent');
+    const psc = obj(podSpec(ds).securityContext, 'pod securityContext');
+    const c = container(ds);
+    const sc = obj(c.securityContext, 'securityContext');
+    const caps = obj(sc.capabilities, 'capabilities');
+    assert.deepEqual(caps.drop, ['ALL']);
+    const bounding = ['-all', ...((caps.add as string[] | undefined) ?? []).map((k) => `+${k.toLowerCase()}`)].join(',');
+    const ports = list(c.ports, 'ports').map((p) => Number(p.containerPort));
+    // The image: node with the file capability the Dockerfile sets.
+    const dir = mkdtempSync(join(tmpdir(), 'otel-twamp-caps-'));
+    try {
+      chmodSync(dir, 0o755);
+      const node = join(dir, 'node');
+      copyFileSync(process.execPath, node);
+      chmodSync(node, 0o755);
+      const set = spawnSync('setcap', ['cap_net_bind_service=+ep', node], { encoding: 'utf8' });
+      assert.equal(set.status, 0, set.stderr);
+      /**
+       * node run as the container's user, the bounding set and no_new_privs as
+       * the kubelet asks the runtime; started from a shell that holds no
+       * capability, as a runtime starts a non-root container's process.
+       * Prints, per port, whether a bind is allowed (EADDRINUSE comes after the
+       * privilege check, so it counts as allowed).
+       */
+      const run = (bset: string, noNewPrivs: boolean) => {
+        const script = `const net = require('node:net'); const out = {}; let n = ${JSON.stringify([862, ...ports])};
+          const cap = require('node:fs').readFileSync('/proc/self/status', 'utf8').match(/^CapEff:\\s*(\\w+)/m)[1];
+          let left = n.length;
+          for (const p of n) { const s = net.createServer(); const done = (v) => { out[p] = v; s.close(); if (--left === 0) console.log(JSON.stringify({ cap, out })); };
+            s.on('error', (e) => done(e.code === 'EADDRINUSE' ? 'allowed' : e.code)); s.listen(p, '127.0.0.1', () => done('allowed')); }`;
+        return spawnSync('setpriv', ['--reuid', String(psc.runAsUser), '--regid', String(psc.runAsGroup), '--clear-groups', '--bounding-set', bset,
+          '/bin/sh', '-c', `exec ${noNewPrivs ? 'setpriv --no-new-privs ' : ''}"$0" -e "$1"`, node, script], { encoding: 'utf8', timeout: 20_000 });
+      };
+      const escalation = run(bounding, false);
+      assert.equal(escalation.status, 0, escalation.stderr);
+      const esc = JSON.parse(escalation.stdout) as { cap: string; out: Record<string, string> };
+      if (BigInt(`0x${esc.cap}`) === 0n) {
+        t.skip(`file capabilities do not apply under ${tmpdir()} (nosuid?)`);
+        return;
+      }
+      const unprivilegedFrom = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+      // The manifest as written: runs, binds its ports, holds no capability.
+      const asWritten = run(bounding, sc.allowPrivilegeEscalation === false);
+      assert.equal(asWritten.status, 0, asWritten.stderr);
+      const w = JSON.parse(asWritten.stdout) as { cap: string; out: Record<string, string> };
+      for (const p of ports) assert.equal(w.out[p], 'allowed', `port ${p}`);
+      assert.equal(BigInt(`0x${w.cap}`), 0n, 'the file capability is not granted (allowPrivilegeEscalation: false)');
+      if (unprivilegedFrom > 862) assert.equal(w.out[862], 'EACCES', 'so 862 is out of reach');
+      // The 862 recipe of the DaemonSet's comment: allowPrivilegeEscalation: true.
+      assert.equal(esc.out[862], 'allowed');
+      // Dropping NET_BIND_SERVICE too: the kernel refuses to execute node.
+      const none = run('-all', true);
+      assert.notEqual(none.status, 0);
+      assert.match(none.stderr, /Operation not permitted/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------

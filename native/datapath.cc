@@ -287,6 +287,19 @@ struct TxStamp {
   int64_t ts;
   int src;
 };
+// A datagram read by the receive thread, waiting for delivery (payload in a shared byte vector at `off`).
+struct RxRec {
+  size_t off;
+  size_t len;
+  int64_t ts;
+  int ttl, tos, src;
+  bool trunc, ctrunc;
+  sockaddr_storage addr;
+  socklen_t addrlen;
+};
+// Datagrams held per socket between two deliveries; beyond it the receive
+// thread delivers at once (the kernel's receive buffer is the next bound).
+constexpr size_t kMaxPendingRx = 4096;
 
 // One scheduler thread for every socket of the process: a min-heap of
 // (deadline, FIFO) departures, an absolute CLOCK_MONOTONIC wait for the
@@ -304,6 +317,8 @@ class SharedScheduler {
     return *s;
   }
   void Push(Scheduled* s, int prio);
+  // Starts the thread if needed and makes it recompute its next wake-up.
+  void Kick();
   // Drops `owner`'s queued departures and waits until the thread is done with it.
   void Purge(Datapath* owner);
   // 0 normal priority, -1 SCHED_FIFO in effect, > 0 errno of the refusal.
@@ -316,10 +331,50 @@ class SharedScheduler {
   std::priority_queue<Scheduled*, std::vector<Scheduled*>, Later> heap_;
   std::vector<Datapath*> reporting_;  // owners with results waiting for their report time
   bool started_ = false;
+  bool kicked_ = false;
   uint64_t seq_ = 0;
   int want_prio_ = 0;
   int applied_prio_ = 0;
   std::atomic<int> sched_err_{0};
+};
+
+// Coalesced receive for the sockets that ask for it (receiveReportMs > 0,
+// the sender's sockets): an epoll over all of them that nobody waits on — the
+// scheduler thread looks at it (no waiting) each time it wakes for departures
+// anyway, and at least once per receiveReportMs — reads datagrams with their
+// kernel metadata (recvmmsg) and TX timestamps (the error queue), and hands
+// each socket's records to JS in batches on a grid of receiveReportMs shared
+// by every socket. So neither a reply nor a TX timestamp wakes the event loop
+// or any thread: on a virtual machine a thread wake-up costs tens of µs. The
+// kernel's receive timestamp is taken on arrival, so the delivery delay
+// changes no measurement; a reflector's sockets keep immediate delivery (its
+// T3 − T2 would include any delay).
+class SharedReceiver {
+ public:
+  static SharedReceiver& Get() {
+    static SharedReceiver* r = new SharedReceiver();  // lives as long as the process (its thread is detached)
+    return *r;
+  }
+  // 0 or the errno of epoll_create1 / epoll_ctl.
+  int Add(Datapath* d, int fd);
+  // Stops watching `d` and waits until the thread is done with it.
+  void Remove(Datapath* d, int fd);
+  void Due(Datapath* d, int64_t due);  // mu_ held
+  // Scheduler thread: reads whatever is ready on the watched sockets (no
+  // waiting) unless that would run past `until` (the next departure's wake),
+  // and hands out batches that are due. True when something was read.
+  bool Poll(int64_t until);
+  // When the scheduler thread must look next (INT64_MAX: no socket watched).
+  int64_t NextWake();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_cv_;
+  int epfd_ = -1;
+  int64_t last_poll_ = 0;
+  int64_t min_ns_ = INT64_MAX;  // smallest receiveReportMs of the watched sockets, ns
+  std::unordered_set<Datapath*> live_;
+  std::vector<Datapath*> reporting_;
 };
 
 class Datapath : public Napi::ObjectWrap<Datapath> {
@@ -393,6 +448,10 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     if (!o.Get("departureReportMs").IsUndefined()) {
       if (!NumArg(o.Get("departureReportMs"), "departureReportMs", 0, 10000, &d)) return;
       report_ns_ = static_cast<int64_t>(d) * 1000000;
+    }
+    if (!o.Get("receiveReportMs").IsUndefined()) {
+      if (!NumArg(o.Get("receiveReportMs"), "receiveReportMs", 0, 10000, &d)) return;
+      rx_report_ns_ = static_cast<int64_t>(d) * 1000000;
     }
     if (!o.Get("schedulerPriority").IsUndefined()) {
       if (!NumArg(o.Get("schedulerPriority"), "schedulerPriority", 0, 99, &d)) return;
@@ -491,7 +550,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     if (info.Length() < 2 || !info[0].IsString()) return ThrowType(env, "bind(address: string, port: number)");
     double port;
     if (!NumArg(info[1], "port", 0, 65535, &port)) return env.Undefined();
-    if (poll_ != nullptr) return ThrowType(env, "datapath socket is already bound");
+    if (poll_ != nullptr || rx_thread_) return ThrowType(env, "datapath socket is already bound");
     sockaddr_storage ss;
     socklen_t len;
     std::string why, host = info[0].As<Napi::String>().Utf8Value();
@@ -501,6 +560,32 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     }
     len = sizeof ss;
     if (getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return ThrowErrno(env, "getsockname", "", errno);
+    if (rx_report_ns_ > 0) {
+      // Coalesced delivery: the shared receive thread watches the socket; the
+      // event loop only sees the batches (through the threadsafe function,
+      // which also keeps the loop alive while the socket is ref()'d).
+      StartScheduler(env);
+      async_ = std::make_unique<Napi::AsyncContext>(env, "TwampDatapath");
+      {
+        std::lock_guard<std::mutex> g(res_mu_);
+        rx_thread_ = true;
+      }
+      int err = SharedReceiver::Get().Add(this, fd_);
+      if (err == 0) SharedScheduler::Get().Kick();
+      if (err != 0) {
+        std::lock_guard<std::mutex> g(res_mu_);
+        rx_thread_ = false;
+        return ThrowErrno(env, "epoll_ctl", "receive thread", err);
+      }
+      UpdateRef(env);
+      std::string h;
+      int p;
+      FormatAddr(ss, len, &h, &p);
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("address", h);
+      r.Set("port", p);
+      return r;
+    }
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) return ThrowErrno(env, "epoll_create1", "", errno);
     epoll_event ev{};
@@ -552,11 +637,26 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
 
   Napi::Value RefLoop(const Napi::CallbackInfo& info) {
     if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    loop_ref_ = true;
+    UpdateRef(info.Env());
     return info.Env().Undefined();
   }
   Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
     if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    loop_ref_ = false;
+    UpdateRef(info.Env());
     return info.Env().Undefined();
+  }
+
+  // Main thread: the threadsafe function holds the event loop while departures
+  // are outstanding, or while a socket on the receive thread is ref()'d.
+  void UpdateRef(Napi::Env env) {
+    if (!tsfn_started_ || closed_) return;
+    if (outstanding_ > 0 || (rx_thread_ && loop_ref_)) {
+      tsfn_.Ref(env);
+    } else {
+      tsfn_.Unref(env);
+    }
   }
 
   // Reads CLOCK_REALTIME, stamps it (NTP) at `off` unless off < 0, then sends;
@@ -755,7 +855,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     s->owner = this;
     s->spin = spin_ns_;
     if (!StartScheduler(env)) return env.Undefined();
-    if (outstanding_++ == 0) tsfn_.Ref(env);
+    if (outstanding_++ == 0) UpdateRef(env);
     SharedScheduler::Get().Push(s.release(), sched_prio_);
     return env.Undefined();
   }
@@ -800,7 +900,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   // Scheduler thread: one threadsafe call carries every result queued so far.
   void FlushReports() {
     std::lock_guard<std::mutex> g(res_mu_);
-    if (closed_ || notify_pending_ || (results_.empty() && extra_tx_.empty())) return;
+    if (closed_ || notify_pending_ || (results_.empty() && extra_tx_.empty() && rx_recs_.empty() && rx_err_ == 0)) return;
     notify_pending_ = true;
     tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function fn, Datapath* self) {
       self->DeliverDepartures(env, fn);
@@ -813,6 +913,35 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   bool report_pending_ = false;
   int64_t report_due_ = 0;
   int64_t report_ns_ = 20000000;  // departureReportMs
+  // Guarded by the SharedReceiver's mutex.
+  int in_rx_ = 0;
+  bool rx_pending_ = false;
+  int64_t rx_due_ = 0;
+  int64_t rx_report_ns_ = 0;  // receiveReportMs; 0: immediate delivery on the event loop
+
+  // Receive thread: reads what is queued on the socket; true when something
+  // waits for delivery.
+  bool ReceiveOnThread() {
+    std::vector<TxStamp> got;
+    ReadErrqueue(&got, kMaxErrqueuePerWake);
+    std::vector<RxRec> recs;
+    std::vector<uint8_t> data;
+    int err = DrainReceive(Env(), &recs, &data);
+    std::lock_guard<std::mutex> g(res_mu_);
+    for (const TxStamp& t : got) RouteTx(t);
+    if (err != 0) rx_err_ = err;
+    if (!recs.empty()) {
+      size_t base = rx_data_.size();
+      for (RxRec& r : recs) r.off += base;
+      rx_data_.insert(rx_data_.end(), data.begin(), data.end());
+      rx_recs_.insert(rx_recs_.end(), recs.begin(), recs.end());
+    }
+    return !rx_recs_.empty() || !extra_tx_.empty() || rx_err_ != 0;
+  }
+  bool RxBacklog() {
+    std::lock_guard<std::mutex> g(res_mu_);
+    return rx_recs_.size() >= kMaxPendingRx;
+  }
 
  private:
   // res_mu_ held. A TX stamp of a scheduled departure waits for (or joins)
@@ -907,10 +1036,17 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   void DeliverDepartures(Napi::Env env, Napi::Function fn) {
     std::vector<Departure> batch;
     std::vector<TxStamp> extra;
+    std::vector<RxRec> rx;
+    std::vector<uint8_t> rx_data;
+    int rx_err;
     {
       std::lock_guard<std::mutex> g(res_mu_);
       batch.swap(results_);
       extra.swap(extra_tx_);
+      rx.swap(rx_recs_);
+      rx_data.swap(rx_data_);
+      rx_err = rx_err_;
+      rx_err_ = 0;
       notify_pending_ = false;
       for (Departure& d : batch) {
         if (d.tx >= 0 || d.key < 0) continue;
@@ -935,7 +1071,17 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       }
       Call(on_tx_, {arr});
     }
-    if (batch.empty()) return;
+    if (!batch.empty()) DeliverBatch(env, fn, batch);
+    if (fd_ < 0) return;
+    if (rx_err != 0) Call(on_recv_, {ErrnoError(env, "recvmmsg", "receive thread", rx_err).Value(), env.Null()});
+    if (!rx.empty() && fd_ >= 0) {
+      Napi::Array arr = Napi::Array::New(env, rx.size());
+      for (size_t i = 0; i < rx.size(); i++) arr.Set(static_cast<uint32_t>(i), RxRecord(env, rx[i], rx_data.data() + rx[i].off));
+      Call(on_recv_, {env.Null(), arr});
+    }
+  }
+
+  void DeliverBatch(Napi::Env env, Napi::Function fn, const std::vector<Departure>& batch) {
     Napi::Array arr = Napi::Array::New(env, batch.size());
     for (size_t i = 0; i < batch.size(); i++) {
       const Departure& d = batch[i];
@@ -954,7 +1100,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     outstanding_ -= static_cast<int64_t>(batch.size());
     if (outstanding_ <= 0) {
       outstanding_ = 0;
-      if (!closed_) tsfn_.Unref(env);
+      UpdateRef(env);
     }
     fn.Call({arr});
     if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
@@ -1030,10 +1176,12 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
 
   // onRecv(null, records: Array<[data: Buffer, address, port, rxRealtimeNs: bigint,
   //   ttl, tos, tsSource, truncated]>) — ttl/tos -1 when the kernel gave none.
-  void DrainReceive(Napi::Env env) {
+  // With `sink` (the receive thread), records are appended there instead and
+  // the errno of a failing recvmmsg is returned.
+  int DrainReceive(Napi::Env env, std::vector<RxRec>* sink = nullptr, std::vector<uint8_t>* sink_data = nullptr) {
     if (!t_arena) t_arena = std::make_unique<RxArena>();
     RxArena& A = *t_arena;
-    for (int b = 0; b < kMaxBatchesPerWake && fd_ >= 0; b++) {
+    for (int b = 0; b < kMaxBatchesPerWake && fd_ >= 0 && (sink == nullptr || sink->size() < kMaxPendingRx); b++) {
       for (int i = 0; i < kBatch; i++) {
         A.iov[i].iov_base = A.data[i];
         A.iov[i].iov_len = max_dgram_;
@@ -1048,14 +1196,17 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       }
       int n = recvmmsg(fd_, A.msgs, kBatch, MSG_DONTWAIT, nullptr);
       if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-          Call(on_recv_, {ErrnoError(env, "recvmmsg", "", errno).Value(), env.Null()});
+        int err = errno;
+        if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+          if (sink != nullptr) return err;
+          Call(on_recv_, {ErrnoError(env, "recvmmsg", "", err).Value(), env.Null()});
         }
-        return;
+        return 0;
       }
-      if (n == 0) return;
+      if (n == 0) return 0;
       int64_t user_now = -1;
-      Napi::Array arr = Napi::Array::New(env, n);
+      Napi::Array arr;
+      if (sink == nullptr) arr = Napi::Array::New(env, n);
       for (int i = 0; i < n; i++) {
         msghdr& m = A.msgs[i].msg_hdr;
         size_t len = A.msgs[i].msg_len;
@@ -1096,24 +1247,46 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
           ts = user_now;
           src = kTsUserspace;
         }
-        std::string host;
-        int port;
-        FormatAddr(A.addr[i], m.msg_namelen, &host, &port);
-        Napi::Array r = Napi::Array::New(env, 9);
-        r.Set(0u, Napi::Buffer<uint8_t>::Copy(env, A.data[i], len));
-        r.Set(1u, Napi::String::New(env, host));
-        r.Set(2u, Napi::Number::New(env, port));
-        r.Set(3u, Napi::BigInt::New(env, ts));
-        r.Set(4u, Napi::Number::New(env, ttl));
-        r.Set(5u, Napi::Number::New(env, tos));
-        r.Set(6u, Napi::Number::New(env, src));
-        r.Set(7u, Napi::Boolean::New(env, (m.msg_flags & MSG_TRUNC) != 0));
-        r.Set(8u, Napi::Boolean::New(env, (m.msg_flags & MSG_CTRUNC) != 0));
-        arr.Set(static_cast<uint32_t>(i), r);
+        RxRec rec{};
+        rec.len = len;
+        rec.ts = ts;
+        rec.ttl = ttl;
+        rec.tos = tos;
+        rec.src = src;
+        rec.trunc = (m.msg_flags & MSG_TRUNC) != 0;
+        rec.ctrunc = (m.msg_flags & MSG_CTRUNC) != 0;
+        rec.addr = A.addr[i];
+        rec.addrlen = m.msg_namelen;
+        if (sink != nullptr) {
+          rec.off = sink_data->size();
+          sink_data->insert(sink_data->end(), A.data[i], A.data[i] + len);
+          sink->push_back(rec);
+        } else {
+          arr.Set(static_cast<uint32_t>(i), RxRecord(env, rec, A.data[i]));
+        }
       }
-      Call(on_recv_, {env.Null(), arr});
-      if (n < kBatch) return;
+      if (sink == nullptr) Call(on_recv_, {env.Null(), arr});
+      if (n < kBatch) return 0;
     }
+    return 0;
+  }
+
+  // [data, address, port, rxRealtimeNs, ttl, tos, tsSource, truncated, ctruncated]
+  Napi::Value RxRecord(Napi::Env env, const RxRec& rec, const uint8_t* data) {
+    std::string host;
+    int port;
+    FormatAddr(rec.addr, rec.addrlen, &host, &port);
+    Napi::Array r = Napi::Array::New(env, 9);
+    r.Set(0u, Napi::Buffer<uint8_t>::Copy(env, data, rec.len));
+    r.Set(1u, Napi::String::New(env, host));
+    r.Set(2u, Napi::Number::New(env, port));
+    r.Set(3u, Napi::BigInt::New(env, rec.ts));
+    r.Set(4u, Napi::Number::New(env, rec.ttl));
+    r.Set(5u, Napi::Number::New(env, rec.tos));
+    r.Set(6u, Napi::Number::New(env, rec.src));
+    r.Set(7u, Napi::Boolean::New(env, rec.trunc));
+    r.Set(8u, Napi::Boolean::New(env, rec.ctrunc));
+    return r;
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -1124,10 +1297,14 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   // Idempotent: stops the scheduler (pending departures are dropped), the
   // poll handle, the threadsafe function, then closes the descriptors.
   void Shutdown(bool teardown) {
+    bool on_rx;
     {
       std::lock_guard<std::mutex> g(res_mu_);
       closed_ = true;
+      on_rx = rx_thread_;
+      rx_thread_ = false;
     }
+    if (on_rx) SharedReceiver::Get().Remove(this, fd_);
     if (tsfn_started_) {
       SharedScheduler::Get().Purge(this);
       tsfn_started_ = false;
@@ -1172,22 +1349,44 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   std::mutex res_mu_;
   std::vector<Departure> results_;
   std::vector<TxStamp> extra_tx_;
+  std::vector<RxRec> rx_recs_;      // res_mu_: received, not yet delivered (receive thread)
+  std::vector<uint8_t> rx_data_;    // res_mu_: their payloads
+  int rx_err_ = 0;                  // res_mu_: a receive error to deliver
+  bool rx_thread_ = false;          // watched by the receive thread (receiveReportMs > 0)
+  bool loop_ref_ = true;            // main thread: ref() / unref()
   std::unordered_map<int64_t, TxStamp> orphan_tx_;  // res_mu_: stamps read before their departure record
   bool notify_pending_ = false;
   int64_t outstanding_ = 0;  // main thread only
 };
 
 void SharedScheduler::Push(Scheduled* s, int prio) {
+  bool notify;
   {
     std::lock_guard<std::mutex> g(mu_);
     s->seq = seq_++;
     s->owner->queued_++;
+    // Wake the thread only when its wait must change: a new earliest
+    // departure or a priority to apply (a window of later departures costs
+    // no wake-up).
+    notify = heap_.empty() || Later()(heap_.top(), s) || prio > want_prio_ || !started_;
     heap_.push(s);
     if (prio > want_prio_) want_prio_ = prio;
     if (!started_) {
       started_ = true;
       std::thread([this] { Loop(); }).detach();
     }
+  }
+  if (notify) cv_.notify_one();
+}
+
+void SharedScheduler::Kick() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { Loop(); }).detach();
+    }
+    kicked_ = true;
   }
   cv_.notify_one();
 }
@@ -1224,6 +1423,9 @@ void SharedScheduler::Loop() {
   std::unique_lock<std::mutex> lk(mu_);
   std::vector<Scheduled*> due;
   std::vector<Datapath*> flush;
+  bool polled = false;
+  // Receiving stops this long before the next departure's wake-up.
+  constexpr int64_t kPollMarginNs = 30000;
   for (;;) {
     if (want_prio_ > applied_prio_) {
       // Opt-in SCHED_FIFO (schedulerPriority): on a busy host the wake-up
@@ -1239,11 +1441,26 @@ void SharedScheduler::Loop() {
     int64_t wake = INT64_MAX;
     if (!heap_.empty()) wake = heap_.top()->deadline - heap_.top()->spin;
     for (Datapath* o : reporting_) wake = std::min(wake, o->report_due_);
+    if (!polled) {
+      // Before waiting: what arrived on the coalesced-receive sockets since
+      // the last look (no wake-up of our own for it), if there is time
+      // before the next departure.
+      polled = true;
+      lk.unlock();
+      SharedReceiver::Get().Poll(wake == INT64_MAX ? INT64_MAX : wake - kPollMarginNs);
+      lk.lock();
+      continue;
+    }
+    wake = std::min(wake, SharedReceiver::Get().NextWake());
     if (wake == INT64_MAX) {
-      cv_.wait(lk);
+      if (!kicked_) cv_.wait(lk);
+      kicked_ = false;
+      polled = false;
       continue;
     }
     if (wake > now) {
+      polled = false;
+      kicked_ = false;
       // An absolute CLOCK_MONOTONIC wait (futex hrtimer, timer slack 1 ns: as
       // precise as clock_nanosleep TIMER_ABSTIME) that an earlier schedule()
       // cuts short; steady_clock is CLOCK_MONOTONIC.
@@ -1291,6 +1508,7 @@ void SharedScheduler::Loop() {
         delete s;
       }
       idle_cv_.notify_all();
+      polled = false;  // the replies to earlier packets are likely in by now
       continue;
     }
     flush.clear();
@@ -1311,7 +1529,116 @@ void SharedScheduler::Loop() {
     lk.lock();
     for (Datapath* o : flush) o->in_thread_--;
     if (!flush.empty()) idle_cv_.notify_all();
+    polled = false;
   }
+}
+
+int SharedReceiver::Add(Datapath* d, int fd) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (epfd_ < 0) {
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) return errno;
+  }
+  live_.insert(d);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLERR;
+  ev.data.ptr = d;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int err = errno;
+    live_.erase(d);
+    return err;
+  }
+  min_ns_ = std::min(min_ns_, d->rx_report_ns_);
+  return 0;
+}
+
+void SharedReceiver::Remove(Datapath* d, int fd) {
+  std::unique_lock<std::mutex> lk(mu_);
+  live_.erase(d);
+  if (fd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  for (size_t i = 0; i < reporting_.size(); i++) {
+    if (reporting_[i] == d) {
+      reporting_[i] = reporting_.back();
+      reporting_.pop_back();
+      break;
+    }
+  }
+  d->rx_pending_ = false;
+  idle_cv_.wait(lk, [d] { return d->in_rx_ == 0; });
+}
+
+void SharedReceiver::Due(Datapath* d, int64_t due) {
+  if (!d->rx_pending_) {
+    d->rx_pending_ = true;
+    d->rx_due_ = due;
+    reporting_.push_back(d);
+  } else if (due < d->rx_due_) {
+    d->rx_due_ = due;
+  }
+}
+
+int64_t SharedReceiver::NextWake() {
+  std::lock_guard<std::mutex> g(mu_);
+  int64_t wake = INT64_MAX, grid = INT64_MAX;
+  for (Datapath* d : reporting_) wake = std::min(wake, d->rx_due_);
+  for (Datapath* d : live_) grid = std::min(grid, d->rx_report_ns_);
+  if (grid != INT64_MAX && grid > 0) {
+    // Sockets are watched: look at them at least once per grid step even when
+    // nothing departs (e.g. replies still coming after the last departure).
+    int64_t now = NowNs(CLOCK_MONOTONIC);
+    wake = std::min(wake, (now / grid + 1) * grid);
+  }
+  return wake;
+}
+
+bool SharedReceiver::Poll(int64_t until) {
+  constexpr int kEvents = 64;
+  epoll_event evs[kEvents];
+  std::vector<Datapath*> ready, flush;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (epfd_ < 0 || live_.empty()) return false;
+    int64_t now = NowNs(CLOCK_MONOTONIC);
+    // No time before the next departure: read later, unless that has been
+    // going on for a grid step (a dense schedule leaves no gap).
+    bool read = now <= until || now - last_poll_ >= min_ns_;
+    if (read) last_poll_ = now;
+    int n = read ? epoll_wait(epfd_, evs, kEvents, 0) : 0;
+    for (int i = 0; i < n; i++) {
+      auto* d = static_cast<Datapath*>(evs[i].data.ptr);
+      if (live_.count(d) == 0) continue;
+      d->in_rx_++;
+      ready.push_back(d);
+    }
+  }
+  std::vector<std::pair<Datapath*, bool>> got;
+  got.reserve(ready.size());
+  for (Datapath* d : ready) got.emplace_back(d, d->ReceiveOnThread());
+  std::lock_guard<std::mutex> g(mu_);
+  int64_t now = NowNs(CLOCK_MONOTONIC);
+  for (auto& [d, pending] : got) {
+    d->in_rx_--;
+    if (!pending || live_.count(d) == 0) continue;
+    // On a grid shared by every socket (and by the departure reports), so
+    // many sockets' batches reach the event loop in one wake-up; a full
+    // backlog goes at once.
+    Due(d, d->RxBacklog() ? now : (now / d->rx_report_ns_ + 1) * d->rx_report_ns_);
+  }
+  for (size_t i = 0; i < reporting_.size();) {
+    Datapath* d = reporting_[i];
+    if (d->rx_due_ <= now) {
+      d->rx_pending_ = false;
+      flush.push_back(d);
+      reporting_[i] = reporting_.back();
+      reporting_.pop_back();
+    } else {
+      i++;
+    }
+  }
+  // FlushReports under mu_: Remove() cannot finish (nor the socket go) meanwhile.
+  for (Datapath* d : flush) d->FlushReports();
+  idle_cv_.notify_all();
+  return !ready.empty();
 }
 
 Napi::Value RealtimeNs(const Napi::CallbackInfo& info) {

@@ -750,6 +750,7 @@ export async function openTestSocket(opts: TestSocketOptions): Promise<TestSocke
       ...(opts.schedulerPriority !== undefined ? { schedulerPriority: opts.schedulerPriority } : {}),
       ...(opts.schedulerSpinUs !== undefined ? { schedulerSpinUs: opts.schedulerSpinUs } : {}),
       ...(opts.departureReportMs !== undefined ? { departureReportMs: opts.departureReportMs } : {}),
+      ...(opts.receiveReportMs !== undefined ? { receiveReportMs: opts.receiveReportMs } : {}),
     });
   } catch (e) {
     throw DatapathError.from(e, 'cannot open native test socket');

@@ -64,6 +64,17 @@ export interface SocketSettings {
    * soon as the socket has nothing more scheduled. Default 20.
    */
   departureReportMs?: number;
+  /**
+   * Native: 0 (default) delivers received datagrams (and TX timestamps) from
+   * the event loop as they arrive. > 0 (1..10000 ms): a native receive
+   * thread shared by the process reads them with their kernel timestamps as
+   * they arrive and hands them to onPackets in batches at most this often,
+   * on a grid shared by every socket — no event-loop wake-up per reply or
+   * per TX timestamp. For senders (T4 is the kernel's receive time, so the
+   * delay changes no figure); a reflector must keep 0 (its T3 − T2 would
+   * include the delay).
+   */
+  receiveReportMs?: number;
 }
 
 /** Options of the native Datapath constructor (see native/datapath.cc). */

@@ -141,6 +141,8 @@ export async function openSenderTestSocket(o: OpenSenderSocketOptions): Promise<
       // Departure reports in batches on a 100 ms grid shared by all sockets:
       // replies wait for their departure record (runTestPhase), nothing else needs it sooner.
       departureReportMs: SENDER_REPORT_MS,
+      // Replies too, from the native receive thread: T4 is the kernel's receive time, so the batching delays no figure.
+      receiveReportMs: SENDER_REPORT_MS,
       ...(o.native !== undefined ? { native: o.native } : {}),
       ...(o.clock !== undefined ? { clock: o.clock } : {}),
       onPackets: (b) => holder?.onPackets?.(b),

@@ -200,6 +200,8 @@ export async function runDepartureBench(opts: {
       // Selected variants only (the fidelity section of bench/run.ts).
       if (sup.native && want('native thread')) await keep(await scheduled('native thread', true, 0, rate, n));
       if (sup.native && want('native thread, spin 60µs')) await keep(await scheduled('native thread, spin 60µs', true, 0, rate, n, 60));
+      if (sup.native && want('native, SCHED_FIFO 10, spin 60µs')) await keep(await scheduled('native, SCHED_FIFO 10, spin 60µs', true, 10, rate, n, 60));
+      if (sup.native && want('native, SCHED_FIFO 10, spin ≤200µs')) await keep(await scheduled('native, SCHED_FIFO 10, spin ≤200µs', true, 10, rate, n, 200));
       if (want('JS setTimeout')) await keep(await scheduled('JS setTimeout', false, 0, rate, n));
       if (want('PacedSender (busy-poll)')) await keep(await paced(rate, n));
       continue;

@@ -40,8 +40,12 @@ export const FIDELITY = {
   /** CPU window and the warm-up before it, seconds. */
   cpuWindowS: 30,
   cpuWarmupS: 5,
-  /** The departure variant the sender uses (src/session/testPhase.ts: native thread, 60 µs spin) and the old pacer for reference. */
-  departureVariants: ['native thread, spin 60µs', 'PacedSender (busy-poll)'],
+  /**
+   * The departure variant the sender uses (src/session/testPhase.ts: native thread, early wake-up adapted to the
+   * measured wake-up latency, at most 60 µs, spun), the same with SCHED_FIFO (we run as root here) and with a
+   * 200 µs cap, and the old pacer for reference.
+   */
+  departureVariants: ['native thread, spin 60µs', 'native, SCHED_FIFO 10, spin 60µs', 'native, SCHED_FIFO 10, spin ≤200µs', 'PacedSender (busy-poll)'],
 };
 
 export interface RttFigures { minUs: number; medianUs: number; p99Us: number; samples: number; lost: number }

@@ -52,10 +52,13 @@ export interface SocketSettings {
    */
   schedulerPriority?: number;
   /**
-   * Native scheduler: wake this many µs (0..1000) before each deadline and
-   * busy-wait the rest, hiding the host's timer wake-up latency (≈ 40–50 µs
-   * on a virtual machine) at the cost of that much CPU per departure.
-   * Default 0 (no spinning).
+   * Native scheduler: the most it may wake before a deadline and busy-wait
+   * the rest (0..1000 µs). The thread measures its own timer wake-up latency
+   * (a running p95 estimate, 70–100 µs from an idle vCPU on the 2-core VM of
+   * docs/internals.md, 20–40 µs when busy) and wakes that much plus 5 µs
+   * early, capped here, so a departure costs the latency's spread in spin,
+   * not this whole amount. Default 0 (no spinning: departures lag by the
+   * wake-up latency).
    */
   schedulerSpinUs?: number;
   /**

@@ -177,7 +177,8 @@ async function agentCpu(reflectorPort: number, reflector: BenchChild, cleanup: A
     `  - id: g711-${i}`, '    type: twamp_sender', '    reflector: 127.0.0.1', `    port: ${reflectorPort}`,
     '    model: g711', '    n_packets: 450', '    reply_timeout: 1', '    interval: 10',
   ].join('\n'));
-  const config = ['$version: "1.0"', '$type: "zeroconf"', 'agent:', '  defaults:', '    interval: 10', 'sender:',
+  // max_sessions_per_reflector raised: all 40 run at once against the one reflector (the default, 8, would queue 32).
+  const config = ['$version: "1.0"', '$type: "zeroconf"', 'agent:', `  max_sessions_per_reflector: ${FIDELITY.agentSenders}`, '  defaults:', '    interval: 10', 'sender:',
     '  type: openmetrics', '  mode: pull', `  listen: "127.0.0.1:${metricsPort}"`, '  path: /metrics', 'collectors:', ...collectors, ''].join('\n');
   const file = join(dir, 'agent.yaml');
   writeFileSync(file, config);

@@ -193,7 +193,8 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
   } finally {
     udp?.close();
     if (accepted) await client.stopSessions(1);
-    client.close();
+    // Closed before the run ends: a cap on connections to one reflector (the agent's, and the reflector's per client) counts it gone.
+    await client.close();
   }
 }
 

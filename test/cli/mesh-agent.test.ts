@@ -15,25 +15,9 @@ import { parseAgentConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
 import { TwampSender } from '../../src/sender.js';
 import { silentLogger } from '../../src/session/log.js';
-import type { Logger } from '../../src/session/log.js';
 import { freePort, repoRoot } from '../helpers/peers.js';
 import { parseSenderConfig } from '../../src/config/index.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const rec = (level: string) => (msg: string) => { lines.push(`${level} ${msg}`); };
-  return { lines, debug: () => undefined, info: rec('info'), warn: rec('warn'), error: rec('error') };
-}
+import { until, sleep, recordingLogger } from '../helpers/wait.js';
 
 interface M { name: string; ip: string; port: number; site?: string }
 

@@ -15,25 +15,10 @@ import { Agent } from '../../src/cli/agent.js';
 import { MeshResolver } from '../../src/cli/meshDns.js';
 import { describeMeshCheck } from '../../src/cli/mesh.js';
 import { TwampReflector } from '../../src/reflector.js';
-import { silentLogger, type Logger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/session/log.js';
 import { freePort } from '../helpers/peers.js';
 import { startDnsServer } from '../helpers/dnsServer.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const rec = (level: string) => (msg: string) => { lines.push(`${level} ${msg}`); };
-  return { lines, debug: () => undefined, info: rec('info'), warn: rec('warn'), error: rec('error') };
-}
+import { until, sleep, recordingLogger } from '../helpers/wait.js';
 
 const set = (dns: string, type: MeshMemberSet['type']): MeshMemberSet => ({ name: 'pods', dns, type, port: 862, listen: '0.0.0.0', labels: {}, intervalMs: 1000 });
 

@@ -16,16 +16,7 @@ import { join } from 'node:path';
 import { TwampReflector } from '../../src/reflector.js';
 import { silentLogger } from '../../src/session/log.js';
 import { freePort } from '../helpers/peers.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+import { until as untilWithin } from '../helpers/wait.js';
 
 /** Counts TWAMP-Control connections open at once through a TCP relay to a reflector, per relay and in total. */
 class Counter {
@@ -79,6 +70,8 @@ ${senders.join('\n')}
   await until('every sender to finish a run', () => agent.senders.length === 6 && agent.senders.every((s) => s.lastOutcome !== undefined));
   return agent;
 }
+
+const until = (what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> => untilWithin(what, cond, ms);
 
 describe('agent session cap', { timeout: 90_000 }, () => {
   it('max_sessions_per_reflector and max_concurrent_sessions bound the sessions at once; the rest queue, run, and the wait is exported', async () => {

@@ -116,8 +116,13 @@ describe('reflector limit keys', () => {
     assert.equal(r.maxPpsPerSession, 500);
     assert.equal(r.maxPps, 2000);
     assert.equal(r.maxPadding, 1472);
-    assert.deepEqual(r.allow, ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1/32']);
-    assert.deepEqual(r.deny, ['10.6.0.0/16']);
+    // Parsed once at load into typed networks (the producers never parse them again).
+    assert.deepEqual(r.allow, [
+      { address: '10.0.0.0', prefix: 8, family: 4 },
+      { address: '2001:db8::', prefix: 32, family: 6 },
+      { address: '192.0.2.1', prefix: 32, family: 4 },
+    ]);
+    assert.deepEqual(r.deny, [{ address: '10.6.0.0', prefix: 16, family: 4 }]);
     assert.equal(r.controlTimeoutMs, 5000);
   });
 

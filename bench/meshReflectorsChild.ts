@@ -13,7 +13,7 @@
  * counters.
  */
 import { TwampReflector } from '../src/reflector.js';
-import { silentLogger } from '../src/session/log.js';
+import { silentLogger } from '../src/util/log.js';
 import { toParent, failToParent } from './lib.js';
 import { parseReflectorConfig } from '../src/config/index.js';
 

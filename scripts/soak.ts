@@ -21,7 +21,7 @@ import { runInNewContext } from 'node:vm';
 import { connect, createServer } from 'node:net';
 import { Agent } from '../src/cli/agent.js';
 import { parseAgentConfig } from '../src/config/load.js';
-import { silentLogger, type Logger } from '../src/session/log.js';
+import { silentLogger, type Logger } from '../src/util/log.js';
 
 interface Args { minutes: number; senders: number }
 

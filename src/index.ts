@@ -24,6 +24,6 @@ export { ATTRIBUTES } from './otel/attributes.js';
 export type { RelabelRule, CompiledRelabel, Labels, RegexDialect } from './otel/relabel.js';
 export { TwampSessionError } from './session/errors.js';
 export type { FailureReason } from './session/errors.js';
-export { consoleLogger, silentLogger, warnLogger } from './session/log.js';
-export type { Logger } from './session/log.js';
+export { consoleLogger, silentLogger, warnLogger } from './util/log.js';
+export type { Logger } from './util/log.js';
 export { VERSION } from './version.js';

@@ -10,13 +10,13 @@ import { inspect } from 'node:util';
 import type { ModelConfig } from './measure/models.js';
 import type { SecurityMode } from './protocol/crypto.js';
 import type { LightFormat } from './protocol/stamp.js';
-import type { Cidr } from './session/limits.js';
+import type { Cidr } from './util/net.js';
 import type { CompiledRelabel, RegexDialect, RelabelRule } from './otel/relabel.js';
 
 export type { ModelConfig, ModelName } from './measure/models.js';
 export type { SecurityMode } from './protocol/crypto.js';
 export type { LightFormat } from './protocol/stamp.js';
-export type { Cidr } from './session/limits.js';
+export type { Cidr } from './util/net.js';
 export type { CompiledRelabel, RelabelRule } from './otel/relabel.js';
 
 /**

@@ -9,9 +9,8 @@ import { ControlServer, REFUSAL_REASONS, newControlServerCounters, type ControlS
 import { systemClock } from './session/clock.js';
 import { LightReflector } from './session/lightReflector.js';
 import type { TimestampSource } from './session/datapath.js';
-import { ClientAcl } from './session/limits.js';
-import { formatHostPort } from './session/errors.js';
-import { warnLogger, childLogger, type Logger } from './session/log.js';
+import { ClientAcl, formatHostPort } from './util/net.js';
+import { warnLogger, childLogger, type Logger } from './util/log.js';
 import { REFLECTOR_METRICS, type NamingProfile, type ReflectorMetricKey } from './otel/instruments.js';
 import { reflectorAttributes, attributeKey } from './otel/attributes.js';
 import { InstrumentSet, type Emit } from './otel/instrumentSet.js';

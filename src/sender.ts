@@ -13,8 +13,9 @@ import type { DirectionStats, SessionResult, ReplySample } from './measure/stats
 import { runSenderSession, type SenderSessionResult } from './session/senderSession.js';
 import { runLightSenderSession } from './session/lightSenderSession.js';
 import { systemClock, type Clock } from './session/clock.js';
-import { TwampSessionError, FAILURE_REASONS, formatHostPort, type FailureReason } from './session/errors.js';
-import { warnLogger, childLogger, type Logger } from './session/log.js';
+import { TwampSessionError, FAILURE_REASONS, type FailureReason } from './session/errors.js';
+import { formatHostPort } from './util/net.js';
+import { warnLogger, childLogger, type Logger } from './util/log.js';
 import type { SessionSlots } from './session/sessionGate.js';
 import {
   SENDER_MEASUREMENTS, SENDER_EXTRA, SENDER_HEALTH,

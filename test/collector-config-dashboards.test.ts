@@ -17,7 +17,7 @@ import { ATTRIBUTES, prometheusLabelName } from '../src/otel/attributes.js';
 import { meshLabelKeys } from '../src/config/mesh.js';
 import { parseAgentConfig } from '../src/config/load.js';
 import { Agent } from '../src/cli/agent.js';
-import { silentLogger } from '../src/session/log.js';
+import { silentLogger } from '../src/util/log.js';
 import {
   MESH_FILE, MESH_OTEL_FILE, METRIC_MAP, OTEL_FILE, LEGACY_FILE, meshDashboard, otelDashboard, render,
 } from '../scripts/gen-dashboards.js';

@@ -7,10 +7,10 @@
 import { MeterProvider, type IMetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { cliResource } from './resource.js';
 import type { AgentConfig, CollectorConfig, ReflectorConfig } from '../config/types.js';
-import { formatHostPort } from '../session/errors.js';
+import { formatHostPort } from '../util/net.js';
 import { TwampSender } from '../sender.js';
 import { TwampReflector } from '../reflector.js';
-import type { Logger } from '../session/log.js';
+import type { Logger } from '../util/log.js';
 import { PrometheusEndpoint, createOtlpReader, exportersFromEnv, otlpFromEnv } from './exporters.js';
 import { VERSION, METER_NAME } from '../version.js';
 import { createTwampViews, type TwampView } from '../otel/views.js';
@@ -21,6 +21,7 @@ import { RetiredCollectors } from './staleness.js';
 import { ProbeRunner } from './probeEndpoint.js';
 import { MeshRunner, clashingIds, meshDestinationCaps } from './mesh.js';
 import { SessionGate } from '../session/sessionGate.js';
+import { messageOf } from '../util/errors.js';
 
 export interface AgentOptions {
   logger: Logger;
@@ -129,7 +130,7 @@ export class Agent {
         await r.start();
         this.running.set(c.id, { config: c, producer: r });
       } catch (e) {
-        log.error(`[${c.id}] reflector not started: ${(e as Error).message}`);
+        log.error(`[${c.id}] reflector not started: ${messageOf(e)}`);
       }
     }
     for (const c of collectors) {
@@ -258,7 +259,7 @@ export class Agent {
         await fresh.start();
       } catch (e) {
         // start() releases what it bound before failing.
-        log.error(`[${id}] new configuration not applied: ${(e as Error).message}; the reflector keeps running on ${where}`);
+        log.error(`[${id}] new configuration not applied: ${messageOf(e)}; the reflector keeps running on ${where}`);
         return false;
       }
       await old.stop();
@@ -272,14 +273,14 @@ export class Agent {
       this.running.set(id, { config: next, producer: fresh });
       return true;
     } catch (e) {
-      log.error(`[${id}] new configuration failed to start: ${(e as Error).message}; restarting the previous one on ${where}`);
+      log.error(`[${id}] new configuration failed to start: ${messageOf(e)}; restarting the previous one on ${where}`);
     }
     try {
       const again = this.newReflector(oldCfg);
       await again.start();
       this.running.set(id, { config: oldCfg, producer: again });
     } catch (e) {
-      log.error(`[${id}] the previous configuration did not start again either: ${(e as Error).message}`);
+      log.error(`[${id}] the previous configuration did not start again either: ${messageOf(e)}`);
       this.running.delete(id);
       this.retired.retire(id);
     }

@@ -1,7 +1,8 @@
 /** CLI plumbing shared by the agent, probe and reflect commands. */
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from 'node:util';
-import type { Logger } from '../session/log.js';
+import type { Logger } from '../util/log.js';
 import { ConfigError } from '../config/errors.js';
+import { messageOf } from '../util/errors.js';
 
 /** A command-line mistake: exit code 2 with the message and a hint. */
 export class UsageError extends Error {}
@@ -175,7 +176,7 @@ export function untilStopped(log: Logger, stop: () => Promise<void>, boundMs = 1
       const force = setTimeout(() => { log.warn('shutdown took too long; exiting'); finish(0); }, boundMs);
       force.unref();
       void stop()
-        .catch((e: unknown) => log.warn(`shutdown: ${(e as Error).message}`))
+        .catch((e: unknown) => log.warn(`shutdown: ${messageOf(e)}`))
         .finally(() => { clearTimeout(force); finish(0); });
     };
     const onSigint = (): void => shutdown('SIGINT');

@@ -21,7 +21,8 @@ import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { OTLPMetricExporter as OtlpJsonExporter, AggregationTemporalityPreference } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OtlpProtoExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import type { OtlpConfig, PrometheusConfig, NamingProfile } from '../config/types.js';
-import { formatHostPort } from '../session/errors.js';
+import { formatHostPort } from '../util/net.js';
+import { messageOf } from '../util/errors.js';
 
 /**
  * Gauges DELTA (see above); counters and histograms as configured; up-down
@@ -391,7 +392,7 @@ export class PrometheusEndpoint {
     } catch (e) {
       if (res.destroyed) return;
       res.writeHead(500, { 'content-type': TEXT });
-      res.end(`collection failed: ${(e as Error).message}\n`);
+      res.end(`collection failed: ${messageOf(e)}\n`);
     }
   }
 
@@ -419,7 +420,7 @@ export class PrometheusEndpoint {
     try {
       answer = await probe.handle(new URLSearchParams(query), req.headers);
     } catch (e) {
-      answer = { status: 500, headers: { 'content-type': TEXT }, body: `probe failed: ${(e as Error).message}\n` };
+      answer = { status: 500, headers: { 'content-type': TEXT }, body: `probe failed: ${messageOf(e)}\n` };
     }
     if (res.destroyed) return;
     if (answer.status === 429 || answer.status === 503) res.shouldKeepAlive = false;

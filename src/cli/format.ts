@@ -13,7 +13,7 @@
  */
 import type { SenderSessionResult } from '../session/senderSession.js';
 import type { FailureReason } from '../session/errors.js';
-import { formatHostPort } from '../session/errors.js';
+import { formatHostPort } from '../util/net.js';
 import type { SenderConfig } from '../config/types.js';
 import type { ModelName } from '../measure/models.js';
 import { dscpName } from '../protocol/dscp.js';

@@ -5,12 +5,13 @@
  */
 import { loadAgentConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
-import { consoleLogger, type LogLevel } from '../session/log.js';
+import { consoleLogger, type LogLevel } from '../util/log.js';
 import type { Agent } from './agent.js';
 import { missingPeersMessage } from './peers.js';
 import { parseArgs, parseOrExit, untilStopped } from './common.js';
 import { createTwampViews, ViewConfigError } from '../otel/views.js';
 import { VERSION } from '../version.js';
+import { messageOf } from '../util/errors.js';
 
 const HELP = `otel-twamp ${VERSION} — TWAMP (RFC 5357) sender and reflector with OpenTelemetry metrics
 
@@ -113,7 +114,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     config = await loadAgentConfig(values.config);
   } catch (e) {
-    process.stderr.write(`${e instanceof ConfigError ? e.message : `otel-twamp: ${(e as Error).message}`}\n`);
+    process.stderr.write(`${e instanceof ConfigError ? e.message : `otel-twamp: ${messageOf(e)}`}\n`);
     return 1;
   }
   try {
@@ -134,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
       try {
         process.stdout.write(await (await import('./mesh.js')).describeMeshCheck(config));
       } catch (e) {
-        process.stderr.write(`${(e as Error).message}\n`);
+        process.stderr.write(`${messageOf(e)}\n`);
         return 1;
       }
     }
@@ -149,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     agent = new AgentImpl(config, { logger: log });
     await agent.start();
   } catch (e) {
-    log.error((e as Error).message);
+    log.error(messageOf(e));
     return 1;
   }
   const configPath = values.config;
@@ -163,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
       next = await loadAgentConfig(configPath);
       createTwampViews(next.collectors, { naming: next.naming });
     } catch (e) {
-      log.error(`SIGHUP: configuration not reloaded, keeping the running one: ${(e as Error).message}`);
+      log.error(`SIGHUP: configuration not reloaded, keeping the running one: ${messageOf(e)}`);
       return;
     }
     const why = agent.needsFullRestart(next);
@@ -178,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
       await fresh.start();
       agent = fresh;
     } catch (e) {
-      log.error(`SIGHUP: new configuration failed to start (${(e as Error).message}); restoring the previous one`);
+      log.error(`SIGHUP: new configuration failed to start (${messageOf(e)}); restoring the previous one`);
       await fresh.stop().catch(() => undefined);
       agent = new AgentImpl(agent.config, { logger: log });
       await agent.start();
@@ -187,7 +188,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     if (stopping) return;
     log.info('SIGHUP: reloading configuration');
-    reloading = reloading.then(reload).catch((e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`));
+    reloading = reloading.then(reload).catch((e: unknown) => log.error(`SIGHUP: ${messageOf(e)}`));
   });
   return untilStopped(log, async () => {
     stopping = true;

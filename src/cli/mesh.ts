@@ -16,9 +16,10 @@ import os from 'node:os';
 import { readBoundedFile, MAX_CONFIG_FILE_OCTETS } from '../config/load.js';
 import { NotAMemberError, meshPairs, parseMesh, pickSelf, planCollectors, planFor, withDnsMembers, type DnsMember, type MeshDefinition, type MeshMemberSet, type MeshPlan } from '../config/mesh.js';
 import type { AgentConfig, CollectorConfig, MeshSourceConfig, NamingProfile } from '../config/types.js';
-import { formatHostPort } from '../session/errors.js';
-import type { Logger } from '../session/log.js';
+import { formatHostPort } from '../util/net.js';
+import type { Logger } from '../util/log.js';
 import { MeshResolver, sameMembers } from './meshDns.js';
+import { messageOf } from '../util/errors.js';
 
 const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
 
@@ -65,7 +66,7 @@ export class MeshSource {
     try {
       st = await stat(this.source);
     } catch (e) {
-      throw new Error(`cannot read ${this.source}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+      throw new Error(`cannot read ${this.source}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : messageOf(e)}`);
     }
     const stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
     if (stamp === this.fileStamp) return undefined;
@@ -73,7 +74,7 @@ export class MeshSource {
     try {
       data = readBoundedFile(this.source, this.o.maxOctets ?? MAX_CONFIG_FILE_OCTETS);
     } catch (e) {
-      throw new Error(`cannot read ${this.source}: ${(e as Error).message}`);
+      throw new Error(`cannot read ${this.source}: ${messageOf(e)}`);
     }
     this.fileStamp = stamp;
     return data.toString('utf8');
@@ -198,7 +199,7 @@ export async function describeMeshCheck(config: AgentConfig, o: { localAddresses
       found[set.name] = await resolver.resolve(set);
       setLines.push(`  member set ${set.name}: ${set.type} ${set.dns} → ${found[set.name]!.length} member(s)${found[set.name]!.length ? `: ${found[set.name]!.map((m) => m.name).join(', ')}` : ''} (every ${set.intervalMs / 1000} s)`);
     } catch (e) {
-      setLines.push(`  member set ${set.name}: ${(e as Error).message}; counted as no members here`);
+      setLines.push(`  member set ${set.name}: ${messageOf(e)}; counted as no members here`);
     }
   }
   const loaded = expandDefinition(withDnsMembers(parsed, found), {
@@ -287,7 +288,7 @@ export class MeshRunner {
         }
       } catch (e) {
         this.errors++;
-        log.error(`mesh: ${this.generation > 0 ? 'new version not applied, keeping generation ' + String(this.generation) : 'not applied'}: ${(e as Error).message}`);
+        log.error(`mesh: ${this.generation > 0 ? 'new version not applied, keeping generation ' + String(this.generation) : 'not applied'}: ${messageOf(e)}`);
         // The running definition stays, and so does the DNS of its member sets.
       }
     }
@@ -307,7 +308,7 @@ export class MeshRunner {
       loaded = expandDefinition(withDnsMembers(def.mesh, found), this.o, { allowNotMember: true });
     } catch (e) {
       this.errors++;
-      log.error(`mesh: ${this.generation > 0 ? 'new version not applied, keeping generation ' + String(this.generation) : 'not applied'}: ${(e as Error).message}`);
+      log.error(`mesh: ${this.generation > 0 ? 'new version not applied, keeping generation ' + String(this.generation) : 'not applied'}: ${messageOf(e)}`);
       return false;
     }
     try {
@@ -327,7 +328,7 @@ export class MeshRunner {
       this.errors++;
       // Try the same again at the next poll.
       this.attempted = undefined;
-      log.error(`mesh: new version not applied${this.generation > 0 ? `, keeping generation ${this.generation}` : ''}: ${(e as Error).message}`);
+      log.error(`mesh: new version not applied${this.generation > 0 ? `, keeping generation ${this.generation}` : ''}: ${messageOf(e)}`);
       return false;
     }
   }
@@ -358,7 +359,7 @@ export class MeshRunner {
         this.dnsErrors++;
         const kept = before?.members.length ?? 0;
         // Logged when a set starts failing, not at every retry; the counter counts each.
-        if (!before?.failing) log.error(`mesh: ${(e as Error).message}; keeping the ${kept} member(s) of the last answer`);
+        if (!before?.failing) log.error(`mesh: ${messageOf(e)}; keeping the ${kept} member(s) of the last answer`);
         this.answers.set(k, { members: before?.members ?? [], nextAt, failing: true });
         return;
       }

@@ -9,6 +9,7 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { DnsMember, MeshMemberSet } from '../config/mesh.js';
+import { messageOf } from '../util/errors.js';
 
 export interface MeshResolverOptions {
   /** `ADDRESS` or `ADDRESS:PORT` (`[V6]:PORT`) of the servers to ask; absent or empty = the system's. */
@@ -56,7 +57,7 @@ export class MeshResolver {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENODATA') return [];
-      throw new Error(`cannot resolve ${set.type} ${set.dns} (member set ${JSON.stringify(set.name)}): ${(code && CODE_TEXT[code]) ?? (e as Error).message}`);
+      throw new Error(`cannot resolve ${set.type} ${set.dns} (member set ${JSON.stringify(set.name)}): ${(code && CODE_TEXT[code]) ?? messageOf(e)}`);
     }
     return dedupe(out).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }

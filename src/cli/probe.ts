@@ -10,8 +10,8 @@
 import { UsageError, parseArgs, parseFlags, parseOrExit, type FlagNames } from './common.js';
 import { parseSenderConfig } from '../config/load.js';
 import type { SenderConfig } from '../config/types.js';
-import { formatHostPort } from '../session/errors.js';
-import type { Logger } from '../session/log.js';
+import { formatHostPort } from '../util/net.js';
+import type { Logger } from '../util/log.js';
 import { createTrafficModel } from '../measure/models.js';
 import { ntpDiffNs, type ReplySample } from '../measure/stats.js';
 import { TwampSender, type SenderOptions } from '../sender.js';

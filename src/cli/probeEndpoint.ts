@@ -24,11 +24,12 @@ import { TwampSender } from '../sender.js';
 import { createTrafficModel } from '../measure/models.js';
 import { createTwampViews } from '../otel/views.js';
 import { attributeKey, prometheusLabelName } from '../otel/attributes.js';
-import { ClientAcl, type Cidr } from '../session/limits.js';
-import { resolveHost, unmapAddress } from '../session/address.js';
-import { TwampSessionError, formatHostPort, FAILURE_REASONS, type FailureReason } from '../session/errors.js';
-import { silentLogger, type Logger } from '../session/log.js';
+import { ClientAcl, type Cidr, unmapAddress, formatHostPort } from '../util/net.js';
+import { resolveHost } from '../session/address.js';
+import { TwampSessionError, FAILURE_REASONS, type FailureReason } from '../session/errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
 import { PullMetricReader, type ProbeHandler } from './exporters.js';
+import { messageOf } from '../util/errors.js';
 
 /** A scrape timeout above this is taken as this (a probe holds a concurrency slot that long). */
 export const PROBE_MAX_TIMEOUT_MS = 300_000;
@@ -175,7 +176,7 @@ export class ProbeRunner implements ProbeHandler {
         address = unmapAddress((await resolveHost(target.host, display)).address);
       } catch (e) {
         const reason = e instanceof TwampSessionError ? e.reason : 'dns';
-        return this.answer('', { ok: false, reason, message: (e as Error).message }, t0);
+        return this.answer('', { ok: false, reason, message: messageOf(e) }, t0);
       }
       const why = acl.check(address);
       if (why !== undefined) {

@@ -13,9 +13,10 @@ import { SESSION_LOG_LINES_PER_S, type SessionEvent } from '../session/controlSe
 import { LineBudget } from '../session/limits.js';
 import { TwampReflector } from '../reflector.js';
 import { UsageError, parseFlags, parseOrExit, untilStopped } from './common.js';
-import { childLogger, consoleLogger, type Logger, type LogLevel } from '../session/log.js';
+import { childLogger, consoleLogger, type Logger, type LogLevel } from '../util/log.js';
 import { PrometheusEndpoint } from './exporters.js';
 import { cliResource } from './resource.js';
+import { messageOf } from '../util/errors.js';
 
 /** Every other twamp_reflector key as a flag: limits, access lists, security modes, TWAMP Light. */
 const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'string' | 'list' | 'numbers' | 'bool'; value?: boolean }[] = [
@@ -155,7 +156,7 @@ function parseReflectArgs(argv: string[]): ReflectArgs | 'help' {
       },
     });
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError(messageOf(e));
   }
   const v = parsed.values;
   if (v.help) return 'help';
@@ -207,7 +208,7 @@ export async function reflectMain(argv: string[]): Promise<number> {
       log.info(`Prometheus metrics at ${url}`);
     }
   } catch (e) {
-    log.error((e as Error).message);
+    log.error(messageOf(e));
     await reflector.stop().catch(() => undefined);
     await endpoint?.stop().catch(() => undefined);
     await meterProvider.shutdown().catch(() => undefined);

@@ -11,7 +11,7 @@ import * as z from 'zod';
 import { parseDscp } from '../protocol/dscp.js';
 import { checkKdfCount } from '../protocol/crypto.js';
 import type { SecurityMode } from '../protocol/crypto.js';
-import { parseCidr, type Cidr } from '../session/limits.js';
+import { parseCidr, type Cidr } from '../util/net.js';
 
 // ---------------------------------------------------------------------------
 // Messages

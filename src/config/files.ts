@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { keyIdProblem } from './fields.js';
 import type { RawIssue } from './issues.js';
 import { Secret } from '../options.js';
+import { messageOf } from '../util/errors.js';
 
 /** Where relative file names in a config resolve from, and the problems met reading them. */
 export interface FileContext {
@@ -83,7 +84,7 @@ function readConfigFile(ctx: FileContext, key: string, name: string, limit: numb
   try {
     return { path, data: readBoundedFile(path, limit) };
   } catch (err) {
-    ctx.issues.push({ path: [key], message: `cannot read ${JSON.stringify(path)}: ${(err as Error).message}` });
+    ctx.issues.push({ path: [key], message: `cannot read ${JSON.stringify(path)}: ${messageOf(err)}` });
     return undefined;
   }
 }

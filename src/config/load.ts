@@ -24,6 +24,7 @@ import {
 import type { AgentFile, ParsedSender } from './schema.js';
 import { parseConfigText, type SourceMap } from './sourceMap.js';
 import type { AgentConfig, CollectorConfig, ProbeModuleConfig, ReflectorConfig, SenderConfig } from './types.js';
+import { messageOf } from '../util/errors.js';
 
 // What other modules (mesh.ts, the CLI, tests) take from here, from where it was before the split.
 export { fallbackMessage, finish, fromZod, type RawIssue } from './issues.js';
@@ -163,7 +164,7 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   try {
     text = readBoundedFile(file, MAX_CONFIG_FILE_OCTETS).toString('utf8');
   } catch (err) {
-    throw new ConfigError({ source: path, path: [], message: `cannot read config file: ${(err as Error).message}` });
+    throw new ConfigError({ source: path, path: [], message: `cannot read config file: ${messageOf(err)}` });
   }
   return parseAgentConfig(text, path);
 }

@@ -7,6 +7,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yam
 import type { Document } from 'yaml';
 import { ConfigError, sourceLine } from './errors.js';
 import type { ConfigIssue, ConfigPath } from './errors.js';
+import { messageOf } from '../util/errors.js';
 
 interface Position {
   line: number;
@@ -178,7 +179,7 @@ export function parseConfigText(text: string, source: string): { raw: unknown; m
   try {
     raw = doc.toJS();
   } catch (err) {
-    throw new ConfigError({ source, path: [], message: `cannot read YAML: ${(err as Error).message}` });
+    throw new ConfigError({ source, path: [], message: `cannot read YAML: ${messageOf(err)}` });
   }
   return { raw, map };
 }

@@ -5,7 +5,7 @@
  * seconds). The collectors' settings are the producers' own types
  * (src/options.ts), re-exported here.
  */
-import type { Cidr } from '../session/limits.js';
+import type { Cidr } from '../util/net.js';
 import type { CollectorConfig, CollectorType, SenderConfig } from '../options.js';
 import type { NamingProfile } from '../otel/instruments.js';
 

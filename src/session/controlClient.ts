@@ -21,8 +21,10 @@ import {
   KDF_COUNT_MAX_DEFAULT, type SecurityMode, type TestSessionKeys,
 } from '../protocol/index.js';
 import { StreamReader, formatMs } from './streamReader.js';
-import { TwampSessionError, formatHostPort } from './errors.js';
-import { resolveHost, unmapAddress } from './address.js';
+import { TwampSessionError } from './errors.js';
+import { formatHostPort, unmapAddress } from '../util/net.js';
+import { resolveHost } from './address.js';
+import { messageOf } from '../util/errors.js';
 
 export interface ControlClientOptions {
   host: string;
@@ -161,7 +163,7 @@ export class ControlClient {
         try {
           keyId = SetupResponse.keyIdFromString(opts.keyId);
         } catch (e) {
-          throw new TwampSessionError('protocol', peer, `key id: ${(e as Error).message}`);
+          throw new TwampSessionError('protocol', peer, `key id: ${messageOf(e)}`);
         }
         const aesSessionKey = randomBytes(16);
         const hmacKey = randomBytes(32);

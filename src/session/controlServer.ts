@@ -32,17 +32,16 @@ import {
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import { StreamReader, formatMs } from './streamReader.js';
-import { TwampSessionError, formatHostPort, FAILURE_REASONS, type FailureReason } from './errors.js';
-import { unmapAddress, isZeroAddress, ipFamily, replyTargetProblem, LOWEST_REPLY_PORT } from './address.js';
+import { TwampSessionError, FAILURE_REASONS, type FailureReason } from './errors.js';
+import { formatHostPort, unmapAddress, isZeroAddress, ipFamily, ClientAcl } from '../util/net.js';
+import { replyTargetProblem, LOWEST_REPLY_PORT } from './address.js';
 import { openReflectorSocket, closeTestSocket, withScopeOf } from './udp.js';
 import { datapathSupport, type RxDatagram, type TimestampSource } from './datapath.js';
 import { ReflectorSession, END_MAX_DURATION, END_REFWAIT, type ReflectorCounters } from './reflectorSession.js';
-import {
-  ClientAcl, RateLimiter, RateLimitedLog, LineBudget, FairShare, clientKey, REFLECTOR_LIMIT_DEFAULTS,
-  type FairShareMember,
-} from './limits.js';
-import type { Logger } from './log.js';
+import { RateLimiter, RateLimitedLog, LineBudget, FairShare, clientKey, REFLECTOR_LIMIT_DEFAULTS, type FairShareMember } from './limits.js';
+import type { Logger } from '../util/log.js';
 import { MODE_BIT } from './controlClient.js';
+import { messageOf } from '../util/errors.js';
 
 export interface ControlServerCounters extends ReflectorCounters {
   /** Request-TW-Session messages received. */
@@ -689,7 +688,7 @@ export class ControlServer {
         const st = sock.tosStatus();
         if (!st.ok) why = st.reason ?? 'refused';
       } catch (e) {
-        why = (e as Error).message;
+        why = messageOf(e);
       }
       if (why !== undefined) this.warnOnce('dscp', `test replies not marked with DSCP ${dscp}: ${why}`);
     }

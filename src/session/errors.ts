@@ -26,8 +26,3 @@ export class TwampSessionError extends Error {
     this.peer = peer;
   }
 }
-
-/** Format host:port with brackets for IPv6 literals. */
-export function formatHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}

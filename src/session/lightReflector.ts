@@ -81,13 +81,15 @@ import {
 } from '../protocol/index.js';
 import { ipOverhead } from '../measure/models.js';
 import type { Clock } from './clock.js';
-import { replyTargetProblem, unmapAddress } from './address.js';
-import { TwampSessionError, formatHostPort } from './errors.js';
+import { replyTargetProblem } from './address.js';
+import { unmapAddress, formatHostPort } from '../util/net.js';
+import { TwampSessionError } from './errors.js';
 import { RateLimitedLog } from './limits.js';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type Logger } from '../util/log.js';
 import { ReplySender, type ReplyItem } from './udp.js';
 import { openTestSocket, datapathSupport, type RxDatagram, type TestSocket, type TimestampSource } from './datapath.js';
 import type { ReflectorCounters } from './reflectorSession.js';
+import { messageOf } from '../util/errors.js';
 
 export const DEFAULT_LIGHT_RATE_PPS = 1000;
 /** Replies per second from all sources together (`light_max_pps`). */
@@ -288,7 +290,7 @@ export class LightReflector {
         onError: () => { /* ICMP errors on send must not stop the reflector */ },
       });
     } catch (e) {
-      const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : (e as Error).message;
+      const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : messageOf(e);
       throw new TwampSessionError('socket', `reflector ${formatHostPort(this.o.host, this.o.port)}`,
         `cannot bind the TWAMP-Light UDP port: ${code}` +
         (code === 'EACCES' && this.o.port < 1024 ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''), { cause: e });

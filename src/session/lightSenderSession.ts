@@ -32,7 +32,8 @@ import { ipOverhead, type ModelConfig } from '../measure/models.js';
 import type { ReplySample } from '../measure/stats.js';
 import { resolveHost } from './address.js';
 import type { Clock } from './clock.js';
-import { TwampSessionError, formatHostPort } from './errors.js';
+import { TwampSessionError } from './errors.js';
+import { formatHostPort } from '../util/net.js';
 import type { SenderSessionResult } from './senderSession.js';
 import {
   modelForFamily, openSenderTestSocket, runTestPhase, senderHeaderSize, type SenderTestSocket, type TestPacketFormat,

@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { messageOf } from '../util/errors.js';
 
 /** The kernel's clock discipline state (NTP/PTP daemons keep it). */
 export interface KernelClockStatus {
@@ -181,7 +182,7 @@ export function loadNative(): { addon: NativeAddon; path: string } | { reason: s
       loaded = { addon: addon as NativeAddon, path };
     }
   } catch (e) {
-    loaded = { reason: `native helper ${path} failed to load (${(e as Error).message})` };
+    loaded = { reason: `native helper ${path} failed to load (${messageOf(e)})` };
   }
   return loaded;
 }

@@ -34,7 +34,7 @@ import {
 } from '../protocol/index.js';
 import { ipOverhead } from '../measure/models.js';
 import type { Clock } from './clock.js';
-import { unmapAddress } from './address.js';
+import { unmapAddress } from '../util/net.js';
 import { closeTestSocket, ReplySender, type ReplyItem } from './udp.js';
 import type { RxDatagram, TestSocket, TimestampSource } from './datapath.js';
 import type { PacketLimiter } from './limits.js';

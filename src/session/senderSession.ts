@@ -23,7 +23,8 @@ import {
 import type { SessionResult, ReplySample } from '../measure/stats.js';
 import { ipOverhead, type ModelConfig } from '../measure/models.js';
 import { ControlClient } from './controlClient.js';
-import { TwampSessionError, formatHostPort } from './errors.js';
+import { TwampSessionError } from './errors.js';
+import { formatHostPort } from '../util/net.js';
 import type { Clock } from './clock.js';
 import {
   modelForFamily, openSenderTestSocket, runTestPhase, sessionFormat,

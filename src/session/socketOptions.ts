@@ -15,6 +15,7 @@
  */
 import type { Socket } from 'node:dgram';
 import { loadNative, NATIVE_ENABLE_HINT, type KernelClockStatus, type NativeAddon } from './native.js';
+import { messageOf } from '../util/errors.js';
 
 export type { KernelClockStatus } from './native.js';
 
@@ -80,7 +81,7 @@ function socketFamily(sock: Socket): { family: 4 | 6 } | { reason: string } {
   try {
     return { family: sock.address().family === 'IPv6' ? 6 : 4 };
   } catch (e) {
-    return { reason: `socket is not bound (${(e as Error).message})` };
+    return { reason: `socket is not bound (${messageOf(e)})` };
   }
 }
 
@@ -104,7 +105,7 @@ export function setSocketDscp(sock: Socket, dscp: number): SetDscpResult {
     l.addon.setTos(fd.fd, fam.family, dscp << 2);
     return { ok: true };
   } catch (e) {
-    return { ok: false, reason: `cannot set DSCP ${String(dscp)}: ${(e as Error).message}` };
+    return { ok: false, reason: `cannot set DSCP ${String(dscp)}: ${messageOf(e)}` };
   }
 }
 

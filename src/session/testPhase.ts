@@ -69,14 +69,15 @@ import { writeU16 } from '../protocol/bytes.js';
 import { SessionStats, type SessionResult, type ReplySample } from '../measure/stats.js';
 import { checkModelForIpVersion, createTrafficModel, type ModelConfig, type TrafficModel } from '../measure/models.js';
 import { quantile } from '../measure/percentiles.js';
-import { TwampSessionError, formatHostPort } from './errors.js';
-import { unmapAddress } from './address.js';
+import { TwampSessionError } from './errors.js';
+import { formatHostPort, unmapAddress } from '../util/net.js';
 import type { Clock } from './clock.js';
 import { PacedSender, ScheduledSender } from './pacer.js';
 import {
   openTestSocket, DatapathError,
   type DepartureReport, type RxDatagram, type TestSocket, type TimestampSource,
 } from './datapath.js';
+import { messageOf } from '../util/errors.js';
 
 export type TestPacketFormat = TestProtocol;
 
@@ -87,7 +88,7 @@ export function modelForFamily(cfg: ModelConfig, family: 4 | 6, peer: string): T
     checkModelForIpVersion(model, family);
     return model;
   } catch (e) {
-    throw new TwampSessionError('protocol', peer, `traffic model does not fit IPv${family}: ${(e as Error).message}`);
+    throw new TwampSessionError('protocol', peer, `traffic model does not fit IPv${family}: ${messageOf(e)}`);
   }
 }
 

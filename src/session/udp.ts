@@ -5,8 +5,10 @@
  * native helper is unavailable), and IPv6 scope handling for link-local
  * addresses.
  */
-import { TwampSessionError, formatHostPort } from './errors.js';
+import { TwampSessionError } from './errors.js';
+import { formatHostPort } from '../util/net.js';
 import { openTestSocket, DatapathError, type RxDatagram, type TestSocket } from './datapath.js';
+import { messageOf } from '../util/errors.js';
 
 export interface ReflectorSocketOptions {
   address: string;
@@ -45,7 +47,7 @@ export async function openReflectorSocket(o: ReflectorSocketOptions): Promise<Te
     });
   } catch (e) {
     const code = e instanceof DatapathError || typeof (e as { code?: unknown }).code === 'string'
-      ? (e as { code: string }).code : (e as Error).message;
+      ? (e as { code: string }).code : messageOf(e);
     throw new TwampSessionError('socket', o.peer,
       `cannot bind UDP test socket ${formatHostPort(o.address, o.port)}: ${code}`, { cause: e });
   }

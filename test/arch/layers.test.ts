@@ -1,5 +1,7 @@
 // The layer order of docs/internals.md "Development": an import points only
-// down (protocol → measure → session → otel → producers → config → cli).
+// down (util → protocol → measure → session → otel → producers → config → cli).
+// util/ holds I/O-free helpers every layer may use (logging, addresses,
+// messageOf) and imports nothing above it.
 // The producers' settings (options.ts) are on the producers' layer: the
 // config layer makes them, the producers only read them. Known exceptions
 // would be listed by name below and may only shrink: a new upward import
@@ -16,7 +18,7 @@ function layerOf(rel: string): number | undefined {
   if (rel === 'index.ts') return 7;
   const top = rel.split('/')[0]!;
   const layers: Record<string, number> = {
-    protocol: 1, measure: 2, session: 3, otel: 4, 'sender.ts': 5, 'reflector.ts': 5, 'options.ts': 5, config: 6, cli: 6,
+    util: 0, protocol: 1, measure: 2, session: 3, otel: 4, 'sender.ts': 5, 'reflector.ts': 5, 'options.ts': 5, config: 6, cli: 6,
   };
   return layers[top];
 }
@@ -64,6 +66,27 @@ describe('layering', () => {
     const src = resolve(repoRoot(), 'src');
     const bad = ['sender.ts', 'reflector.ts', 'options.ts']
       .filter((f) => /from\s+'\.\/(config|cli)\//.test(readFileSync(join(src, f), 'utf8')));
+    assert.deepEqual(bad, []);
+  });
+
+  it('util imports nothing from the other layers', () => {
+    const src = resolve(repoRoot(), 'src');
+    const bad = sources(join(src, 'util')).filter((f) => /from\s+'\.\.\//.test(readFileSync(f, 'utf8')));
+    assert.deepEqual(bad.map((f) => relative(src, f)), []);
+  });
+
+  it('cli and config take logging and address helpers from util, not session', () => {
+    const src = resolve(repoRoot(), 'src');
+    const helpers = new Set(['Logger', 'LogLevel', 'consoleLogger', 'silentLogger', 'warnLogger', 'childLogger',
+      'formatHostPort', 'unmapAddress', 'ipFamily', 'Cidr', 'parseCidr', 'formatCidr', 'ClientAcl']);
+    const bad: string[] = [];
+    for (const file of [...sources(join(src, 'cli')), ...sources(join(src, 'config'))]) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/^import(?: type)? \{([^}]*)\} from '\.\.\/session\/[^']+'/gm)) {
+        for (const name of m[1]!.split(',').map((x) => x.replace(/^\s*type\s+/, '').split(' as ')[0]!.trim())) {
+          if (helpers.has(name)) bad.push(`${relative(src, file)}: ${name}`);
+        }
+      }
+    }
     assert.deepEqual(bad, []);
   });
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseAgentConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
 import { TwampSender } from '../../src/sender.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { freePort, repoRoot } from '../helpers/peers.js';
 import { parseSenderConfig } from '../../src/config/index.js';
 import { until, sleep, recordingLogger } from '../helpers/wait.js';

@@ -15,7 +15,7 @@ import { Agent } from '../../src/cli/agent.js';
 import { MeshResolver } from '../../src/cli/meshDns.js';
 import { describeMeshCheck } from '../../src/cli/mesh.js';
 import { TwampReflector } from '../../src/reflector.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { freePort } from '../helpers/peers.js';
 import { startDnsServer } from '../helpers/dnsServer.js';
 import { until, sleep, recordingLogger } from '../helpers/wait.js';

@@ -14,7 +14,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TwampReflector } from '../../src/reflector.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { freePort } from '../helpers/peers.js';
 import { until as untilWithin } from '../helpers/wait.js';
 

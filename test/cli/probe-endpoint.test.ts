@@ -14,7 +14,7 @@ import type { AgentConfig, NamingProfile } from '../../src/config/index.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { Agent } from '../../src/cli/agent.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 
 const HOST = '127.0.0.1';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { repoRoot, freePort, requirePeersOrSkip, runTwping } from '../helpers/peers.js';
 import { TwampSender } from '../../src/sender.js';
 import { logSessionEvent } from '../../src/cli/reflect.js';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 import { parseSenderConfig } from '../../src/config/index.js';
 
 const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseAgentConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
 import { TwampSender } from '../../src/sender.js';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 import { freePort, repoRoot } from '../helpers/peers.js';
 import { parseSenderConfig } from '../../src/config/index.js';
 

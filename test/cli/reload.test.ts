@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAgentConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { freePort, repoRoot } from '../helpers/peers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, parseAgentConfig, parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 import { TwampReflector } from '../../src/reflector.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import type { CompiledRelabel, Labels } from '../../src/otel/relabel.js';
 import { testMeter } from '../helpers/metrics.js';
 

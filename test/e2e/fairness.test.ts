@@ -14,7 +14,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import { ControlServer, newControlServerCounters, type ControlServerCounters } from '../../src/session/controlServer.js';
 import { systemClock } from '../../src/session/clock.js';
 import { ControlClient } from '../../src/session/controlClient.js';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 import { sessionEventLogger } from '../../src/cli/reflect.js';
 import {
   writeSenderPacket, ntpIntervalFromNs, SetupResponse, RequestTwSession, AcceptSession, StartSessions, Mode, deriveKey,

@@ -10,7 +10,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import { ControlClient } from '../../src/session/controlClient.js';
 import { TwampSessionError } from '../../src/session/errors.js';
 import { REFUSAL_REASONS } from '../../src/session/controlServer.js';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 import {
   writeSenderPacket, ntpIntervalFromNs, SetupResponse, Mode, RequestTwSession,
 } from '../../src/protocol/index.js';

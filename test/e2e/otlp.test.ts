@@ -14,7 +14,7 @@ import { createOtlpReader } from '../../src/cli/exporters.js';
 import { parseAgentConfig } from '../../src/config/load.js';
 import { SENDER_HEALTH, SENDER_MEASUREMENTS } from '../../src/otel/instruments.js';
 import { METER_NAME, VERSION } from '../../src/version.js';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 import { freePort } from '../helpers/peers.js';
 import {
   OtlpReceiver, metricOf, pointsOf, valueOf, type OtlpRequest,

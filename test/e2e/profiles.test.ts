@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAgentConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { freePort } from '../helpers/peers.js';
 
 async function runAgent(yaml: string, check: (text: string, agent: Agent) => void | Promise<void>): Promise<void> {

@@ -15,7 +15,7 @@ import { parse } from 'yaml';
 import { Agent } from '../../src/cli/agent.js';
 import { parseAgentConfig, parseReflectorConfig } from '../../src/config/index.js';
 import { TwampReflector } from '../../src/reflector.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { findPrometheus, stopChild, PROMETHEUS_INSTALL_HINT } from '../helpers/prometheus.js';
 import { isCI, repoRoot } from '../helpers/peers.js';
 

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { TwampReflector } from '../../src/reflector.js';
 import { TwampSender } from '../../src/sender.js';
 import { ControlClient } from '../../src/session/controlClient.js';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 import {
   writeSenderPacket, protectSenderPacket, unprotectReflectorPacket, decodeReflectorPacket, ntpIntervalFromNs,
   SetupResponse, ServerStart, Mode, type SecurityMode, type TestSessionKeys,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../src/cli/agent.js';
 import { parseAgentConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { TwampSender } from '../../src/sender.js';
 import { TwampReflector } from '../../src/reflector.js';
 import { freePort, repoRoot } from '../helpers/peers.js';

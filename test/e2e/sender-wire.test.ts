@@ -16,7 +16,7 @@ import { testMeter, type Snapshot } from '../helpers/metrics.js';
 import { freePort } from '../helpers/peers.js';
 import { parseAgentConfig } from '../../src/config/load.js';
 import { Agent } from '../../src/cli/agent.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { needNative } from '../helpers/native.js';
 import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 

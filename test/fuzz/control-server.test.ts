@@ -25,7 +25,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import { TwampSender } from '../../src/sender.js';
 import { ControlServer, newControlServerCounters } from '../../src/session/controlServer.js';
 import { systemClock } from '../../src/session/clock.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { checkAsync, CrashTrap, testTimeout } from '../helpers/fuzz.js';
 import { parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 

@@ -2,7 +2,7 @@
  * Small waits and a log recorder shared by the agent and mesh tests.
  */
 import assert from 'node:assert/strict';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -12,7 +12,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { systemClock } from '../../src/session/clock.js';
-import { silentLogger } from '../../src/session/log.js';
+import { silentLogger } from '../../src/util/log.js';
 import { ControlServer, newControlServerCounters } from '../../src/session/controlServer.js';
 import { ControlClient } from '../../src/session/controlClient.js';
 import { runSenderSession } from '../../src/session/senderSession.js';

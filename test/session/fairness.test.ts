@@ -10,7 +10,7 @@ import { deriveKeyAsync } from '../../src/session/controlServer.js';
 import { StreamReader } from '../../src/session/streamReader.js';
 import { TwampSessionError } from '../../src/session/errors.js';
 import { deriveKey } from '../../src/protocol/index.js';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 
 describe('clientKey', () => {
   it('IPv4 per address, IPv4-mapped IPv6 as IPv4, IPv6 by prefix', () => {

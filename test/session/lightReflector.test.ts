@@ -11,7 +11,7 @@ import { LightReflector, REPLAY_WINDOW, type LightReflectorOptions } from '../..
 import { systemClock } from '../../src/session/clock.js';
 import { replyTargetProblem } from '../../src/session/address.js';
 import type { ReflectorCounters } from '../../src/session/reflectorSession.js';
-import type { Logger } from '../../src/session/log.js';
+import type { Logger } from '../../src/util/log.js';
 import fc from 'fast-check';
 import { fuzzParams, testTimeout } from '../helpers/fuzz.js';
 import {

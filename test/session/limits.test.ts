@@ -2,7 +2,8 @@
 // rate limiter and the rate-limited log; and the config keys that feed them.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCidr, formatCidr, ClientAcl, RateLimiter, RateLimitedLog } from '../../src/session/limits.js';
+import { RateLimiter, RateLimitedLog } from '../../src/session/limits.js';
+import { parseCidr, formatCidr, ClientAcl } from '../../src/util/net.js';
 import type { ReflectorConfig } from '../../src/config/index.js';
 import { agentWith, issueAt, parse, parseError } from '../config/helpers.js';
 

@@ -57,7 +57,7 @@ export interface FidelityRound {
   twpingTwampd: RttFigures | Failed;
   twpingOurs: RttFigures | Failed;
   /** Timestamp source of our probe in this round (probe --json `timestamps`). */
-  timestamps?: { source: string; t1: string; t4: string; datapath: string; pacing: string } | null;
+  timestamps?: { source: string; t1: string; t4: string; datapath: string; pacing: string } | null | undefined;
 }
 
 export interface AgentCpu {

@@ -255,8 +255,8 @@ async function capacity(peers: Peers | undefined, twampdMissing: string | undefi
 interface TwpingCpu {
   ok: boolean;
   error?: string;
-  sent?: number;
-  lost?: number;
+  sent?: number | undefined;
+  lost?: number | undefined;
   userMs: number;
   systemMs: number;
   wallMs: number;

@@ -103,8 +103,8 @@ export interface SenderTestSocket {
   /** Whether the packets carry the DSCP, and why not. */
   readonly dscpMarked: boolean;
   readonly dscpReason?: string;
-  onPackets?: (batch: RxDatagram[]) => void;
-  onDeparture?: (reports: DepartureReport[]) => void;
+  onPackets?: ((batch: RxDatagram[]) => void) | undefined;
+  onDeparture?: ((reports: DepartureReport[]) => void) | undefined;
   /** Asynchronous socket errors (e.g. ICMP unreachable) seen so far. */
   errors: number;
   close(): void;

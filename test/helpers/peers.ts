@@ -344,27 +344,27 @@ export interface TwpingRecord {
   reflectedTtl: number;
   lost: boolean;
   /** (recv - send) - (reflector send - reflector recv), ms; undefined when lost */
-  roundTripMs?: number;
+  roundTripMs?: number | undefined;
 }
 
 export interface TwpingResult {
   code: number;
   stdout: string;
   stderr: string;
-  sent?: number;
-  lost?: number;
+  sent?: number | undefined;
+  lost?: number | undefined;
   /** send + reflect duplicates */
-  duplicates?: number;
-  sendDuplicates?: number;
-  reflectDuplicates?: number;
-  lossPercent?: number;
+  duplicates?: number | undefined;
+  sendDuplicates?: number | undefined;
+  reflectDuplicates?: number | undefined;
+  lossPercent?: number | undefined;
   /** note: twping's median is histogram-bucketed (0.1 ms by default), so it may exceed max */
-  rtMinMs?: number;
-  rtMedianMs?: number;
-  rtMaxMs?: number;
+  rtMinMs?: number | undefined;
+  rtMedianMs?: number | undefined;
+  rtMaxMs?: number | undefined;
   /** sender (twping) and reflector test ports from the statistics header */
-  senderPort?: number;
-  reflectorPort?: number;
+  senderPort?: number | undefined;
+  reflectorPort?: number | undefined;
   sid?: string;
   raw?: TwpingRecord[];
   /** `-M` key/value summary, as printed */

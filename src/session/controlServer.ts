@@ -56,7 +56,7 @@ export interface ControlServerCounters extends ReflectorCounters {
    * 'auth' — wrong secret or a failed HMAC; 'abandoned' — the client hung up
    * after the greeting, as twping does when no mode is common; 'request' —
    * malformed or unsupported Request-TW-Session; 'resources' — no test port;
-   * the limits of issue 7: 'acl' — client network not allowed (allow/deny),
+   * the reflector limits (docs/security.md): 'acl' — client network not allowed (allow/deny),
    * 'connection_limit' — max_connections reached, 'session_limit' —
    * max_sessions or max_sessions_per_connection reached, 'padding' — Padding
    * Length over max_padding, 'rate' — a test packet over max_pps_per_session

@@ -1,7 +1,6 @@
 /**
  * DSCP marking of UDP test sockets (RFC 5357 §3.5 / §4.2.1: test packets,
- * and the reflector's replies, carry the session's Type-P DSCP; see
- * shared/protocol.md §1.9 and §7.11).
+ * and the reflector's replies, carry the session's Type-P DSCP).
  *
  * Node 20's dgram cannot set IP_TOS / IPV6_TCLASS, so this uses the optional
  * native helper built by `npm run build:native` (build/Release/

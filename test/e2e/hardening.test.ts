@@ -1,4 +1,4 @@
-// Reflector hardening (issue 7): every limit and the client ACL refuse with
+// Reflector hardening: every limit and the client ACL refuse with
 // the right answer and a counted reason while legitimate clients carry on;
 // SERVWAIT/REFWAIT with small values; a slowloris is dropped at
 // control_timeout; refusal logs are rate limited.

@@ -1,4 +1,4 @@
-// Reflector limit helpers (issue 7): CIDR parsing, the client ACL, the packet
+// Reflector limit helpers: CIDR parsing, the client ACL, the packet
 // rate limiter and the rate-limited log; and the config keys that feed them.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -41,7 +41,7 @@ export const METRIC_MAP: ReadonlyMap<string, { name: string; scale: number }> = 
 );
 
 /** The mesh sender labels naming both ends and the test: [legacy, otel Prometheus label]. */
-export const MESH_LABEL_PAIRS: readonly (readonly [string, string])[] = (() => {
+const MESH_LABEL_PAIRS: readonly (readonly [string, string])[] = (() => {
   const legacy = meshLabelKeys('legacy');
   const otel = meshLabelKeys('otel');
   return (['src', 'dst', 'test'] as const).map((k) => [legacy[k], prometheusLabelName(otel[k])] as const);
@@ -50,7 +50,7 @@ export const MESH_LABEL_PAIRS: readonly (readonly [string, string])[] = (() => {
 /** Legacy label → otel label(s), in matchers and in groupings. */
 interface LabelMapping { matcher: string; grouping: readonly string[]; legend: string }
 const HOST_PORT: LabelMapping = { matcher: 'server_address', grouping: ['server_address', 'server_port'], legend: '{{server_address}}:{{server_port}}' };
-export const LABEL_MAP: ReadonlyMap<string, LabelMapping> = new Map<string, LabelMapping>([
+const LABEL_MAP: ReadonlyMap<string, LabelMapping> = new Map<string, LabelMapping>([
   ...Object.values(ATTRIBUTES).flatMap((a): [string, LabelMapping][] => {
     const { legacy, otel } = a as { legacy: string | undefined; otel: string | undefined };
     if (legacy === undefined || otel === undefined) return [];
@@ -66,7 +66,7 @@ export const LABEL_MAP: ReadonlyMap<string, LabelMapping> = new Map<string, Labe
 const GROUPING = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right']);
 
 /** Rewrites one PromQL expression; returns it and the scales of the metrics it selects. */
-export function otelPromql(expr: string): { expr: string; scales: Set<number> } {
+function otelPromql(expr: string): { expr: string; scales: Set<number> } {
   const scales = new Set<number>();
   let out = '';
   let braces = 0;
@@ -97,7 +97,7 @@ export function otelPromql(expr: string): { expr: string; scales: Set<number> } 
 }
 
 /** `{{label}}` in a legend → the otel label(s). */
-export function otelLegend(legend: string): string {
+function otelLegend(legend: string): string {
   return legend.replace(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g, (all, l: string) => LABEL_MAP.get(l)?.legend ?? all);
 }
 

@@ -87,7 +87,7 @@ function escapeRe(s: string): string {
  * `key: false` as the flag that sets it (`control: false` → `--light`), then
  * every key with an underscore (`key_id`) as its flag (`--key-id`).
  */
-export function messageInFlags(message: string, flagOf: Readonly<Record<string, string>>, names: FlagNames = {}): string {
+function messageInFlags(message: string, flagOf: Readonly<Record<string, string>>, names: FlagNames = {}): string {
   let out = message;
   for (const [re, flag] of names.phrases ?? []) out = out.replace(re, flag);
   // A boolean key the flag switches off: `control: false` is `--light-only`.

@@ -31,7 +31,7 @@ const FETCH_TIMEOUT_MS = 10_000;
  * read() returns the text of a new version, or undefined when the source
  * says (or its content shows) nothing changed since the last read.
  */
-export class MeshSource {
+class MeshSource {
   private fileStamp: string | undefined;
   private etag: string | undefined;
   private lastModified: string | undefined;
@@ -113,7 +113,7 @@ export class MeshSource {
 }
 
 /** Every address of this host's interfaces (for mesh.self by address). */
-export function localAddresses(): string[] {
+function localAddresses(): string[] {
   return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
 }
 
@@ -140,7 +140,7 @@ export function expandMesh(text: string, ctx: MeshContext): LoadedMesh {
 }
 
 /** Expand a definition (its DNS members applied) for this agent. @throws Error naming the problem. */
-export function expandDefinition(mesh: MeshDefinition, ctx: MeshContext, o: { allowNotMember?: boolean } = {}): LoadedMesh {
+function expandDefinition(mesh: MeshDefinition, ctx: MeshContext, o: { allowNotMember?: boolean } = {}): LoadedMesh {
   let self: string;
   try {
     self = pickSelf(mesh, { self: ctx.config.self, host: ctx.host, localAddresses: (ctx.localAddresses ?? localAddresses)() });

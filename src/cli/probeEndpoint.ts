@@ -32,12 +32,12 @@ import { PullMetricReader, type ProbeHandler } from './exporters.js';
 import { messageOf } from '../util/errors.js';
 
 /** A scrape timeout above this is taken as this (a probe holds a concurrency slot that long). */
-export const PROBE_MAX_TIMEOUT_MS = 300_000;
+const PROBE_MAX_TIMEOUT_MS = 300_000;
 /**
  * Taken off the scrape timeout so the answer reaches Prometheus before it
  * gives up (blackbox_exporter's --timeout-offset, 0.5 s).
  */
-export const PROBE_TIMEOUT_OFFSET_MS = 500;
+const PROBE_TIMEOUT_OFFSET_MS = 500;
 /** Per-target rate buckets kept before idle (full) ones are dropped. */
 const MAX_TRACKED_TARGETS = 4096;
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { VERSION } from '../version.js';
 
-export const SERVICE_NAME = 'otel-twamp';
+const SERVICE_NAME = 'otel-twamp';
 
 export interface CliResourceOptions {
   /** host.name and service.instance.id (default: the machine's host name). */

@@ -10,7 +10,7 @@
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 
 /** Default grace period: long enough for a few scrapes and an OTLP export. */
-export const DEFAULT_STALE_GRACE_MS = 5 * 60_000;
+const DEFAULT_STALE_GRACE_MS = 5 * 60_000;
 
 export class RetiredCollectors {
   private readonly retired = new Map<string, number>();

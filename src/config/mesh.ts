@@ -185,7 +185,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /** Id of the mesh reflector collector. */
-export const MESH_REFLECTOR_ID = 'mesh/reflector';
+const MESH_REFLECTOR_ID = 'mesh/reflector';
 
 /**
  * Parses and validates a mesh definition (YAML or JSON).
@@ -395,7 +395,7 @@ export function meshPairs(mesh: MeshDefinition): { src: string; dst: string; tes
 }
 
 /** Collector id of a mesh sender. */
-export function meshSenderId(test: string, src: string, dst: string): string {
+function meshSenderId(test: string, src: string, dst: string): string {
   return `mesh/${test}/${src}->${dst}`;
 }
 

@@ -36,7 +36,7 @@ export const ATTRIBUTES = {
 export type AttributeRole = keyof typeof ATTRIBUTES;
 
 /** Builds a label set for a profile from role → value pairs; roles a profile does not use are skipped. */
-export function attributes(profile: NamingProfile, values: Partial<Record<AttributeRole, string | number | undefined>>): Labels {
+function attributes(profile: NamingProfile, values: Partial<Record<AttributeRole, string | number | undefined>>): Labels {
   const out: Labels = {};
   for (const [role, v] of Object.entries(values) as [AttributeRole, string | number | undefined][]) {
     if (v === undefined) continue;

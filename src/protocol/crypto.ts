@@ -53,15 +53,15 @@ import { DecodeError } from './errors.js';
 import { Mode } from './constants.js';
 
 /** AES block size; TWAMP-Control messages are whole blocks (RFC 4656 §3). */
-export const AES_BLOCK_SIZE = 16;
+const AES_BLOCK_SIZE = 16;
 /** HMAC-SHA1 truncated to 128 bits (RFC 4656 §3.2). */
-export const HMAC_SIZE = 16;
+const HMAC_SIZE = 16;
 /** Token: Challenge (16) ‖ AES-Session-Key (16) ‖ HMAC-Key (32), encrypted (RFC 4656 §3.1). */
-export const TOKEN_SIZE = 64;
-export const AES_SESSION_KEY_SIZE = 16;
-export const HMAC_KEY_SIZE = 32;
+const TOKEN_SIZE = 64;
+const AES_SESSION_KEY_SIZE = 16;
+const HMAC_KEY_SIZE = 32;
 /** RFC 4656 §3.1: Count MUST be a power of two, at least 1024. */
-export const KDF_COUNT_MIN = 1024;
+const KDF_COUNT_MIN = 1024;
 /** RFC 5357 §6: a client SHOULD refuse larger counts (DoS); configurable, default 32768. */
 export const KDF_COUNT_MAX_DEFAULT = 32768;
 

@@ -51,16 +51,16 @@ const STAMP_AUTH: TestFormat = testFormat('stamp', 'authenticated');
 /** Unauthenticated STAMP base packet, either direction (RFC 8762 §4.2.1, §4.3.1). */
 export const STAMP_BASE_SIZE = STAMP_OPEN.sender.size;
 /** Smallest request a Light reflector answers: the TWAMP open-mode sender header. */
-export const LIGHT_MIN_REQUEST_SIZE = testFormat('twamp', 'open').sender.size;
+const LIGHT_MIN_REQUEST_SIZE = testFormat('twamp', 'open').sender.size;
 
 export const TLV_HEADER_SIZE = 4;
 export const TLV_FLAG_U = 0x80;
 export const TLV_FLAG_M = 0x40;
-export const TLV_FLAG_I = 0x20;
+const TLV_FLAG_I = 0x20;
 export const TLV_TYPE_EXTRA_PADDING = 1;
 /** RFC 8972 §4.4 Class of Service TLV: DSCP1 (6 bits) DSCP2 (6) ECN (2) RP (2), 16 reserved bits. */
 export const TLV_TYPE_CLASS_OF_SERVICE = 4;
-export const COS_TLV_VALUE_SIZE = 4;
+const COS_TLV_VALUE_SIZE = 4;
 /** Whole CoS TLV, header included. */
 export const COS_TLV_SIZE = TLV_HEADER_SIZE + COS_TLV_VALUE_SIZE;
 
@@ -267,8 +267,6 @@ export interface LightReflectionFields {
 /** How a Light reflector reads requests (see the module comment): STAMP with an SSID, TWAMP-Light, or decided per request. */
 export type LightFormat = 'auto' | 'twamp' | 'stamp';
 
-export const LIGHT_FORMATS: readonly LightFormat[] = ['auto', 'twamp', 'stamp'];
-
 /**
  * Whether the Light request `request[0, length)` is read as STAMP, i.e.
  * carries an RFC 8972 SSID at octets 14–15 (module comment: `LightFormat`).
@@ -337,8 +335,8 @@ export function lightRequestKey(
 /** Authenticated STAMP base packet, either direction. */
 export const STAMP_AUTH_SIZE = STAMP_AUTH.sender.size;
 /** Octets covered by the HMAC (0–95). */
-export const STAMP_AUTH_HMAC_OFFSET = 96;
-export const STAMP_AUTH_HMAC_SIZE = 16;
+const STAMP_AUTH_HMAC_OFFSET = 96;
+const STAMP_AUTH_HMAC_SIZE = 16;
 
 const AUTH_SENDER_NAME = 'authenticated STAMP sender packet';
 const AUTH_REFLECTOR_NAME = 'authenticated STAMP reflector packet';
@@ -469,7 +467,7 @@ function writeStampReply(
  * sees the TLV it expects; anything else (TLV chains, whose HMAC TLV this
  * reflector does not verify, or plain padding) comes back as zeros.
  */
-export function writeAuthReplyTail(request: Uint8Array, requestLength: number, out: Uint8Array, base: number = STAMP_AUTH_SIZE): void {
+function writeAuthReplyTail(request: Uint8Array, requestLength: number, out: Uint8Array, base: number = STAMP_AUTH_SIZE): void {
   const n = requestLength - base;
   if (n <= 0) return;
   const padding = n >= TLV_HEADER_SIZE && (request[base]! & TLV_FLAG_U) !== 0 && request[base + 1] === TLV_TYPE_EXTRA_PADDING &&

@@ -107,7 +107,7 @@ export function writeTimestamp(buf: Uint8Array, offset: number, ts: bigint): voi
 }
 
 /** TAI − UTC in seconds since 2017-01-01 (IERS Bulletin C); PTP counts TAI. */
-export const TAI_UTC_OFFSET_S = 37n;
+const TAI_UTC_OFFSET_S = 37n;
 
 /**
  * A PTPv2 truncated timestamp (RFC 8186 / RFC 8762 §4.2.1, Error Estimate Z

@@ -288,6 +288,20 @@ export class SessionStats {
     return this[direction].values();
   }
 
+  /** Packets recorded as sent so far (result().txPackets, live). */
+  get sentPackets(): number {
+    return this.txPackets;
+  }
+
+  /**
+   * Distinct sent packets answered so far: first replies only, not
+   * duplicates nor replies to packets never sent (result().rxPackets, live).
+   * A sender waiting for stragglers stops when this reaches the packets sent.
+   */
+  get answeredPackets(): number {
+    return this.rxPackets;
+  }
+
   constructor(options: SessionStatsOptions = {}) {
     this.stateless = options.statelessReflector ?? false;
   }

@@ -109,7 +109,7 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
       senderTestPort: senderPort,
       sid: Buffer.alloc(0),
       paddingLength: Math.max(0, (phase.requestPayload?.min ?? header) - header),
-      clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.received > 0,
+      clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.stats.rxPackets > 0,
       invalidReplies: phase.invalidReplies,
       dscpMarked: udp.dscpMarked,
       mode,

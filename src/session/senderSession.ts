@@ -178,7 +178,7 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       senderTestPort: senderPort,
       sid: acc.sid,
       paddingLength,
-      clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.received > 0,
+      clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.stats.rxPackets > 0,
       invalidReplies: phase.invalidReplies,
       dscpMarked: udp.dscpMarked,
       mode,

@@ -298,8 +298,6 @@ export interface TestPhaseResult {
   badHmacReplies: number;
   /** Every reply claimed a synchronised reflector clock (S bit, multiplier ≠ 0). */
   peerSynced: boolean;
-  /** Distinct packets answered. */
-  received: number;
   /** The reflector copied the sender's Sequence Number in every reply (only when detection was asked for). */
   reflectorStateless: boolean;
   /** UDP payload sizes of the valid replies, as received (e.g. 38 from twampy, 41 TWAMP, 44 STAMP). */
@@ -386,16 +384,14 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
   const t1Ns = new BigInt64Array(n); // own record: TX timestamp, else the stamp
   const stampNtp = new BigUint64Array(n); // what we wrote as T1
   const sizes = new Uint32Array(n);
-  const answered = new Uint8Array(n);
   let scheduledPending = 0;
   let txTimestamped = 0;
   let t1Source: TimestampSource | undefined;
   let t4Source: TimestampSource | undefined;
   const depErr: number[] = [];
 
+  // Sent, answered, duplicates, delays: the statistics' own bookkeeping (measure/stats.ts), read live from here.
   const stats = new SessionStats();
-  let received = 0;
-  let sent = 0;
   let sendErrors = 0;
   let invalid = 0;
   let badHmac = 0;
@@ -423,7 +419,6 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
     stats.recordSent({ seq, sizeIp: payload + overhead, t1: ntpFromUnixNs(t1) });
     if (payload < reqMin) reqMin = payload;
     if (payload > reqMax) reqMax = payload;
-    sent++;
   };
 
   /** Measures one reply with our own departure record (or counts it unexpected). */
@@ -441,10 +436,6 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
     };
     stats.recordReply(sample);
     if (!ours) return;
-    if (!answered[seq]) {
-      answered[seq] = 1;
-      received++;
-    }
     t4Source = t4Source === undefined ? p.tsSource : weaker(t4Source, p.tsSource);
     if (r.senderTtl !== undefined) {
       path.outbound.senderTtl = observe(path.outbound.senderTtl, r.senderTtl);
@@ -474,7 +465,7 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
       if (p.tos >> 2 !== replySent) path.inbound.remarked++;
     }
     o.onSample?.(sample);
-    o.onReply?.(received, sent);
+    o.onReply?.(stats.answeredPackets, stats.sentPackets);
   };
 
   /** Measures queued replies in arrival order; stops at one whose departure is not reported yet. */
@@ -624,13 +615,13 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
       }, o.signal);
     }
     // Wait for stragglers: until every packet is answered or the reply timeout passes.
-    await waitUntil(() => received >= n, o.replyTimeoutMs, o.signal);
+    await waitUntil(() => stats.answeredPackets >= n, o.replyTimeoutMs, o.signal);
   } finally {
     holder.onPackets = undefined;
     holder.onDeparture = undefined;
   }
   drain(true);
-  const reflectorStateless = (o.detectStatelessReflector ?? false) && received > 0 && allSeqEqual;
+  const reflectorStateless = (o.detectStatelessReflector ?? false) && stats.answeredPackets > 0 && allSeqEqual;
   if (reflectorStateless) stats.markStatelessReflector();
   const sortedErr = Float64Array.from(depErr).sort();
   const rxSource = t4Source ?? sock.timestampSource();
@@ -651,7 +642,6 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
     invalidReplies: invalid + holder.errors,
     badHmacReplies: badHmac,
     peerSynced,
-    received,
     reflectorStateless,
     sendErrors,
     t1Mismatches,

@@ -436,3 +436,35 @@ describe('SessionStats: percentiles', () => {
     assert.equal(rt[0], 100 * MS, 'arrival order');
   });
 });
+
+describe('SessionStats: live counts (what a sender waits on while the session runs)', () => {
+  it('sentPackets and answeredPackets follow every record and agree with result() at each step', () => {
+    const st = new SessionStats();
+    const check = (sent: number, answered: number, what: string): void => {
+      assert.equal(st.sentPackets, sent, `${what}: sentPackets`);
+      assert.equal(st.answeredPackets, answered, `${what}: answeredPackets`);
+      const x = st.result();
+      assert.equal(x.txPackets, st.sentPackets, `${what}: = txPackets`);
+      assert.equal(x.rxPackets, st.answeredPackets, `${what}: = rxPackets`);
+    };
+    check(0, 0, 'empty');
+    st.recordReply(reply(0, 0));
+    check(0, 0, 'reply before anything was sent (unexpected)');
+    for (let s = 0; s < 4; s++) st.recordSent({ seq: s, sizeIp: 200, t1: ts(s * GAP) });
+    check(4, 0, 'four sent');
+    st.recordReply(reply(1, 0));
+    check(4, 1, 'first reply');
+    st.recordReply(reply(1, 0));
+    check(4, 1, 'backward duplicate');
+    st.recordReply(reply(1, 1));
+    check(4, 1, 'forward duplicate');
+    st.recordReply(reply(7, 2));
+    check(4, 1, 'reply to a packet never sent');
+    st.recordReply(reply(0, 3));
+    check(4, 2, 'reordered first reply');
+    st.recordSent({ seq: 4, sizeIp: 200, t1: ts(4 * GAP) });
+    st.recordReply(reply(4, 4));
+    check(5, 3, 'sent and answered later');
+    assert.deepEqual(counts(st.result()), { duplicates: 2, reordered: 1, unexpected: 2 });
+  });
+});

@@ -185,6 +185,14 @@ export interface ReflectorConfig extends CommonCollectorConfig {
   /** Light: whether requests carry a STAMP SSID (`light_format`; src/protocol/stamp.ts LightFormat). */
   lightFormat: LightFormat;
   /**
+   * Light: the DSCPs an RFC 8972 Class of Service TLV may ask the reply to
+   * carry (DSCP1) besides the DSCP its request arrived with (`light_cos_allow`,
+   * code points 0..63). Empty (default): only that received DSCP is granted;
+   * any other DSCP1 is refused, the reply keeping the received DSCP with
+   * RP = 1 (RFC 8972 §4.4; docs/security.md).
+   */
+  lightCosAllow: number[];
+  /**
    * Light: authenticated STAMP (`light_key_id`): the entry of `keys` whose
    * secret is the HMAC-SHA-256 key; unauthenticated packets are then dropped.
    */

@@ -83,6 +83,8 @@ export class TwampReflector {
         idleMs: this.config.refwaitMs, ...(acl.active ? { acl } : {}),
         ...(lightKey ? { authKey: lightKey } : {}),
         lightFormat: this.config.lightFormat,
+        // RFC 8972 §4.4 Class of Service TLV: DSCP1 granted when received so, or listed (`light_cos_allow`).
+        cosAllowDscp: this.config.lightCosAllow,
         // Amplification and flood bounds (README "Security"); HMAC failures count in refused{reason="hmac"}.
         maxPps: this.config.lightMaxPps, maxOctetsPerSource: this.config.lightMaxOctetsPerSource,
         maxOctets: this.config.lightMaxOctets, symmetricOnly: this.config.lightSymmetricOnly, log: this.log,
@@ -161,7 +163,11 @@ export class TwampReflector {
     emit('reflected_pkt', c.reflectedPackets, l);
     emit('reflected_octets', c.reflectedOctets, l);
     emit('dropped_pkt', c.droppedPackets, l);
-    if (this.light) emit('light_rate_limited', this.light.rateLimited, l);
+    if (this.light) {
+      emit('light_rate_limited', this.light.rateLimited, l);
+      emit('light_cos_answered', this.light.cosAnswered, l);
+      emit('light_cos_refused', this.light.cosRefused, l);
+    }
     // Every reason of the closed set at 0 before its first refusal, so increase() sees it (README "Metrics").
     for (const reason of REFUSAL_REASONS) if (!c.refused.has(reason)) emit('refused', 0, { ...l, [this.reasonKey]: reason });
     for (const [reason, n] of c.refused) emit('refused', n, { ...l, [this.reasonKey]: reason });

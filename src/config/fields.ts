@@ -8,7 +8,7 @@
  */
 import net from 'node:net';
 import * as z from 'zod';
-import { parseDscp } from '../protocol/dscp.js';
+import { dscpName, parseDscp } from '../protocol/dscp.js';
 import { checkKdfCount } from '../protocol/crypto.js';
 import type { SecurityMode } from '../protocol/crypto.js';
 import { parseCidr, type Cidr } from '../util/net.js';
@@ -189,6 +189,34 @@ export const dscp = () =>
         return z.NEVER;
       }
       return code;
+    });
+
+const DSCP_LIST_FORMS = `a list of DSCPs, each ${DSCP_FORMS}`;
+
+/**
+ * A list of DSCPs (`light_cos_allow`), each as `dscp()` takes it; a single
+ * value is a list of one. Every bad or repeated entry is reported at its
+ * own position; what comes out is the code points, in the order given.
+ */
+export const dscpList = () =>
+  z
+    .union([z.string(), z.number(), z.array(z.unknown())], { error: expecting(DSCP_LIST_FORMS) })
+    .transform((v, ctx): number[] => {
+      const list = Array.isArray(v) ? v : [v];
+      const out: number[] = [];
+      let bad = false;
+      for (const [i, item] of list.entries()) {
+        const at = Array.isArray(v) ? { path: [i] } : {};
+        const code = typeof item === 'string' || typeof item === 'number' ? parseDscp(item) : undefined;
+        if (code === undefined) {
+          ctx.issues.push({ code: 'custom', message: `expected ${DSCP_FORMS}, got ${describeValue(item)}`, input: item, ...at });
+          bad = true;
+        } else if (out.includes(code)) {
+          ctx.issues.push({ code: 'custom', message: `DSCP ${code} (${dscpName(code)}) is listed twice`, input: item, ...at });
+          bad = true;
+        } else out.push(code);
+      }
+      return bad ? z.NEVER : out;
     });
 
 // ---------------------------------------------------------------------------

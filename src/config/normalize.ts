@@ -93,7 +93,7 @@ export function toReflector(p: ParsedReflector, defaultInterval: number, files: 
     allow, deny, control_timeout, max_connections_per_client, max_sessions_per_client, client_ipv6_prefix,
     kdf_rate_per_client, allow_third_party_sender, allow_reply_ports,
     light_port, light_stateful, light_rate_limit, light_max_pps, light_max_octets_per_source, light_max_octets,
-    light_symmetric_only, light_key_id, light_format,
+    light_symmetric_only, light_key_id, light_format, light_cos_allow,
     ...rest
   } = p;
   noKeyLeft(rest);
@@ -130,6 +130,8 @@ export function toReflector(p: ParsedReflector, defaultInterval: number, files: 
     lightMaxOctets: light_max_octets ?? LIGHT_DEFAULTS.lightMaxOctets,
     lightSymmetricOnly: light_symmetric_only ?? LIGHT_DEFAULTS.lightSymmetricOnly,
     lightFormat: light_format ?? LIGHT_DEFAULTS.lightFormat,
+    // Default none: DSCP1 is granted only when it is the DSCP the request arrived with.
+    lightCosAllow: light_cos_allow ?? [],
   };
   if (test_port_range !== undefined) cfg.testPortRange = test_port_range;
   if (light_port !== undefined) cfg.lightPort = light_port;

@@ -14,7 +14,7 @@ import type { ModelConfig, ModelName } from '../measure/models.js';
 import { compileRelabel, RelabelConfigError } from '../otel/relabel.js';
 import type { CompiledRelabel, RegexDialect, RelabelRule } from '../otel/relabel.js';
 import {
-  cidrList, describeValue, dscp, exactly, expecting, hostOrIp, int, kdfCount, keyId, labels, listenAddress, listenIp, modeList,
+  cidrList, describeValue, dscp, dscpList, exactly, expecting, hostOrIp, int, kdfCount, keyId, labels, listenAddress, listenIp, modeList,
   MODE_FORMS, nonEmptyString, oneOf, opt, portRange, replyPortList, scalarString, seconds, secretString, strictMap, string,
   whenClean, withoutPrefix,
 } from './fields.js';
@@ -288,13 +288,15 @@ function reflectorLightShape() {
     light_symmetric_only: opt(z.boolean({ error: expecting('true or false') }).optional()),
     light_key_id: opt(keyId().optional()),
     light_format: opt(oneOf(['auto', 'twamp', 'stamp']).optional()),
+    // RFC 8972 §4.4 Class of Service TLV: the DSCP1 values granted besides the received DSCP (docs/security.md).
+    light_cos_allow: opt(dscpList().optional()),
   };
 }
 
 /** Keys that mean something only with `light_port`. */
 const LIGHT_ONLY_KEYS = [
   'light_stateful', 'light_rate_limit', 'light_max_pps', 'light_max_octets_per_source', 'light_max_octets',
-  'light_symmetric_only', 'light_key_id', 'light_format',
+  'light_symmetric_only', 'light_key_id', 'light_format', 'light_cos_allow',
 ] as const;
 
 

@@ -196,6 +196,13 @@ export const REFLECTOR_METRICS = [
   { key: 'light_rate_limited', kind: 'counter', legacy: { name: 'twamp_reflector_light_rate_limited_pkt', unit: '{packet}' },
     otel: { name: 'twamp.reflector.light.rate_limited.packets', unit: '{packet}', scale: 1 },
     description: 'TWAMP-Light/STAMP packets dropped by the per-source rate limit (light_rate_limit)', valueType: ValueType.INT, extra: true },
+  // RFC 8972 §4.4 Class of Service TLV (STAMP), answered by the Light reflector; light_cos_allow is the policy on DSCP1.
+  { key: 'light_cos_answered', kind: 'counter', legacy: { name: 'twamp_reflector_light_cos_answered_pkt', unit: '{packet}' },
+    otel: { name: 'twamp.reflector.light.cos.answered.packets', unit: '{packet}', scale: 1 },
+    description: 'STAMP replies that answered a Class of Service TLV (RFC 8972 §4.4): DSCP2 and ECN as received, the reply marked with DSCP1, or with the received DSCP when DSCP1 was refused', valueType: ValueType.INT, extra: true },
+  { key: 'light_cos_refused', kind: 'counter', legacy: { name: 'twamp_reflector_light_cos_refused_pkt', unit: '{packet}' },
+    otel: { name: 'twamp.reflector.light.cos.refused.packets', unit: '{packet}', scale: 1 },
+    description: 'Class of Service TLVs whose DSCP1 the policy refused (RP = 1, light_cos_allow): the reply kept the DSCP its request arrived with (also counted in light_cos_answered)', valueType: ValueType.INT, extra: true },
   { key: 'refused', kind: 'counter', legacy: { name: 'twamp_reflector_refused', unit: '{event}' },
     otel: { name: 'twamp.reflector.refused', unit: '{event}', scale: 1 },
     description: 'Refused requests and failed control connections, by reason', valueType: ValueType.INT, extra: true },

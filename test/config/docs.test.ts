@@ -153,6 +153,7 @@ describe('twamp_reflector.md examples', () => {
       lightMaxOctets: 12_500_000,
       lightSymmetricOnly: false,
       lightFormat: 'auto',
+      lightCosAllow: [],
     });
   });
 

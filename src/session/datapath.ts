@@ -37,11 +37,12 @@ import { createSocket, type Socket } from 'node:dgram';
 import { writeTimestamp, ntpFromUnixNs } from '../protocol/index.js';
 import { systemClock, type Clock } from './clock.js';
 import {
-  nativeDatapath, type RawDatapath, type SocketSettings, type RawDeparture, type RawRx, type RawTsSource, type RawTx,
+  nativeDatapath, loadNative, type SchedulerStats, type RawDatapath, type SocketSettings, type RawDeparture, type RawRx, type RawTsSource, type RawTx,
 } from './native.js';
 import { setSocketDscp } from './socketOptions.js';
 
 export type TimestampSource = 'hardware' | 'kernel' | 'userspace';
+export type { SchedulerStats } from './native.js';
 
 export interface RxDatagram {
   /** The payload (owned by the receiver; at most maxDatagram bytes). */
@@ -214,6 +215,17 @@ export function datapathSupport(): { native: true; timestampSource: TimestampSou
 } {
   const n = nativeDatapath();
   return 'reason' in n ? { native: false, timestampSource: 'userspace', reason: n.reason } : { native: true, timestampSource: 'kernel' };
+}
+
+/**
+ * Counters of the process-wide native scheduler thread (departures, spin,
+ * wake-up latency estimate, spin budget in effect); undefined without the
+ * native datapath.
+ */
+export function schedulerStats(): SchedulerStats | undefined {
+  if ('reason' in nativeDatapath()) return undefined;
+  const l = loadNative();
+  return 'addon' in l ? l.addon.schedulerStats?.() : undefined;
 }
 
 const TS_SOURCES: readonly TimestampSource[] = ['userspace', 'kernel', 'hardware'];
@@ -749,6 +761,7 @@ export async function openTestSocket(opts: TestSocketOptions): Promise<TestSocke
       tos: opts.tos ?? 0,
       ...(opts.schedulerPriority !== undefined ? { schedulerPriority: opts.schedulerPriority } : {}),
       ...(opts.schedulerSpinUs !== undefined ? { schedulerSpinUs: opts.schedulerSpinUs } : {}),
+      ...(opts.schedulerSpinBudgetUs !== undefined ? { schedulerSpinBudgetUs: opts.schedulerSpinBudgetUs } : {}),
       ...(opts.departureReportMs !== undefined ? { departureReportMs: opts.departureReportMs } : {}),
       ...(opts.receiveReportMs !== undefined ? { receiveReportMs: opts.receiveReportMs } : {}),
     });

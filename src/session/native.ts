@@ -63,6 +63,16 @@ export interface SocketSettings {
    */
   schedulerSpinUs?: number;
   /**
+   * Native scheduler: spin time allowed to all sockets of the process
+   * together, µs per second of wall time (0..1,000,000; default 10,000 = 1 %
+   * of a core). A token bucket holding at most 100 ms of it: the early
+   * wake-up never exceeds what is in it, so the spin does not grow with the
+   * number of sockets (40 g711 senders are 2,000 departures a second). One
+   * sender at 50 pps needs ≤ 3,000 (60 µs × 50). The process-wide thread uses
+   * the largest budget of the open sockets that schedule; 0 never spins.
+   */
+  schedulerSpinBudgetUs?: number;
+  /**
    * Native: departure reports reach onDeparture at most this often per
    * socket (0..10000 ms; 0 = after every wake-up of the scheduler), and as
    * soon as the socket has nothing more scheduled. Default 20.
@@ -122,6 +132,19 @@ export interface RawDatapath {
   readonly timestamping: { soTimestamping: boolean; tx: boolean; hardware: boolean; schedulerRealtime: number };
 }
 
+/** Counters of the process-wide native scheduler thread (native/datapath.cc), since the process started. */
+export interface SchedulerStats {
+  /** Departures sent. */
+  departures: number;
+  /** Departures preceded by a spin, and the time spun in all, ns. */
+  spins: number;
+  spunNs: number;
+  /** The thread's running p95 estimate of its timer wake-up latency, ns. */
+  wakeLatencyP95Ns: number;
+  /** Spin budget in effect, µs per second of wall time (0 while no open socket schedules). */
+  spinBudgetUs: number;
+}
+
 export interface NativeAddon {
   setTos(fd: number, family: 4 | 6, tos: number): void;
   getTos(fd: number, family: 4 | 6): number;
@@ -129,6 +152,7 @@ export interface NativeAddon {
   clockStatus?(): KernelClockStatus | undefined;
   realtimeNs?(): bigint;
   monotonicNs?(): bigint;
+  schedulerStats?(): SchedulerStats;
   Datapath?: new (opts: RawDatapathOptions) => RawDatapath;
 }
 

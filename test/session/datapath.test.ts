@@ -59,13 +59,23 @@ describe('native datapath', () => {
       const s = await collector({ family, address: host });
       try {
         assert.equal(r.sock.kind, 'native');
+        // Linux turns receive timestamping on for the whole host lazily (a deferred static key) when the first
+        // timestamping socket appears, so a datagram right after that can arrive unstamped (seen when this file
+        // runs alone): wait for a kernel-stamped one-octet datagram before the measured run.
+        const warm = Date.now() + 5000;
+        for (;;) {
+          s.sock.send(Buffer.from([0xff]), host, r.sock.local.port);
+          await new Promise((res) => setTimeout(res, 20));
+          if (r.rx.some((d) => d.data.length === 1 && d.tsSource === 'kernel')) break;
+          if (Date.now() > warm) assert.fail('no kernel-stamped datagram within 5 s');
+        }
         const before: bigint[] = [];
         for (let i = 0; i < 20; i++) {
           before.push(clock.nowUnixNs());
           s.sock.send(Buffer.alloc(48, i), host, r.sock.local.port);
           await new Promise((res) => setTimeout(res, 2));
         }
-        const mine = (): RxDatagram[] => r.rx.filter((d) => d.port === s.sock.local.port && d.address === host);
+        const mine = (): RxDatagram[] => r.rx.filter((d) => d.port === s.sock.local.port && d.address === host && d.data.length === 48);
         await r.until(() => mine().length >= 20, '20 datagrams');
         const got = mine();
         const offsetsUs: number[] = [];

@@ -17,14 +17,15 @@ import { formatHostPort } from '../util/net.js';
 import type { SenderConfig } from '../config/types.js';
 import type { ModelName } from '../measure/models.js';
 import { dscpName } from '../protocol/dscp.js';
-import { summarize, histogram, type Summary } from '../measure/percentiles.js';
+import type { DirectionStats } from '../measure/stats.js';
+import { histogram } from '../measure/percentiles.js';
 
 export const PROBE_SCHEMA_VERSION = 1 as const;
 
 /** Delay statistics of one direction, all in the same unit (see the containing key). */
 export interface ProbeDelayStats {
   min: number | null;
-  /** Percentiles need per-packet samples: null when the session layer did not provide them. */
+  /** Nearest-rank percentiles of the session's statistics (measure/stats.ts); null without samples. */
   median: number | null;
   p90: number | null;
   p99: number | null;
@@ -206,13 +207,6 @@ export interface ProbeReport {
   exitCode: 0 | 1 | 3;
 }
 
-/** Per-packet delays (ns) of first replies, when the session layer provides them. */
-export interface ProbeSamples {
-  outNs: number[];
-  inNs: number[];
-  rtNs: number[];
-}
-
 export type ProbeOutcome =
   | { ok: true; session: SenderSessionResult; values: Record<string, number | undefined>; dscpNote?: string }
   | { ok: false; reason: FailureReason; message: string };
@@ -224,7 +218,6 @@ export interface ProbeReportInput {
   startedAt: Date;
   runDurationMs: number;
   outcome: ProbeOutcome;
-  samples?: ProbeSamples | undefined;
   maxLossPercent?: number | undefined;
 }
 
@@ -300,14 +293,11 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
     t1Mismatches: s.t1Mismatches ?? null,
     sendErrors: s.sendErrors ?? null,
   };
-  const sorted = i.samples ? {
-    rt: sortNs(i.samples.rtNs), out: sortNs(i.samples.outNs), in: sortNs(i.samples.inNs),
-  } : undefined;
-  report.roundTrip = direction(r.rt, r.txPackets, sorted && summarize(sorted.rt));
+  report.roundTrip = direction(r.rt, r.txPackets);
   const p = s.path;
   const obs = (o: { min: number; max: number } | null | undefined) => (o ? { min: o.min, max: o.max } : null);
   report.outbound = {
-    ...direction(r.out, r.txPackets, sorted && summarize(sorted.out)),
+    ...direction(r.out, r.txPackets),
     hops: obs(p?.outbound.hops),
     dscp: {
       // Unmarked packets leave with DSCP 0, the socket's default TOS.
@@ -321,7 +311,7 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
     ecn: p?.outbound.ecn ?? null,
   };
   report.inbound = {
-    ...direction(r.in, r.txPackets, sorted && summarize(sorted.in)),
+    ...direction(r.in, r.txPackets),
     hops: obs(p?.inbound.hops),
     dscp: {
       sent: p && s.dscpMarked ? p.inbound.dscpSent ?? null : null,
@@ -350,8 +340,9 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
       delayBasis: s.clocksSynchronized ? 'one-way' : 'half-round-trip',
     };
   }
-  if (sorted && sorted.rt.length > 0) {
-    const buckets = histogram(sorted.rt, HISTOGRAM_BUCKETS, 1000);
+  // The round trip's own samples (first reply per packet, as the statistics count them).
+  if (s.rtSamplesNs.length > 0) {
+    const buckets = histogram(s.rtSamplesNs.slice().sort(), HISTOGRAM_BUCKETS, 1000);
     report.rttHistogram = {
       bucketWidthNs: buckets.length ? buckets[0]!.hi - buckets[0]!.lo : 0,
       buckets: buckets.map((b) => ({ loNs: b.lo, hiNs: b.hi, count: b.count })),
@@ -365,20 +356,12 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
   return report;
 }
 
-function sortNs(a: number[]): Float64Array {
-  return Float64Array.from(a).sort();
-}
-
-function direction(
-  d: { samples: number; minDelayNs?: number; maxDelayNs?: number; avgDelayNs?: number; jitterNs?: number; loss: number },
-  sent: number,
-  pct: Summary | undefined,
-): ProbeDirection {
+function direction(d: DirectionStats, sent: number): ProbeDirection {
   const ns: ProbeDelayStats = {
     min: d.minDelayNs ?? null,
-    median: pct?.median ?? null,
-    p90: pct?.p90 ?? null,
-    p99: pct?.p99 ?? null,
+    median: d.p50DelayNs ?? null,
+    p90: d.p90DelayNs ?? null,
+    p99: d.p99DelayNs ?? null,
     max: d.maxDelayNs ?? null,
     avg: d.avgDelayNs ?? null,
   };

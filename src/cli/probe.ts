@@ -13,9 +13,8 @@ import type { SenderConfig } from '../config/types.js';
 import { formatHostPort } from '../util/net.js';
 import type { Logger } from '../util/log.js';
 import { createTrafficModel } from '../measure/models.js';
-import { ntpDiffNs, type ReplySample } from '../measure/stats.js';
 import { TwampSender, type SenderOptions } from '../sender.js';
-import { buildProbeReport, renderProbeJson, renderProbeText, type ProbeOutcome, type ProbeSamples } from './format.js';
+import { buildProbeReport, renderProbeJson, renderProbeText, type ProbeOutcome } from './format.js';
 import { VERSION } from '../version.js';
 
 export const PROBE_USAGE = `Usage: otel-twamp probe HOST[:PORT] [options]
@@ -184,22 +183,6 @@ function parseProbeArgs(argv: string[]): ProbeArgs | 'help' {
   return { config, host: config.reflector, port: config.port, json: v.json ?? false, quiet: v.quiet ?? false, maxLoss };
 }
 
-class SampleCollector {
-  private readonly seen = new Set<number>();
-  readonly samples: ProbeSamples = { outNs: [], inNs: [], rtNs: [] };
-
-  add(r: ReplySample): void {
-    if (this.seen.has(r.senderSeq)) return; // first reply per packet only, as SessionStats
-    this.seen.add(r.senderSeq);
-    const fwd = BigInt.asIntN(64, r.t2 - r.t1);
-    const back = BigInt.asIntN(64, r.t4 - r.t3);
-    this.samples.outNs.push(ntpDiffNs(r.t2, r.t1));
-    this.samples.inNs.push(ntpDiffNs(r.t4, r.t3));
-    // One rounding of the sum, exactly as SessionStats computes the round trip.
-    this.samples.rtNs.push(ntpDiffNs(fwd + back, 0n));
-  }
-}
-
 /** A `\r` status line on stderr, only on a terminal. */
 class Progress {
   private timer: NodeJS.Timeout | undefined;
@@ -248,12 +231,10 @@ export async function probeMain(argv: string[]): Promise<number> {
   const model = createTrafficModel(config.model);
   const progress = new Progress(!args.quiet && process.stderr.isTTY === true, display, config.nPackets,
     config.nPackets / model.meanPps + config.replyTimeoutMs / 1000);
-  const collector = new SampleCollector();
   const log = recordingLogger();
   const senderOpts: SenderOptions = {
     logger: log,
     onReply: (received) => progress.update(received),
-    onSample: (sample) => collector.add(sample),
   };
   // No meterProvider: the global no-op one; the probe exports nothing.
   const sender = new TwampSender(config, senderOpts);
@@ -284,12 +265,10 @@ export async function probeMain(argv: string[]): Promise<number> {
     process.removeListener('SIGTERM', onSignal);
   }
 
-  // Use the samples only when they match the statistics one for one.
-  const samples = outcome.ok && collector.samples.rtNs.length > 0 &&
-    collector.samples.rtNs.length === outcome.session.stats.rt.samples ? collector.samples : undefined;
+  // Percentiles and the histogram come from the session's own statistics (SessionStats).
   const report = buildProbeReport({
     version: VERSION, target: { host: config.reflector, controlPort: config.port }, config, startedAt,
-    runDurationMs, outcome, samples, maxLossPercent: args.maxLoss,
+    runDurationMs, outcome, maxLossPercent: args.maxLoss,
   });
 
   if (json) process.stdout.write(renderProbeJson(report));

@@ -27,29 +27,6 @@ export function quantile(sorted: ArrayLike<number>, q: number): number | undefin
   return sorted[Math.min(n, rank) - 1];
 }
 
-export interface Summary {
-  count: number;
-  min: number;
-  median: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-/** min, median, p90, p99, max of ascending samples; undefined when empty. */
-export function summarize(sorted: ArrayLike<number>): Summary | undefined {
-  const n = sorted.length;
-  if (n === 0) return undefined;
-  return {
-    count: n,
-    min: sorted[0]!,
-    median: quantile(sorted, 0.5)!,
-    p90: quantile(sorted, 0.9)!,
-    p99: quantile(sorted, 0.99)!,
-    max: sorted[n - 1]!,
-  };
-}
-
 export interface HistogramBucket {
   /** Inclusive lower edge. */
   lo: number;

@@ -383,6 +383,7 @@ describe('probe report and text rendering (synthetic session)', () => {
       rt: dir(10_000_000, 16_000_000, 11_000_000, 1),
       duplicates: 0, reordered: 1, unexpected: 0, residence: { minNs: 10_000, maxNs: 50_000, avgNs: 20_000 },
     },
+    rtSamplesNs: new Float64Array(0),
     ipVersion: 4, reflectorAddress: '192.0.2.1', reflectorTestPort: 40000, senderAddress: '192.0.2.2', senderTestPort: 50000,
     sid: Buffer.alloc(16, 0xab), paddingLength: 158, clocksSynchronized: true, invalidReplies: 0, dscpMarked: false,
     mode: 'open', badHmacReplies: 0,
@@ -393,8 +394,13 @@ describe('probe report and text rendering (synthetic session)', () => {
   };
   const rtNs = [10, 10.5, 11, 11, 11.2, 11.5, 12, 13, 16].map((ms) => ms * 1e6);
 
-  it('with samples: percentiles (nearest rank) and a histogram that counts every sample', () => {
-    const r = buildProbeReport({ ...base, samples: { rtNs, outNs: rtNs.map((x) => x / 2), inNs: rtNs.map((x) => x / 2) }, maxLossPercent: 5 });
+  it('with samples: the statistics\' percentiles and a histogram of the round-trip samples that counts every one', () => {
+    const stats = session.stats;
+    const withSamples = {
+      ...session, rtSamplesNs: Float64Array.from(rtNs),
+      stats: { ...stats, rt: { ...stats.rt, p50DelayNs: 11_200_000, p90DelayNs: 16_000_000, p99DelayNs: 16_000_000 } },
+    } as SenderSessionResult;
+    const r = buildProbeReport({ ...base, outcome: { ...base.outcome, session: withSamples }, maxLossPercent: 5 });
     assertSchema(r);
     assert.equal(r.roundTrip!.delayNs.median, 11_200_000);
     assert.equal(r.roundTrip!.delayNs.p90, 16_000_000);
@@ -416,7 +422,7 @@ describe('probe report and text rendering (synthetic session)', () => {
     assert.match(text, /MOS \(g711\) +outbound 4\.20 \(heard at the reflector\), inbound 4\.30 \(heard here\)$/m);
   });
 
-  it('without samples: no percentile columns and no histogram, nothing shown empty', () => {
+  it('without percentiles or samples: no percentile columns and no histogram, nothing shown empty', () => {
     const r = buildProbeReport(base);
     assertSchema(r);
     assert.equal(r.roundTrip!.delayNs.median, null);

@@ -1,7 +1,7 @@
 // Nearest-rank quantiles and nice-edged histograms (src/measure/percentiles.ts).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { quantile, summarize, histogram, niceStep, sortedSamples } from '../../src/measure/percentiles.js';
+import { quantile, histogram, niceStep, sortedSamples } from '../../src/measure/percentiles.js';
 
 describe('quantile (nearest rank)', () => {
   it('returns measured samples at rank ⌈q·n⌉', () => {
@@ -19,13 +19,6 @@ describe('quantile (nearest rank)', () => {
     assert.equal(quantile([], 0.5), undefined);
     assert.throws(() => quantile(a, 1.5), RangeError);
     assert.throws(() => sortedSamples([1, Number.NaN]), RangeError);
-  });
-
-  it('summarize: min, median, p90, p99, max', () => {
-    assert.deepEqual(summarize(sortedSamples([7])), { count: 1, min: 7, median: 7, p90: 7, p99: 7, max: 7 });
-    assert.equal(summarize([]), undefined);
-    const s = summarize(sortedSamples(Array.from({ length: 1000 }, (_, i) => 1000 - i)))!;
-    assert.deepEqual(s, { count: 1000, min: 1, median: 500, p90: 900, p99: 990, max: 1000 });
   });
 });
 

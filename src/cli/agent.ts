@@ -47,14 +47,14 @@ export class Agent {
   /** Reloads and mesh versions are applied one at a time. */
   private applying: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly config: AgentConfig, private readonly o: AgentOptions) {
-    const env = o.env ?? process.env;
+  constructor(readonly config: AgentConfig, private readonly opts: AgentOptions) {
+    const env = opts.env ?? process.env;
     const wanted = exportersFromEnv(env);
     const promCfg = config.prometheus ?? (wanted?.has('prometheus')
       ? { host: env.OTEL_EXPORTER_PROMETHEUS_HOST ?? '0.0.0.0', port: Number(env.OTEL_EXPORTER_PROMETHEUS_PORT ?? 9464), path: '/metrics' }
       : undefined);
     this.gate = new SessionGate({ maxConcurrent: config.maxConcurrentSessions, maxPerDestination: config.maxSessionsPerReflector });
-    this.retired = new RetiredCollectors(attributeKey(config.naming, 'collectorId')!, o.staleGraceMs);
+    this.retired = new RetiredCollectors(attributeKey(config.naming, 'collectorId')!, opts.staleGraceMs);
     const filter = (rm: ResourceMetrics): ResourceMetrics => this.retired.filter(rm);
     if (promCfg && (!wanted || wanted.has('prometheus'))) {
       this.prometheus = new PrometheusEndpoint(promCfg, config.naming);
@@ -62,7 +62,7 @@ export class Agent {
       // /probe (docs/configuration.md "Probe endpoint (multi-target)"): only with modules configured.
       if (config.modules && config.probe) {
         this.prometheus.probe = new ProbeRunner({
-          modules: config.modules, probe: config.probe, naming: config.naming, agentLabels: this.agentLabels(), logger: o.logger,
+          modules: config.modules, probe: config.probe, naming: config.naming, agentLabels: this.agentLabels(), logger: opts.logger,
         });
       }
       this.readers.push(this.prometheus.reader);
@@ -83,7 +83,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    const log = this.o.logger;
+    const log = this.opts.logger;
     this.buildInfo = new InstrumentSet(this.meterProvider.getMeter(METER_NAME, VERSION), AGENT_METRICS, { profile: this.config.naming });
     const info = { ...this.agentLabels(), version: VERSION, node_version: process.versions.node };
     const agentLabels = this.agentLabels();
@@ -119,7 +119,7 @@ export class Agent {
 
   /** Reflectors first (a sender may measure a reflector of the same agent), then senders. */
   private async startCollectors(collectors: readonly CollectorConfig[]): Promise<void> {
-    const log = this.o.logger;
+    const log = this.opts.logger;
     const common = { meterProvider: this.meterProvider, labels: this.agentLabels(), logger: log, naming: this.config.naming };
     for (const c of collectors) {
       if (c.disabled) { log.info(`[${c.id}] disabled`); continue; }
@@ -192,7 +192,7 @@ export class Agent {
       // What runs: a reflector that kept its previous configuration keeps it here too.
       const running = new Map([...this.running].map(([id, r]) => [id, r.config]));
       (this as { config: AgentConfig }).config = { ...next, collectors: next.collectors.map((c) => running.get(c.id) ?? c) };
-      this.o.logger.info(`configuration reloaded: ${describeChanges(out)}`);
+      this.opts.logger.info(`configuration reloaded: ${describeChanges(out)}`);
       return out;
     });
   }
@@ -249,7 +249,7 @@ export class Agent {
    * new configuration runs.
    */
   private async replaceReflector(old: TwampReflector, oldCfg: ReflectorConfig, next: ReflectorConfig): Promise<boolean> {
-    const log = this.o.logger;
+    const log = this.opts.logger;
     const id = next.id;
     const where = describeListeners(old, oldCfg);
     if (!sharesPort(oldCfg, next)) {
@@ -288,7 +288,7 @@ export class Agent {
   }
 
   private newReflector(c: ReflectorConfig): TwampReflector {
-    return new TwampReflector(c, { meterProvider: this.meterProvider, labels: this.agentLabels(), logger: this.o.logger, naming: this.config.naming });
+    return new TwampReflector(c, { meterProvider: this.meterProvider, labels: this.agentLabels(), logger: this.opts.logger, naming: this.config.naming });
   }
 
   /** Flush a last export with the current results, then stop producers (senders send Stop-Sessions) and close. */

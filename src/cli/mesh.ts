@@ -37,7 +37,7 @@ class MeshSource {
   private lastModified: string | undefined;
   private hash: string | undefined;
 
-  constructor(readonly source: string, private readonly o: { timeoutMs?: number; maxOctets?: number } = {}) {}
+  constructor(readonly source: string, private readonly opts: { timeoutMs?: number; maxOctets?: number } = {}) {}
 
   /** Forget what was read: the next read() returns the text whatever it is. */
   reset(): void {
@@ -72,7 +72,7 @@ class MeshSource {
     if (stamp === this.fileStamp) return undefined;
     let data: Buffer;
     try {
-      data = readBoundedFile(this.source, this.o.maxOctets ?? MAX_CONFIG_FILE_OCTETS);
+      data = readBoundedFile(this.source, this.opts.maxOctets ?? MAX_CONFIG_FILE_OCTETS);
     } catch (e) {
       throw new Error(`cannot read ${this.source}: ${messageOf(e)}`);
     }
@@ -86,7 +86,7 @@ class MeshSource {
     if (this.lastModified !== undefined) headers['if-modified-since'] = this.lastModified;
     let res: Response;
     try {
-      res = await fetch(this.source, { headers, signal: AbortSignal.timeout(this.o.timeoutMs ?? FETCH_TIMEOUT_MS), redirect: 'follow' });
+      res = await fetch(this.source, { headers, signal: AbortSignal.timeout(this.opts.timeoutMs ?? FETCH_TIMEOUT_MS), redirect: 'follow' });
     } catch (e) {
       const err = e as Error & { cause?: Error };
       throw new Error(`cannot fetch ${this.source}: ${err.name === 'TimeoutError' ? 'timed out' : err.cause?.message ?? err.message}`);
@@ -96,7 +96,7 @@ class MeshSource {
       await res.body?.cancel();
       throw new Error(`cannot fetch ${this.source}: HTTP ${res.status} ${res.statusText}`.trimEnd());
     }
-    const limit = this.o.maxOctets ?? MAX_CONFIG_FILE_OCTETS;
+    const limit = this.opts.maxOctets ?? MAX_CONFIG_FILE_OCTETS;
     const chunks: Uint8Array[] = [];
     let n = 0;
     if (res.body) {
@@ -263,9 +263,9 @@ export class MeshRunner {
   private stopped = false;
   private polling: Promise<boolean> | undefined;
 
-  constructor(private readonly o: MeshRunnerOptions) {
-    this.source = new MeshSource(o.config.source);
-    this.resolver = o.resolver ?? new MeshResolver({ servers: o.config.dnsServers ?? [] });
+  constructor(private readonly opts: MeshRunnerOptions) {
+    this.source = new MeshSource(opts.config.source);
+    this.resolver = opts.resolver ?? new MeshResolver({ servers: opts.config.dnsServers ?? [] });
   }
 
   /** Read the source (and resolve the member sets) when due, and apply a new version; whether one was applied. Never throws. */
@@ -275,16 +275,16 @@ export class MeshRunner {
   }
 
   private async pollOnce(): Promise<boolean> {
-    const log = this.o.logger;
+    const log = this.opts.logger;
     const now = Date.now();
     if (now >= this.sourceNextAt) {
-      this.sourceNextAt = now + this.o.config.intervalMs;
+      this.sourceNextAt = now + this.opts.config.intervalMs;
       try {
         const text = await this.source.read();
         if (this.stopped) return false;
         if (text !== undefined) {
           // A bad version is reported once: the source remembers its content and reads it again only when it changes.
-          this.definition = { mesh: parseMesh(text, this.o.config.source, { defaultInterval: this.o.defaultInterval }), hash: createHash('sha256').update(text).digest('hex') };
+          this.definition = { mesh: parseMesh(text, this.opts.config.source, { defaultInterval: this.opts.defaultInterval }), hash: createHash('sha256').update(text).digest('hex') };
         }
       } catch (e) {
         this.errors++;
@@ -305,14 +305,14 @@ export class MeshRunner {
     let loaded: LoadedMesh;
     try {
       // Not a member (not yet, or no longer): the version applies as running nothing of the mesh.
-      loaded = expandDefinition(withDnsMembers(def.mesh, found), this.o, { allowNotMember: true });
+      loaded = expandDefinition(withDnsMembers(def.mesh, found), this.opts, { allowNotMember: true });
     } catch (e) {
       this.errors++;
       log.error(`mesh: ${this.generation > 0 ? 'new version not applied, keeping generation ' + String(this.generation) : 'not applied'}: ${messageOf(e)}`);
       return false;
     }
     try {
-      const out = await this.o.apply(loaded.collectors, loaded);
+      const out = await this.opts.apply(loaded.collectors, loaded);
       this.generation++;
       this.current = loaded;
       const peer = new Map(loaded.plan.senders.map((s) => [s.id, formatHostPort(s.reflector, s.port)]));
@@ -320,7 +320,7 @@ export class MeshRunner {
       for (const id of out.restarted) log.info(`mesh: restarted ${id} (its settings changed)`);
       for (const id of out.stopped) log.info(`mesh: stopped ${id}`);
       if (loaded.notMember !== undefined) log.warn(`mesh: this agent is not a member of generation ${this.generation}, it runs none of its collectors: ${loaded.notMember}`);
-      log.info(`mesh: generation ${this.generation} applied from ${this.o.config.source}: ` +
+      log.info(`mesh: generation ${this.generation} applied from ${this.opts.config.source}: ` +
         `${loaded.notMember !== undefined ? 'this agent is not a member' : `this agent is ${JSON.stringify(loaded.plan.self)}`}, ` +
         `${loaded.mesh.members.length} member(s), ${loaded.plan.senders.length} sender(s), ${loaded.plan.reflector ? 'a reflector' : 'no reflector'}`);
       return true;
@@ -339,7 +339,7 @@ export class MeshRunner {
    * is counted and logged, and keeps the members of the last answer.
    */
   private async resolveSets(sets: readonly MeshMemberSet[]): Promise<void> {
-    const log = this.o.logger;
+    const log = this.opts.logger;
     const wanted = new Set(sets.map(setKey));
     for (const k of [...this.answers.keys()]) if (!wanted.has(k)) this.answers.delete(k);
     const now = Date.now();

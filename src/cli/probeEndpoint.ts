@@ -109,28 +109,28 @@ export class ProbeRunner implements ProbeHandler {
   private readonly reasonLabel: string;
   private readonly log: Logger;
 
-  constructor(private readonly o: ProbeRunnerOptions) {
-    this.global = new Bucket(o.probe.maxPerSecond);
-    this.acl = aclOf(o.probe.allow);
-    for (const [name, m] of Object.entries(o.modules)) this.moduleAcl.set(name, m.allow ? aclOf(m.allow) : this.acl);
+  constructor(private readonly opts: ProbeRunnerOptions) {
+    this.global = new Bucket(opts.probe.maxPerSecond);
+    this.acl = aclOf(opts.probe.allow);
+    for (const [name, m] of Object.entries(opts.modules)) this.moduleAcl.set(name, m.allow ? aclOf(m.allow) : this.acl);
     // As the metrics path: no timestamps, no target_info (the resource is the agent's, not the target's).
-    this.serializer = new PrometheusSerializer('', false, undefined, true, o.naming === 'legacy');
-    this.reasonLabel = prometheusLabelName(attributeKey(o.naming, 'reason')!);
-    this.log = o.logger ?? silentLogger;
+    this.serializer = new PrometheusSerializer('', false, undefined, true, opts.naming === 'legacy');
+    this.reasonLabel = prometheusLabelName(attributeKey(opts.naming, 'reason')!);
+    this.log = opts.logger ?? silentLogger;
   }
 
   /** The longest a probe can take with these request headers (for the connection's inactivity timeout). */
   maxDurationMs(headers: Record<string, string | string[] | undefined>): number {
-    return budgetMs(headers, this.o.probe) + PROBE_TIMEOUT_OFFSET_MS;
+    return budgetMs(headers, this.opts.probe) + PROBE_TIMEOUT_OFFSET_MS;
   }
 
   async handle(query: URLSearchParams, headers: Record<string, string | string[] | undefined>): Promise<ProbeAnswer> {
-    const known = Object.keys(this.o.modules).sort();
+    const known = Object.keys(this.opts.modules).sort();
     const knownText = known.length ? known.map((k) => JSON.stringify(k)).join(', ') : 'none (add a modules: map to the agent file)';
     const modules = query.getAll('module');
     if (modules.length > 1) return refuse(400, `module: given ${modules.length} times; give one`);
     const moduleName = modules[0] ?? 'default';
-    const mod = Object.hasOwn(this.o.modules, moduleName) ? this.o.modules[moduleName] : undefined;
+    const mod = Object.hasOwn(this.opts.modules, moduleName) ? this.opts.modules[moduleName] : undefined;
     if (!mod) {
       return refuse(400, modules.length === 0
         ? `no module given and no module named "default"; known modules: ${knownText}`
@@ -151,18 +151,18 @@ export class ProbeRunner implements ProbeHandler {
       return refuse(403, `target ${JSON.stringify(targets[0])} refused: ${listName} is empty, so every target is refused; ` +
         'list the networks this agent may probe (e.g. probe: { allow: [192.0.2.0/24] })');
     }
-    if (this.stats.running >= this.o.probe.maxConcurrent) {
+    if (this.stats.running >= this.opts.probe.maxConcurrent) {
       this.stats.busy++;
-      return refuse(503, `too many probes running (probe.max_concurrent ${this.o.probe.maxConcurrent}); try again later`, { 'retry-after': '1' });
+      return refuse(503, `too many probes running (probe.max_concurrent ${this.opts.probe.maxConcurrent}); try again later`, { 'retry-after': '1' });
     }
     const key = `${target.host.toLowerCase()}|${port}`;
     if (!this.global.take()) {
       this.stats.rateLimited++;
-      return refuse(429, `too many probes (probe.max_per_second ${this.o.probe.maxPerSecond}, all targets together)`, { 'retry-after': '1' });
+      return refuse(429, `too many probes (probe.max_per_second ${this.opts.probe.maxPerSecond}, all targets together)`, { 'retry-after': '1' });
     }
     if (!this.targetBucket(key).take()) {
       this.stats.rateLimited++;
-      return refuse(429, `target ${JSON.stringify(targets[0])} probed too often (probe.max_per_target_per_second ${this.o.probe.maxPerTargetPerSecond})`, { 'retry-after': '1' });
+      return refuse(429, `target ${JSON.stringify(targets[0])} probed too often (probe.max_per_target_per_second ${this.opts.probe.maxPerTargetPerSecond})`, { 'retry-after': '1' });
     }
 
     this.stats.running++;
@@ -183,7 +183,7 @@ export class ProbeRunner implements ProbeHandler {
         this.stats.forbidden++;
         return refuse(403, `target ${JSON.stringify(targets[0])} (address ${address}) refused: not in ${listName}`);
       }
-      const budget = budgetMs(headers, this.o.probe);
+      const budget = budgetMs(headers, this.opts.probe);
       const config: SenderConfig = { ...mod.sender, reflector: address, port };
       const needMs = (config.nPackets / createTrafficModel(config.model).meanPps) * 1000 + config.replyTimeoutMs;
       if (needMs > budget) {
@@ -206,7 +206,7 @@ export class ProbeRunner implements ProbeHandler {
     if (this.perTarget.size >= MAX_TRACKED_TARGETS) {
       for (const [k, v] of this.perTarget) if (v.full()) this.perTarget.delete(k);
     }
-    b = new Bucket(this.o.probe.maxPerTargetPerSecond);
+    b = new Bucket(this.opts.probe.maxPerTargetPerSecond);
     // Still full of busy targets: the oldest goes (the global bucket bounds how fast new ones come).
     if (this.perTarget.size >= MAX_TRACKED_TARGETS) this.perTarget.delete(this.perTarget.keys().next().value!);
     this.perTarget.set(key, b);
@@ -217,16 +217,16 @@ export class ProbeRunner implements ProbeHandler {
   private async runSession(config: SenderConfig, budgetMs: number, display: string):
     Promise<{ exposition: string; outcome: Outcome }> {
     const reader = new PullMetricReader();
-    const agentLabels = this.o.agentLabels ?? {};
+    const agentLabels = this.opts.agentLabels ?? {};
     const provider = new MeterProvider({
       resource: resourceFromAttributes({}),
       readers: [reader],
-      views: createTwampViews([config], { naming: this.o.naming, agentLabels }),
+      views: createTwampViews([config], { naming: this.opts.naming, agentLabels }),
     });
     // A failed probe is data (probe_success 0), not an agent problem: the sender's warnings go to debug.
     const log = this.log;
     const quiet: Logger = { debug: (m) => log.debug(m), info: (m) => log.debug(m), warn: (m) => log.debug(m), error: (m) => log.debug(m) };
-    const sender = new TwampSender(config, { meterProvider: provider, labels: agentLabels, logger: quiet, naming: this.o.naming });
+    const sender = new TwampSender(config, { meterProvider: provider, labels: agentLabels, logger: quiet, naming: this.opts.naming });
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; void sender.stop(); }, budgetMs);
     try {

@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseReflectorConfig } from '../../src/config/index.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { parseMesh } from '../../src/config/mesh.js';
 import type { ReflectorConfig } from '../../src/config/index.js';
 import { agentWith, configError, issueAt, parse, parseError } from './helpers.js';
 
@@ -83,6 +85,27 @@ describe('light_cos_allow', () => {
     const issue = issueAt(err, KEY);
     assert.equal(issue.message, 'only used with light_port');
     assert.deepEqual([issue.line, issue.column], [6, 5]);
+  });
+
+  it('mesh: the reflector section grants it to every member\'s Light reflector; bad entries named there', () => {
+    const mesh = (cos: string) => `tests:
+  stamp: {model: g711, n_packets: 50, control: false, format: stamp}
+members:
+  - {name: fra, address: 192.0.2.1, light_port: 862}
+  - {name: ams, address: 192.0.2.2, light_port: 862}
+groups:
+  - {type: mesh, members: [fra, ams], test: stamp}
+reflector:
+  light_cos_allow: ${cos}
+`;
+    const m = parseMesh(mesh('[ef, af41]'), 'mesh.yaml');
+    assert.deepEqual(m.reflectors.fra!.lightCosAllow, [46, 34]);
+    assert.deepEqual(m.reflectors.ams!.lightCosAllow, [46, 34]);
+    assert.throws(() => parseMesh(mesh('[ef, 70]'), 'mesh.yaml'), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, /^mesh\.yaml:9:25: reflector\.light_cos_allow\[1\]: expected a DSCP name .*, got 70$/m);
+      return true;
+    });
   });
 
   it('inline objects (parseReflectorConfig): the same checks, the entry named by its index', () => {

@@ -11,7 +11,7 @@
  * - units are in the key name: `…Ns` integer nanoseconds, `…Ms` milliseconds
  *   (floating point), `…Octets`, `…Percent` (0–100), `…PerSecond`.
  */
-import type { SenderSessionResult } from '../session/senderSession.js';
+import type { SenderSessionResult } from '../session/senderResult.js';
 import type { FailureReason } from '../session/errors.js';
 import { formatHostPort } from '../util/net.js';
 import type { SenderConfig } from '../config/types.js';

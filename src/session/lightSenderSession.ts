@@ -34,7 +34,7 @@ import { resolveHost } from './address.js';
 import type { Clock } from './clock.js';
 import { TwampSessionError } from './errors.js';
 import { formatHostPort } from '../util/net.js';
-import type { SenderSessionResult } from './senderSession.js';
+import { senderSessionResult, type SenderSessionResult } from './senderResult.js';
 import {
   modelForFamily, openSenderTestSocket, runTestPhase, senderHeaderSize, type SenderTestSocket, type TestPacketFormat,
 } from './testPhase.js';
@@ -99,32 +99,13 @@ export async function runLightSenderSession(o: LightSenderSessionOptions): Promi
     });
     if (o.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
     const header = senderHeaderSize(o.format, mode);
-    const result: SenderSessionResult = {
-      stats: phase.stats,
-      rtSamplesNs: phase.rtSamplesNs,
-      ipVersion: family,
-      reflectorAddress,
-      reflectorTestPort: o.port,
-      senderAddress: bindAddress,
-      senderTestPort: senderPort,
-      sid: Buffer.alloc(0),
-      paddingLength: Math.max(0, (phase.requestPayload?.min ?? header) - header),
-      clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.stats.rxPackets > 0,
-      invalidReplies: phase.invalidReplies,
-      dscpMarked: udp.dscpMarked,
-      mode,
-      badHmacReplies: phase.badHmacReplies,
-      control: false,
-      format: o.format,
-      reflectorStateless: phase.reflectorStateless,
-      ...(ssid !== undefined ? { ssid } : {}),
-      ...(phase.replyPayload ? { replyPayload: phase.replyPayload } : {}),
-      timestamps: phase.timestamps,
-      path: phase.path,
-      t1Mismatches: phase.t1Mismatches,
-      sendErrors: phase.sendErrors,
-    };
-    return result;
+    return senderSessionResult(phase, {
+      ipVersion: family, reflectorAddress, reflectorTestPort: o.port, senderAddress: bindAddress, senderTestPort: senderPort,
+      // No SID without TWAMP-Control; the padding is what the smallest packet carried beyond the header.
+      sid: Buffer.alloc(0), paddingLength: Math.max(0, (phase.requestPayload?.min ?? header) - header),
+      mode, dscpMarked: udp.dscpMarked, clockSynchronized: o.clock.synchronized,
+      setup: { control: false, format: o.format, ...(ssid !== undefined ? { ssid } : {}) },
+    });
   } finally {
     udp?.close();
   }

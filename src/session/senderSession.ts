@@ -20,16 +20,16 @@
 import {
   typePFromDscp, ntpIntervalFromNs, type SecurityMode,
 } from '../protocol/index.js';
-import type { SessionResult, ReplySample } from '../measure/stats.js';
+import type { ReplySample } from '../measure/stats.js';
 import { ipOverhead, type ModelConfig } from '../measure/models.js';
 import { ControlClient } from './controlClient.js';
 import { TwampSessionError } from './errors.js';
-import { formatHostPort } from '../util/net.js';
 import type { Clock } from './clock.js';
 import {
   modelForFamily, openSenderTestSocket, runTestPhase, sessionFormat,
-  type PathObservations, type SenderTestSocket, type TestPacketFormat, type TimestampInfo,
+  type SenderTestSocket,
 } from './testPhase.js';
+import { senderSessionResult, type SenderSessionResult } from './senderResult.js';
 
 export interface SenderSessionOptions {
   host: string;
@@ -60,53 +60,6 @@ export interface SenderSessionOptions {
   secret?: () => Buffer;
   /** Choose RFC 7750 DSCP and ECN Monitoring when the server offers it (controlClient.ts); default true. */
   dscpEcnMonitoring?: boolean;
-}
-
-export interface SenderSessionResult {
-  stats: SessionResult;
-  /** Round-trip delay of each answered packet, ns, arrival order. */
-  rtSamplesNs: Float64Array;
-  ipVersion: 4 | 6;
-  reflectorAddress: string;
-  reflectorTestPort: number;
-  senderAddress: string;
-  senderTestPort: number;
-  sid: Buffer;
-  paddingLength: number;
-  /** Both ends claim UTC synchronisation (S bits): one-way delays are meaningful. */
-  clocksSynchronized: boolean;
-  /** Datagrams that were not a valid reflection from the reflector's test port. */
-  invalidReplies: number;
-  /** Whether the test packets carried the DSCP in their IP header. */
-  dscpMarked: boolean;
-  /** The security mode negotiated with the server. */
-  mode: SecurityMode;
-  /** RFC 7750 DSCP and ECN Monitoring was in use (replies reported the DS byte our packets arrived with); absent = false. */
-  dscpEcnMonitoring?: boolean;
-  /** Replies dropped because their HMAC did not verify (authenticated/encrypted mode). */
-  badHmacReplies: number;
-  /** UDP payload sizes of the valid replies, as received. */
-  replyPayload?: { min: number; max: number };
-  /** TWAMP-Control was used (false: TWAMP Light / STAMP, see lightSenderSession.ts); absent = true. */
-  control?: boolean;
-  /** Test packet format; absent = 'twamp'. */
-  format?: TestPacketFormat;
-  /** STAMP Session-Sender Identifier used (format 'stamp'). */
-  ssid?: number;
-  /** Light/STAMP: the reflector copied our Sequence Numbers, so only round-trip loss is reported. */
-  reflectorStateless?: boolean;
-  /**
-   * Where T1 (own departure record) and T4 (reply receipt) came from:
-   * `source` 'hardware' | 'kernel' | 'userspace', the datapath, the pacing,
-   * and why the native datapath is unavailable when it is not in use.
-   */
-  timestamps?: TimestampInfo;
-  /** Hops and DSCP / ECN as received, per direction (null where the datapath cannot read them). */
-  path?: PathObservations;
-  /** Replies whose echoed T1 differed from what we sent (the sender measures with its own record). */
-  t1Mismatches?: number;
-  /** Test packets whose send failed. */
-  sendErrors?: number;
 }
 
 export async function runSenderSession(o: SenderSessionOptions): Promise<SenderSessionResult> {
@@ -168,29 +121,11 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
       ...(o.onSample ? { onSample: o.onSample } : {}),
     });
     if (o.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
-    const result: SenderSessionResult = {
-      stats: phase.stats,
-      rtSamplesNs: phase.rtSamplesNs,
-      ipVersion: family,
-      reflectorAddress,
-      reflectorTestPort: reflectorPort,
-      senderAddress: client.localAddress,
-      senderTestPort: senderPort,
-      sid: acc.sid,
-      paddingLength,
-      clocksSynchronized: o.clock.synchronized && phase.peerSynced && phase.stats.rxPackets > 0,
-      invalidReplies: phase.invalidReplies,
-      dscpMarked: udp.dscpMarked,
-      mode,
-      dscpEcnMonitoring: fmt.dscpEcn,
-      badHmacReplies: phase.badHmacReplies,
-      ...(phase.replyPayload ? { replyPayload: phase.replyPayload } : {}),
-      timestamps: phase.timestamps,
-      path: phase.path,
-      t1Mismatches: phase.t1Mismatches,
-      sendErrors: phase.sendErrors,
-    };
-    return result;
+    return senderSessionResult(phase, {
+      ipVersion: family, reflectorAddress, reflectorTestPort: reflectorPort, senderAddress: client.localAddress,
+      senderTestPort: senderPort, sid: acc.sid, paddingLength, mode, dscpMarked: udp.dscpMarked,
+      clockSynchronized: o.clock.synchronized, setup: { control: true, dscpEcnMonitoring: fmt.dscpEcn },
+    });
   } finally {
     udp?.close();
     if (accepted) await client.stopSessions(1);
@@ -198,5 +133,3 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     await client.close();
   }
 }
-
-export { formatHostPort };

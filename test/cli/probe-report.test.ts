@@ -15,7 +15,7 @@ import { buildProbeReport, renderProbeJson, renderProbeText } from '../../src/cl
 import { parseSenderConfig } from '../../src/config/load.js';
 import { measurementValues } from '../../src/sender.js';
 import { createTrafficModel } from '../../src/measure/models.js';
-import type { SenderSessionResult } from '../../src/session/senderSession.js';
+import type { SenderSessionResult } from '../../src/session/senderResult.js';
 
 const T0 = 3_900_000_000n << 32n;
 /** Milliseconds in NTP units. */

@@ -12,7 +12,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import { parseTarget } from '../../src/cli/probe.js';
 import { buildProbeReport, renderProbeText, PROBE_SCHEMA_VERSION, type ProbeReport } from '../../src/cli/format.js';
 import { parseSenderConfig } from '../../src/config/load.js';
-import type { SenderSessionResult } from '../../src/session/senderSession.js';
+import type { SenderSessionResult } from '../../src/session/senderResult.js';
 import { needNative } from '../helpers/native.js';
 import { parseReflectorConfig } from '../../src/config/index.js';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { measurementValues } from '../../src/sender.js';
 import { createTrafficModel } from '../../src/measure/models.js';
 import { gufoMos, estimateVoiceQuality, G711 } from '../../src/measure/emodel.js';
-import type { SenderSessionResult } from '../../src/session/senderSession.js';
+import type { SenderSessionResult } from '../../src/session/senderResult.js';
 import { parseSenderConfig } from '../../src/config/load.js';
 
 function session(): SenderSessionResult {

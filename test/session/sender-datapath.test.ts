@@ -12,7 +12,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { systemClock } from '../../src/session/clock.js';
-import { runSenderSession, type SenderSessionResult } from '../../src/session/senderSession.js';
+import { runSenderSession } from '../../src/session/senderSession.js';
+import type { SenderSessionResult } from '../../src/session/senderResult.js';
 import { runLightSenderSession } from '../../src/session/lightSenderSession.js';
 import { TwampReflector } from '../../src/reflector.js';
 import {

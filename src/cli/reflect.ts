@@ -47,6 +47,7 @@ const EXTRA_FLAGS: readonly { flag: string; key: string; kind: 'number' | 'strin
   { flag: 'light-max-octets', key: 'light_max_octets', kind: 'number' },
   { flag: 'light-symmetric-only', key: 'light_symmetric_only', kind: 'bool' },
   { flag: 'light-key-id', key: 'light_key_id', kind: 'string' },
+  { flag: 'light-cos-allow', key: 'light_cos_allow', kind: 'list' },
 ];
 
 export const REFLECT_USAGE = `Usage: otel-twamp reflect [options]
@@ -87,6 +88,8 @@ Options:
                               (≥ 44 octets), so nothing is amplified
       --light-key-id ID       Light: answer only authenticated STAMP keyed with ID's
                               secret from --key-file
+      --light-cos-allow D[,D…] STAMP Class of Service (RFC 8972): DSCPs a sender may ask
+                              for besides the one its packet arrived with (ef, af41, 46…)
       --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics
       --log-level L           debug | info | warn | error (default info)
   -h, --help                  this help

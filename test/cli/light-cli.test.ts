@@ -12,7 +12,7 @@ describe('probe and reflect: TWAMP Light / STAMP and limit flags', { timeout: 60
   it('probe --light --format stamp against reflect --light-only: every packet back, JSON says so', async () => {
     const light = await freePort('127.0.0.1', 'udp');
     const refl = spawn(process.execPath, [MAIN, 'reflect', '--light-only', '--light-port', String(light), '--listen', '127.0.0.1',
-      '--allow', '127.0.0.0/8', '--light-rate-limit', '5000', '--max-pps', '50000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--allow', '127.0.0.0/8', '--light-rate-limit', '5000', '--max-pps', '50000', '--light-cos-allow', 'ef,af41'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     refl.stderr.on('data', (d: Buffer) => { log += d.toString(); });
     try {
@@ -42,6 +42,7 @@ describe('probe and reflect: TWAMP Light / STAMP and limit flags', { timeout: 60
       [['--allow', '300.1.2.3/8'], /--allow/],
       [['--modes', 'authenticated'], /key_file|--key-file/],
       [['--light-only'], /light_port|--light-port/],
+      [['--light-port', '18999', '--light-cos-allow', 'ef,99'], /--light-cos-allow: .*got "99"/],
     ] as const) {
       const r = spawnSync(process.execPath, [MAIN, 'reflect', ...args], { encoding: 'utf8', timeout: 10_000 });
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);

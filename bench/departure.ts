@@ -17,7 +17,7 @@
  * Reports only (no pass/fail). Run: `npx tsc -p tsconfig.json && node dist/bench/departure.js`;
  * `runDepartureBench()` returns the figures for bench/run.ts.
  */
-import { openTestSocket, datapathSupport, type DepartureReport, type TestSocket } from '../src/session/datapath.js';
+import { openTestSocket, datapathSupport, schedulerStats, type DepartureReport, type TestSocket } from '../src/session/datapath.js';
 import { PacedSender } from '../src/session/pacer.js';
 import { systemClock } from '../src/session/clock.js';
 import { createSocket } from 'node:dgram';
@@ -45,7 +45,21 @@ export interface DepartureFigures {
   /** Kernel TX timestamp − deadline (native only). */
   txP50Us?: number;
   txP99Us?: number;
+  /** Native: time the scheduler thread spun, % of the run's wall time (schedulerStats). */
+  spinPercent?: number;
 }
+
+/**
+ * Native variants the fidelity section selects by name: SCHED_FIFO priority, schedulerSpinUs cap and
+ * schedulerSpinBudgetUs (undefined: the default, 1 % of a core). The scheduler thread is process-wide and
+ * SCHED_FIFO, once applied, stays for the process: runDepartureBench runs the normal-priority ones first.
+ */
+export const NATIVE_VARIANTS: Record<string, { prio: number; spinUs: number; budgetUs?: number }> = {
+  'native, no spin (timer wake-up alone)': { prio: 0, spinUs: 0 },
+  'native, sender default (spin ≤60µs, 1 % budget)': { prio: 0, spinUs: 60 },
+  'native, SCHED_FIFO 10, spin ≤60µs, 1 % budget': { prio: 10, spinUs: 60 },
+  'native, SCHED_FIFO 10, spin ≤200µs, no budget cap': { prio: 10, spinUs: 200, budgetUs: 1_000_000 },
+};
 
 export interface CpuFigures {
   variant: string;
@@ -67,13 +81,14 @@ async function sink(): Promise<TestSocket> {
 }
 
 /** Scheduled departures on one TestSocket at `rate` pps. */
-async function scheduled(variant: string, native: boolean, prio: number, rate: number, packets: number, spinUs = 0): Promise<DepartureFigures> {
+async function scheduled(variant: string, native: boolean, prio: number, rate: number, packets: number, spinUs = 0, budgetUs?: number): Promise<DepartureFigures> {
   const dst = await sink();
   const reports: DepartureReport[] = [];
   let done: () => void = () => {};
   const finished = new Promise<void>((r) => { done = r; });
   const s = await openTestSocket({
     family: 4, address: '127.0.0.1', native, schedulerPriority: prio, schedulerSpinUs: spinUs,
+    ...(budgetUs !== undefined ? { schedulerSpinBudgetUs: budgetUs } : {}),
     onPackets: () => {},
     onDeparture: (d) => { reports.push(...d); if (reports.length >= packets) done(); },
   });
@@ -83,12 +98,16 @@ async function scheduled(variant: string, native: boolean, prio: number, rate: n
   const gap = 1e9 / rate;
   const start = process.hrtime.bigint() + LEAD_NS;
   const buf = Buffer.alloc(41);
+  const st0 = native ? schedulerStats() : undefined;
+  const w0 = process.hrtime.bigint();
   for (let i = 0; i < packets; i++) {
     s.schedule({ id: i, deadlineMonoNs: start + BigInt(Math.round(i * gap)), data: buf, address: '127.0.0.1', port: dst.local.port, stampOffset: 4 });
   }
   const timeout = setTimeout(done, Number(LEAD_NS / 1_000_000n) + (packets / rate) * 1000 + 5000);
   await finished;
   clearTimeout(timeout);
+  const st1 = native ? schedulerStats() : undefined;
+  const spinPercent = st0 && st1 ? (100 * (st1.spunNs - st0.spunNs)) / Number(process.hrtime.bigint() - w0) : undefined;
   await new Promise((r) => setTimeout(r, 30)); // late TX timestamps
   s.close();
   dst.close();
@@ -97,6 +116,7 @@ async function scheduled(variant: string, native: boolean, prio: number, rate: n
   return {
     variant, ratePps: rate, packets: reports.length, p50Us: q(err, 0.5), p99Us: q(err, 0.99), maxUs: q(err, 1),
     ...(tx.length > 0 ? { txP50Us: q(tx, 0.5), txP99Us: q(tx, 0.99) } : {}),
+    ...(spinPercent !== undefined ? { spinPercent } : {}),
   };
 }
 
@@ -132,7 +152,7 @@ async function cpu(variant: string, run: (n: number, seconds: number) => Promise
 }
 
 /** n schedules of 50 pps for `seconds`, on TestSockets (native: one shared scheduler thread; or JS). */
-async function manyScheduled(native: boolean, n: number, seconds: number, spinUs = 0, txTimestamps = true): Promise<void> {
+async function manyScheduled(native: boolean, n: number, seconds: number, spinUs = 0, txTimestamps = true, budgetUs?: number): Promise<void> {
   const dst = await childSink();
   const per = 50 * seconds;
   const socks: TestSocket[] = [];
@@ -142,6 +162,7 @@ async function manyScheduled(native: boolean, n: number, seconds: number, spinUs
   for (let k = 0; k < n; k++) {
     socks.push(await openTestSocket({
       family: 4, address: '127.0.0.1', native, schedulerSpinUs: spinUs, txTimestamps, departureReportMs: 100, onPackets: () => {},
+      ...(budgetUs !== undefined ? { schedulerSpinBudgetUs: budgetUs } : {}),
       onDeparture: (d) => { left -= d.length; if (left <= 0) done(); },
     }));
   }
@@ -193,46 +214,38 @@ export async function runDepartureBench(opts: {
   const departures: DepartureFigures[] = [];
   const cpuFigures: CpuFigures[] = [];
   const rates: [number, number][] = [[50, 150], [1000, 2000], [10_000, 10_000]];
-  const want = (v: string): boolean => !opts.variants || opts.variants.includes(v);
   const keep = async (f: DepartureFigures | undefined): Promise<void> => { if (f) departures.push(f); };
-  for (const [rate, n] of rates) {
-    if (opts.variants) {
-      // Selected variants only (the fidelity section of bench/run.ts).
-      if (sup.native && want('native thread')) await keep(await scheduled('native thread', true, 0, rate, n));
-      if (sup.native && want('native thread, spin 60µs')) await keep(await scheduled('native thread, spin 60µs', true, 0, rate, n, 60));
-      if (sup.native && want('native, SCHED_FIFO 10, spin 60µs')) await keep(await scheduled('native, SCHED_FIFO 10, spin 60µs', true, 10, rate, n, 60));
-      if (sup.native && want('native, SCHED_FIFO 10, spin ≤200µs')) await keep(await scheduled('native, SCHED_FIFO 10, spin ≤200µs', true, 10, rate, n, 200));
-      if (want('JS setTimeout')) await keep(await scheduled('JS setTimeout', false, 0, rate, n));
-      if (want('PacedSender (busy-poll)')) await keep(await paced(rate, n));
-      continue;
+  // Each variant at every rate; normal priority before SCHED_FIFO (which stays with the process-wide
+  // thread once applied). The fidelity section of bench/run.ts selects some.
+  const all = [...Object.keys(NATIVE_VARIANTS), 'JS setTimeout', 'PacedSender (busy-poll)'];
+  const sel = [...(opts.variants ?? all)].sort((a, b) => (NATIVE_VARIANTS[a]?.prio ?? 0) - (NATIVE_VARIANTS[b]?.prio ?? 0));
+  for (const v of sel) {
+    for (const [rate, n] of rates) {
+      const nv = NATIVE_VARIANTS[v];
+      if (nv && sup.native) await keep(await scheduled(v, true, nv.prio, rate, n, nv.spinUs, nv.budgetUs));
+      if (v === 'JS setTimeout') await keep(await scheduled('JS setTimeout', false, 0, rate, n));
+      if (v === 'PacedSender (busy-poll)') await keep(await paced(rate, n));
     }
-    if (sup.native) {
-      departures.push(await scheduled('native thread', true, 0, rate, n));
-      departures.push(await scheduled('native thread, SCHED_FIFO 10', true, 10, rate, n));
-      departures.push(await scheduled('native, SCHED_FIFO 10, spin 100µs', true, 10, rate, n, 100));
-      departures.push(await scheduled('native thread, spin 60µs', true, 0, rate, n, 60));
-    }
-    departures.push(await scheduled('JS setTimeout', false, 0, rate, n));
-    departures.push(await paced(rate, n));
   }
   log('departure error, µs (sent − deadline; TX = kernel TX timestamp − deadline)');
-  log(['variant'.padEnd(32), 'pps'.padStart(6), 'n'.padStart(6), 'p50'.padStart(9), 'p99'.padStart(9), 'max'.padStart(9), 'TX p50'.padStart(9), 'TX p99'.padStart(9)].join(' '));
+  log(['variant'.padEnd(52), 'pps'.padStart(6), 'n'.padStart(6), 'p50'.padStart(9), 'p99'.padStart(9), 'max'.padStart(9), 'TX p50'.padStart(9), 'TX p99'.padStart(9), 'spin %'.padStart(7)].join(' '));
   for (const d of departures) {
-    const f = (v: number | undefined): string => (v === undefined ? '-' : v.toFixed(1)).padStart(9);
-    log([d.variant.padEnd(32), String(d.ratePps).padStart(6), String(d.packets).padStart(6), f(d.p50Us), f(d.p99Us), f(d.maxUs), f(d.txP50Us), f(d.txP99Us)].join(' '));
+    const f = (v: number | undefined, w = 9): string => (v === undefined ? '-' : v.toFixed(1)).padStart(w);
+    log([d.variant.padEnd(52), String(d.ratePps).padStart(6), String(d.packets).padStart(6), f(d.p50Us), f(d.p99Us), f(d.maxUs), f(d.txP50Us), f(d.txP99Us), f(d.spinPercent, 7)].join(' '));
   }
   const seconds = 3;
   if (opts.cpu !== false && sup.native) {
     cpuFigures.push(await cpu('native thread', (n, s) => manyScheduled(true, n, s), 40, seconds));
     cpuFigures.push(await cpu('native thread, no TX timestamps', (n, s) => manyScheduled(true, n, s, 0, false), 40, seconds));
-    cpuFigures.push(await cpu('native thread, spin 60µs', (n, s) => manyScheduled(true, n, s, 60), 40, seconds));
+    cpuFigures.push(await cpu('native thread, spin ≤60µs, 1 % budget', (n, s) => manyScheduled(true, n, s, 60), 40, seconds));
+    cpuFigures.push(await cpu('native thread, spin ≤60µs, no budget cap', (n, s) => manyScheduled(true, n, s, 60, true, 1_000_000), 40, seconds));
   }
   if (opts.cpu !== false) {
     cpuFigures.push(await cpu('JS setTimeout', (n, s) => manyScheduled(false, n, s), 40, seconds));
     cpuFigures.push(await cpu('PacedSender (busy-poll)', (n, s) => manyPaced(n, s), 40, seconds));
   }
   log(`CPU for 40 concurrent schedules at 50 pps (${seconds} s), % of one core`);
-  for (const c of cpuFigures) log(`${c.variant.padEnd(32)} ${c.cpuPercent.toFixed(1).padStart(6)} %`);
+  for (const c of cpuFigures) log(`${c.variant.padEnd(44)} ${c.cpuPercent.toFixed(1).padStart(6)} %`);
   if (!sup.native) log(`native datapath unavailable: ${sup.reason}`);
   return { native: sup.native, ...(sup.native ? {} : { reason: sup.reason }), departures, cpu: cpuFigures };
 }

@@ -13,11 +13,18 @@
  *  b. Round trip added by the reflector: twping through our reflector
  *     (own process) vs twping through twampd, same parameters.
  *  c. Departure error p50/p99 of the sender's scheduler at 50 / 1,000 /
- *     10,000 pps (bench/departure.ts, the configuration the sender uses).
+ *     10,000 pps (bench/departure.ts, the configuration the sender uses),
+ *     next to the host's own timer wake-up latency at the same rates
+ *     measured in the same run by cyclictest (bench/hostProfile.ts), when
+ *     installed.
  *  d. CPU of an agent process with 40 g711 twamp_sender collectors against one
  *     reflector (ours, own process), % of one core from /proc/<pid>/stat over
  *     a fixed window; baseline: 40 twping processes against the same
  *     reflector over the same window. Packets are counted by the reflector.
+ *     The agent's CPU per thread (/proc/<pid>/task), and, as root with perf
+ *     installed, a perf profile of each side right after its window that
+ *     separates the loopback peer's receive path (run inside our sends on
+ *     loopback) from our own work (bench/hostProfile.ts).
  *
  * Reports only, no pass/fail. Ratios are ours ÷ theirs (> 1: ours larger).
  */
@@ -28,7 +35,8 @@ import { join } from 'node:path';
 import { freePort, runTwping, startTwampd, repoRoot, type Peers, type Twampd } from '../test/helpers/peers.js';
 import { quantile, sortedSamples } from '../src/measure/percentiles.js';
 import { runDepartureBench, type DepartureFigures } from './departure.js';
-import { forkChild, sleep, fmt, fmtInt, table, cpuMsOfTree, type BenchChild } from './lib.js';
+import { forkChild, sleep, fmt, fmtInt, table, cpuMsOfTree, descendantPids, threadCpuMs, type BenchChild } from './lib.js';
+import { perfProfile, timerLatencyBaseline, PERF_CATEGORIES, CYCLICTEST_RUNS, type PerfProfile, type TimerLatency } from './hostProfile.js';
 
 export const FIDELITY = {
   rounds: 3,
@@ -40,12 +48,16 @@ export const FIDELITY = {
   /** CPU window and the warm-up before it, seconds. */
   cpuWindowS: 30,
   cpuWarmupS: 5,
+  /** perf profile of each side right after its CPU window (root and perf only), seconds. */
+  perfS: 10,
   /**
-   * The departure variant the sender uses (src/session/testPhase.ts: native thread, early wake-up adapted to the
-   * measured wake-up latency, at most 60 µs, spun), the same with SCHED_FIFO (we run as root here) and with a
-   * 200 µs cap, and the old pacer for reference.
+   * Departure variants (bench/departure.ts NATIVE_VARIANTS): the timer alone (no spin: what cyclictest
+   * measures), the sender's (src/session/testPhase.ts: early wake-up adapted to the measured wake-up latency,
+   * at most 60 µs, spun within the default 1 % budget), the same with SCHED_FIFO (we run as root here), with a
+   * 200 µs cap and no budget cap (the precision this host allows), and the old pacer for reference.
    */
-  departureVariants: ['native thread, spin 60µs', 'native, SCHED_FIFO 10, spin 60µs', 'native, SCHED_FIFO 10, spin ≤200µs', 'PacedSender (busy-poll)'],
+  departureVariants: ['native, no spin (timer wake-up alone)', 'native, sender default (spin ≤60µs, 1 % budget)',
+    'native, SCHED_FIFO 10, spin ≤60µs, 1 % budget', 'native, SCHED_FIFO 10, spin ≤200µs, no budget cap', 'PacedSender (busy-poll)'],
 };
 
 export interface RttFigures { minUs: number; medianUs: number; p99Us: number; samples: number; lost: number }
@@ -66,12 +78,18 @@ export interface AgentCpu {
   packetsReflected: number;
   msPer1000: number;
   windowS: number;
+  /** Single-process senders: user / system CPU % of one core per thread group over the window. */
+  threads?: Array<{ group: string; userPercent: number; sysPercent: number }>;
+  /** Where the CPU goes (perf, after the window), or why not. */
+  perf?: PerfProfile | { skipped: string };
 }
 
 export interface FidelityPart {
   rounds: FidelityRound[];
   departure: DepartureFigures[] | Failed;
   departureNative: boolean;
+  /** cyclictest in the same run, or why not. */
+  timerBaseline: TimerLatency[] | Failed | { skipped: string };
   agent: AgentCpu | Failed;
   twpingCpu: AgentCpu | Failed | { skipped: string };
 }
@@ -132,20 +150,36 @@ async function reflectorStats(child: BenchChild): Promise<{ reflectedPackets: nu
 }
 
 /** CPU of the process tree of `pid` over the window, with the packets `reflector` reflected meanwhile. */
-async function cpuWindow(what: string, pid: number, reflector: BenchChild, alive: () => boolean): Promise<AgentCpu | Failed> {
+async function cpuWindow(what: string, pid: number, reflector: BenchChild, alive: () => boolean, perThread = false): Promise<AgentCpu | Failed> {
   await sleep(FIDELITY.cpuWarmupS * 1000);
   if (!alive()) return { error: `${what} exited during the warm-up` };
+  const k0 = perThread ? threadCpuMs(pid) : undefined;
   const c0 = cpuMsOfTree(pid);
   const p0 = (await reflectorStats(reflector)).reflectedPackets;
   const t0 = Date.now();
   if (c0 === undefined) return { error: 'no /proc: CPU unavailable' };
   await sleep(FIDELITY.cpuWindowS * 1000);
   const c1 = cpuMsOfTree(pid);
+  const k1 = perThread ? threadCpuMs(pid) : undefined;
   const p1 = (await reflectorStats(reflector)).reflectedPackets;
   const wall = Date.now() - t0;
   if (c1 === undefined || !alive()) return { error: `${what} exited during the window` };
   const packets = p1 - p0;
-  return { what, cpuPercent: (100 * (c1 - c0)) / wall, packetsReflected: packets, msPer1000: ((c1 - c0) / Math.max(packets, 1)) * 1000, windowS: wall / 1000 };
+  const r: AgentCpu = { what, cpuPercent: (100 * (c1 - c0)) / wall, packetsReflected: packets, msPer1000: ((c1 - c0) / Math.max(packets, 1)) * 1000, windowS: wall / 1000 };
+  if (k0 && k1) {
+    // Thread groups: the native scheduler thread (named by native/datapath.cc), the main thread (event loop), the rest.
+    const groups = new Map<string, { u: number; s: number }>();
+    for (const [tid, v] of k1) {
+      const a = k0.get(tid) ?? { userMs: 0, sysMs: 0 };
+      const g = v.name === 'twamp-sched' ? 'twamp-sched thread' : tid === pid ? 'main thread (event loop)' : 'other threads (V8, libuv)';
+      const x = groups.get(g) ?? { u: 0, s: 0 };
+      x.u += v.userMs - a.userMs;
+      x.s += v.sysMs - a.sysMs;
+      groups.set(g, x);
+    }
+    r.threads = [...groups].map(([group, x]) => ({ group, userPercent: (100 * x.u) / wall, sysPercent: (100 * x.s) / wall }));
+  }
+  return r;
 }
 
 /** Process groups started here (the agent, the twping shell): killed by id if the bench ends or is interrupted. */
@@ -188,7 +222,8 @@ async function agentCpu(reflectorPort: number, reflector: BenchChild, cleanup: A
   agent.stderr!.on('data', (b: Buffer) => { err = (err + b.toString()).slice(-2000); });
   const gone = new Promise<void>((r) => agent.once('exit', () => r()));
   cleanup.push(async () => { killGroup(agent); await Promise.race([gone, sleep(4000)]); });
-  const r = await cpuWindow(`agent with ${FIDELITY.agentSenders} g711 senders`, agent.pid!, reflector, () => agent.exitCode === null);
+  const r = await cpuWindow(`agent with ${FIDELITY.agentSenders} g711 senders`, agent.pid!, reflector, () => agent.exitCode === null, true);
+  if (!isErr(r)) r.perf = await perfProfile([agent.pid!], FIDELITY.perfS).catch((e: Error) => ({ skipped: `perf failed: ${e.message}` }));
   killGroup(agent);
   await Promise.race([gone, sleep(4000)]);
   return isErr(r) ? { error: `${r.error}; agent stderr: ${err.trim().slice(-400)}` } : r;
@@ -202,6 +237,10 @@ async function twpingCpu(peers: Peers, reflectorPort: number, reflector: BenchCh
   const gone = new Promise<void>((r) => sh.once('exit', () => r()));
   cleanup.push(async () => { killGroup(sh); await Promise.race([gone, sleep(4000)]); });
   const r = await cpuWindow(`${FIDELITY.agentSenders} twping processes`, sh.pid!, reflector, () => sh.exitCode === null);
+  if (!isErr(r)) {
+    const pids = descendantPids(sh.pid!);
+    r.perf = await perfProfile(pids, FIDELITY.perfS).catch((e: Error) => ({ skipped: `perf failed: ${e.message}` }));
+  }
   killGroup(sh);
   await Promise.race([gone, sleep(4000)]);
   return r;
@@ -248,6 +287,8 @@ export async function fidelity(peers: Peers | undefined, twampdMissing: string |
   } catch (e) {
     out.departure = { error: (e as Error).message };
   }
+  log('fidelity: the host\'s timer wake-up latency at the same rates (cyclictest, normal and SCHED_FIFO 10)');
+  out.timerBaseline = await timerLatencyBaseline().catch((e: Error) => ({ error: e.message }));
 
   log(`fidelity: CPU of an agent with ${FIDELITY.agentSenders} g711 senders against our reflector (${FIDELITY.cpuWarmupS} s warm-up, ${FIDELITY.cpuWindowS} s window)`);
   out.agent = await agentCpu(oursPort, refl, c).catch((e: Error) => ({ error: e.message }));
@@ -261,7 +302,7 @@ export async function fidelity(peers: Peers | undefined, twampdMissing: string |
 }
 
 export function emptyFidelity(): FidelityPart {
-  return { rounds: [], departure: [], departureNative: false, agent: { error: 'not run' }, twpingCpu: { error: 'not run' } };
+  return { rounds: [], departure: [], departureNative: false, timerBaseline: { error: 'not run' }, agent: { error: 'not run' }, twpingCpu: { error: 'not run' } };
 }
 
 // ------------------------------------------------------------- report
@@ -313,12 +354,38 @@ export function fidelityReport(f: FidelityPart, stopped?: string): string {
   if (isErr(f.departure)) {
     out.push(`   FAILED: ${f.departure.error}`);
   } else {
-    const rows = [['variant', 'rate (pps)', 'packets', 'p50', 'p99', 'max', 'TX p50', 'TX p99']];
+    const rows = [['variant', 'rate (pps)', 'packets', 'p50', 'p99', 'max', 'TX p50', 'TX p99', 'spin % of wall']];
     for (const d of f.departure) {
       rows.push([d.variant, fmtInt(d.ratePps), fmtInt(d.packets), us(d.p50Us), us(d.p99Us), us(d.maxUs),
-        d.txP50Us === undefined ? '-' : us(d.txP50Us), d.txP99Us === undefined ? '-' : us(d.txP99Us)]);
+        d.txP50Us === undefined ? '-' : us(d.txP50Us), d.txP99Us === undefined ? '-' : us(d.txP99Us),
+        d.spinPercent === undefined ? '-' : fmt(d.spinPercent, 2)]);
     }
     out.push(table(rows));
+  }
+  out.push('');
+  out.push('   host timer wake-up latency, same run (cyclictest --laptop -t1, absolute clock_nanosleep: how late a thread runs ' +
+    'after its deadline), µs, next to our departure p99 (÷ cyclictest p99 at the same priority)');
+  const tb = f.timerBaseline;
+  if ('skipped' in tb) {
+    out.push(`   cyclictest MISSING — no baseline: ${tb.skipped}`);
+  } else if (isErr(tb)) {
+    out.push(`   cyclictest FAILED: ${tb.error}`);
+  } else {
+    const deps = isErr(f.departure) ? [] : f.departure;
+    const natives = [...new Set(deps.filter((d) => d.variant.startsWith('native')).map((d) => d.variant))];
+    const rows = [['rate', 'cyclictest p50 / p99 / max', 'SCHED_FIFO 10: p50 / p99 / max', ...natives.map((v) => `${v}: p99 (ratio)`)]];
+    for (const { intervalUs } of CYCLICTEST_RUNS) {
+      const rate = Math.round(1e6 / intervalUs);
+      const c = (prio: number): TimerLatency | undefined => tb.find((x) => x.intervalUs === intervalUs && x.priority === prio);
+      const cs = (x: TimerLatency | undefined): string => (x ? `${fmtInt(x.p50Us)} / ${fmtInt(x.p99Us)} / ${fmtInt(x.maxUs)} (n ${x.samples})` : 'n/a');
+      rows.push([`${fmtInt(rate)} pps`, cs(c(0)), cs(c(10)), ...natives.map((v) => {
+        const d = deps.find((x) => x.variant === v && x.ratePps === rate);
+        const base = c(v.includes('SCHED_FIFO') ? 10 : 0);
+        return d ? `${us(d.p99Us)} (${base && base.p99Us > 0 ? fmt(d.p99Us / base.p99Us, 2) : 'n/a'})` : '-';
+      })]);
+    }
+    out.push(table(rows));
+    out.push('   (cyclictest runs at µs resolution; a ratio < 1 means the early wake-up and spin beat the bare timer)');
   }
 
   out.push('');
@@ -334,6 +401,47 @@ export function fidelityReport(f: FidelityPart, stopped?: string): string {
     out.push(`   ratio ours ÷ twping: CPU % ${fmt(f.agent.cpuPercent / f.twpingCpu.cpuPercent, 2)}, ` +
       `CPU per packet ${f.twpingCpu.msPer1000 > 0 ? fmt(f.agent.msPer1000 / f.twpingCpu.msPer1000, 2) : 'n/a'} (> 1: we use more)`);
   }
+  if (ok(f.agent) && f.agent.threads) {
+    out.push(`   agent per thread (user + system % of one core): ${f.agent.threads.map((t) =>
+      `${t.group} ${fmt(t.userPercent, 1)} + ${fmt(t.sysPercent, 1)}`).join('; ')}`);
+  }
+  out.push(...perfReport(f));
   out.push('   agent collectors send 450 packets every 10 s (busy ~90 % of the window); twping runs continuously');
   return out.join('\n');
+}
+
+/** The perf attribution of both sides, scaled to each side's /proc CPU of its window. */
+function perfReport(f: FidelityPart): string[] {
+  const out: string[] = [];
+  const prof = (x: AgentCpu | Failed | { skipped: string }): { cpu: number; p: PerfProfile } | string => {
+    if ('skipped' in x) return `not run: ${x.skipped}`;
+    if (isErr(x)) return 'n/a (the CPU window failed)';
+    if (!x.perf) return 'not run';
+    if ('skipped' in x.perf) return `SKIPPED: ${x.perf.skipped}`;
+    return { cpu: x.cpuPercent, p: x.perf };
+  };
+  const a = prof(f.agent);
+  const t = prof(f.twpingCpu);
+  out.push('');
+  out.push(`   where the CPU goes: perf record -g, ${FIDELITY.perfS} s right after each CPU window; each sample by its call chain, ` +
+    'shares applied to the window\'s /proc CPU, % of one core');
+  if (typeof a === 'string' && typeof t === 'string') {
+    out.push(`   perf attribution ${a.startsWith('SKIPPED') ? a : `agent ${a}; twping ${t}`}`);
+    return out;
+  }
+  const col = (x: typeof a, k: keyof PerfProfile['shares']): string => (typeof x === 'string' ? '-' : fmt(x.cpu * x.p.shares[k], 2));
+  const rows = [['category', 'agent', 'twping ×40']];
+  for (const [k, label] of PERF_CATEGORIES) rows.push([label, col(a, k), col(t, k)]);
+  const tstamp = (x: typeof a): string => (typeof x === 'string' ? '-' : fmt(x.cpu * x.p.txTimestampShare, 2));
+  rows.push(['  of our send path: TX timestamp (__skb_tstamp_tx in the chain)', tstamp(a), tstamp(t)]);
+  const excl = (x: typeof a): number | undefined => (typeof x === 'string' ? undefined : x.cpu * (1 - x.p.shares.peerRx - x.p.shares.sendPreempt));
+  rows.push(['CPU excluding the loopback peer (its receive softirq and the preemption on send return)', fmt(excl(a), 2), fmt(excl(t), 2)]);
+  const samples = (x: typeof a): string => (typeof x === 'string' ? x.slice(0, 40) : `${fmtInt(x.p.samples)} samples`);
+  rows.push(['(perf samples; sampled CPU %)', `${samples(a)}${typeof a === 'string' ? '' : `; ${fmt(a.p.sampledCpuPercent, 1)}`}`,
+    `${samples(t)}${typeof t === 'string' ? '' : `; ${fmt(t.p.sampledCpuPercent, 1)}`}`]);
+  out.push(table(rows));
+  const ea = excl(a);
+  const et = excl(t);
+  if (ea !== undefined && et !== undefined && et > 0) out.push(`   ratio ours ÷ twping excluding the loopback peer: ${fmt(ea / et, 2)}`);
+  return out;
 }

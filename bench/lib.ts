@@ -182,3 +182,51 @@ export function cpuMsOfTree(root: number): number | undefined {
   }
   return total;
 }
+
+/** Pids of the live descendants of `root` (Linux /proc), or [] where /proc is not available. */
+export function descendantPids(root: number): number[] {
+  const parent = new Map<number, number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const d of entries) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  for (const pid of parent.keys()) {
+    for (let p = parent.get(pid) ?? 0, hops = 0; p > 1 && hops < 64; p = parent.get(p) ?? 0, hops++) {
+      if (p === root) { out.push(pid); break; }
+    }
+  }
+  return out;
+}
+
+/** User and system CPU ms per thread of `pid` (/proc/<pid>/task), with each thread's name; undefined when gone. */
+export function threadCpuMs(pid: number): Map<number, { name: string; userMs: number; sysMs: number }> | undefined {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  const out = new Map<number, { name: string; userMs: number; sysMs: number }>();
+  for (const t of tids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(t), { name: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')), userMs: Number(f[11]) * 10, sysMs: Number(f[12]) * 10 });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}

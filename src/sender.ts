@@ -278,7 +278,7 @@ export function measurementValues(
       const jitterNs = d.jitterNs ?? 0;
       // gufo: the reference agent's inputs too — |one-way average| whatever the clocks.
       return mos === 'gufo'
-        ? gufoMos(model.name === 'g729' ? 'g729' : 'g711', lossPercent, Math.abs(d.avgDelayNs ?? oneWayNs) / 1e6, jitterNs / 1e6)
+        ? gufoMos(codec, lossPercent, Math.abs(d.avgDelayNs ?? oneWayNs) / 1e6, jitterNs / 1e6)
         : estimateVoiceQuality(codec, { oneWayDelayMs: oneWayNs / 1e6, jitterMs: jitterNs / 1e6, lossPercent }).mos;
     };
     inMos = mosOf(i);

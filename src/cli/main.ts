@@ -12,6 +12,7 @@ import { parseArgs, parseOrExit, untilStopped } from './common.js';
 import { createTwampViews, ViewConfigError } from '../otel/views.js';
 import { VERSION } from '../version.js';
 import { messageOf } from '../util/errors.js';
+import { MODEL_NAMES } from '../measure/models.js';
 
 const HELP = `otel-twamp ${VERSION} — TWAMP (RFC 5357) sender and reflector with OpenTelemetry metrics
 
@@ -49,7 +50,7 @@ Configuration file (summary; see docs/configuration.md for every key):
   collectors:
     - { id, type: twamp_reflector, listen: 0.0.0.0, port: 862 }
     - { id, type: twamp_sender, reflector: HOST, port: 862, reflector_port: 0,
-        dscp: be, n_packets: 100, model: g711|g729|cbr|imix, bandwidth, size,
+        dscp: be, n_packets: 100, model: ${MODEL_NAMES.join('|')}, bandwidth, size,
         interval, labels, relabel, disabled }
 
 Environment:

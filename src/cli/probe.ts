@@ -12,7 +12,7 @@ import { parseSenderConfig } from '../config/load.js';
 import type { SenderConfig } from '../config/types.js';
 import { formatHostPort } from '../util/net.js';
 import type { Logger } from '../util/log.js';
-import { createTrafficModel } from '../measure/models.js';
+import { createTrafficModel, MODEL_NAMES } from '../measure/models.js';
 import { TwampSender, type SenderOptions } from '../sender.js';
 import { buildProbeReport, renderProbeJson, renderProbeText, type ProbeOutcome } from './format.js';
 import { VERSION } from '../version.js';
@@ -24,7 +24,7 @@ or IPv6 as [addr] or [addr]:port; PORT default 862) and print delay, jitter,
 loss and MOS per direction.
 
 Options:
-  -m, --model M           g711 | g729 | cbr | imix (default g711)
+  -m, --model M           ${MODEL_NAMES.join(' | ')} (default g711)
   -c, --count N           packets in the session (default 100)
       --bandwidth BPS     bit/s at IP level (cbr, imix)
       --size OCTETS       IP packet size, headers included (cbr)

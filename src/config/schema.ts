@@ -10,7 +10,7 @@ import net from 'node:net';
 import * as z from 'zod';
 import { REFLECTOR_LIMIT_DEFAULTS } from '../session/limits.js';
 import { checkModelForIpVersion, createTrafficModel, ModelConfigError } from '../measure/models.js';
-import type { ModelConfig, ModelName } from '../measure/models.js';
+import { MODEL_NAMES, type ModelConfig } from '../measure/models.js';
 import { compileRelabel, RelabelConfigError } from '../otel/relabel.js';
 import type { CompiledRelabel, RegexDialect, RelabelRule } from '../otel/relabel.js';
 import {
@@ -50,7 +50,6 @@ export const relabelRuleSchema = strictMap(RELABEL_RULE_SHAPE, 'a relabel rule (
 
 const SENDER_TYPE = 'twamp_sender' satisfies CollectorType;
 const REFLECTOR_TYPE = 'twamp_reflector' satisfies CollectorType;
-export const MODEL_NAMES = ['g711', 'g729', 'cbr', 'imix'] as const satisfies readonly ModelName[];
 
 const commonShape = () => ({
   id: nonEmptyString(),

@@ -17,6 +17,11 @@ export interface VoiceCodec {
   readonly bpl: number;
   /** Delay the codec adds to mouth-to-ear delay: packetisation + look-ahead, ms. */
   readonly packetizationDelayMs: number;
+  /**
+   * Gufo Agent's own row for this codec (its proto/emodel table, not
+   * G.113's), used by gufoMos only (the `mos: gufo` option).
+   */
+  readonly gufo: { readonly ie: number; readonly pktDelayMs: number; readonly bpl: number };
 }
 
 /**
@@ -31,6 +36,7 @@ export const G711: VoiceCodec = Object.freeze({
   ie: 0,
   bpl: 25.1,
   packetizationDelayMs: 20,
+  gufo: { ie: 0, pktDelayMs: 0, bpl: 10 },
 });
 
 /**
@@ -43,6 +49,7 @@ export const G729: VoiceCodec = Object.freeze({
   ie: 11,
   bpl: 19.0,
   packetizationDelayMs: 25,
+  gufo: { ie: 10, pktDelayMs: 25, bpl: 17 },
 });
 
 /**
@@ -256,12 +263,6 @@ export function estimateVoiceQuality(
   return { r, mos: mosFromR(r), mouthToEarDelayMs };
 }
 
-// Gufo Agent's codec table (proto/emodel): its own values, not G.113's.
-const GUFO_CODECS = {
-  g711: { ie: 0, pktDelayMs: 0, bpl: 10 },
-  g729: { ie: 10, pktDelayMs: 25, bpl: 17 },
-} as const;
-
 /**
  * Gufo Agent's MOS, reproduced in f32 (Math.fround after every operation, in
  * Rust's evaluation order) so values match the reference to the last bit:
@@ -270,17 +271,18 @@ const GUFO_CODECS = {
  *   R = 93.2 − Ie_eff − Id − 2.5·Ppl
  * then the G.107 Annex B cubic WITHOUT a clamp below 1 (e.g. 0.9898381 at
  * 1000 ms), exactly as the reference. Not G.107: loss is penalised twice and
- * the codec table differs. Use only for compatibility with Gufo dashboards.
- * lossPercent in percent, delayMs the average one-way delay, jitterMs in ms.
+ * the codec table differs (`codec.gufo`). Use only for compatibility with
+ * Gufo dashboards. lossPercent in percent, delayMs the average one-way
+ * delay, jitterMs in ms.
  */
 export function gufoMos(
-  model: 'g711' | 'g729',
+  codec: VoiceCodec,
   lossPercent: number,
   delayMs: number,
   jitterMs: number,
 ): number {
   const f = Math.fround;
-  const c = GUFO_CODECS[model];
+  const c = codec.gufo;
   const ppl = f(lossPercent);
   const d = f(delayMs);
   const j = f(jitterMs);

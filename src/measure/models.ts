@@ -51,6 +51,8 @@ export class ModelConfigError extends Error {
 
 const IPV4_UDP_OVERHEAD = 20 + 8;
 const IPV6_UDP_OVERHEAD = 40 + 8;
+/** RTP fixed header (RFC 3550 §5.1), in a voice model's packets. */
+const RTP_HEADER = 12;
 /** Unauthenticated TWAMP-Test sender packet (RFC 5357 §4.1.2). */
 const TWAMP_SENDER_MIN_PAYLOAD = 14;
 /** Largest UDP payload: 65535 − 20 − 8 on IPv4; 65535 − 8 on IPv6 (no jumbograms). */
@@ -64,8 +66,6 @@ const MAX_PPS = 1_000_000;
 export function ipOverhead(ipVersion: 4 | 6): number {
   return ipVersion === 4 ? IPV4_UDP_OVERHEAD : IPV6_UDP_OVERHEAD;
 }
-
-const MODEL_NAMES: readonly ModelName[] = ['g711', 'g729', 'cbr', 'imix'];
 
 /**
  * IMIX cycle by seq mod 12 (Gufo's distribution: 7×70, 4×576, 1×1500 octets).
@@ -83,54 +83,76 @@ const IMIX_CYCLE_BITS = IMIX_CYCLE.reduce((a, b) => a + b, 0) * 8;
  */
 export function createTrafficModel(cfg: ModelConfig, ipVersion: 4 | 6 = 4): TrafficModel {
   const model: unknown = cfg.model;
-  switch (model) {
-    case 'g711':
-    case 'g729': {
-      rejectUnused(cfg, model, 'bandwidth');
-      rejectUnused(cfg, model, 'size');
-      // RTP voice over IPv4: 20 IP + 8 UDP + 12 RTP + codec payload for 20 ms
-      // (160 octets G.711, 20 octets G.729), 50 packets per second. g729's
-      // 32-octet UDP payload is shorter than the 41-octet reflector header
-      // (RFC 5357 §4.2.1), so its replies are 69 octets: rx ≠ tx bytes.
-      const sizeIp = (model === 'g711' ? 200 : 60) + (ipVersion === 6 ? IPV6_UDP_OVERHEAD - IPV4_UDP_OVERHEAD : 0);
-      return constantModel(model, sizeIp, 20e6, 50, sizeIp * 8 * 50, model === 'g711' ? G711 : G729);
-    }
-    case 'cbr': {
-      const bandwidth = requireBandwidth(cfg, model);
-      const size = requireSize(cfg);
-      const pps = bandwidth / (size * 8);
-      checkRate(bandwidth, pps, `${size}-octet packets`);
-      // Exact gap 1e9·size·8/bandwidth ns. The reference truncates to integer
-      // pps first (10 Mbit/s, 256 B → 4882 pps, 204834 ns: 0.02 % slow, and
-      // up to 50 % slow near 1 pps); the scheduler accumulates fractional gaps.
-      return constantModel('cbr', size, (1e9 * size * 8) / bandwidth, pps, bandwidth, undefined);
-    }
-    case 'imix': {
-      rejectUnused(cfg, model, 'size');
-      const bandwidth = requireBandwidth(cfg, model);
-      const meanPps = (bandwidth * IMIX_CYCLE.length) / IMIX_CYCLE_BITS;
-      checkRate(bandwidth, meanPps, 'IMIX packets');
-      // One constant gap for the whole cycle, as the reference does, so the
-      // IP bitrate over a full cycle equals `bandwidth`.
-      const gapNs = (1e9 * IMIX_CYCLE_BITS) / (bandwidth * IMIX_CYCLE.length);
-      const shapes = IMIX_CYCLE.map((sizeIp) => Object.freeze({ sizeIp, gapNs }));
-      return Object.freeze({
-        name: 'imix' as const,
-        codec: undefined,
-        packet: (seq: number): PacketShape => shapes[checkSeq(seq) % shapes.length]!,
-        meanPps,
-        meanBitrate: bandwidth,
-        minSizeIp: Math.min(...IMIX_CYCLE),
-        maxSizeIp: Math.max(...IMIX_CYCLE),
-      });
-    }
-    default:
-      throw new ModelConfigError(
-        'model',
-        `model: ${JSON.stringify(model)} is not a traffic model (expected one of ${MODEL_NAMES.join(', ')})`,
-      );
+  if (typeof model !== 'string' || !Object.hasOwn(MODELS, model)) {
+    throw new ModelConfigError(
+      'model',
+      `model: ${JSON.stringify(model)} is not a traffic model (expected one of ${MODEL_NAMES.join(', ')})`,
+    );
   }
+  return MODELS[model as ModelName](cfg, ipVersion);
 }
+
+/**
+ * A voice model: an RTP stream of `codec`, one 20 ms packet every 20 ms (50
+ * pps), `payloadOctets` of codec payload per packet. Over IPv4 the packet is
+ * 20 IP + 8 UDP + 12 RTP + payload octets.
+ */
+function voiceModel(name: ModelName, codec: VoiceCodec, payloadOctets: number): ModelBuilder {
+  return (cfg, ipVersion) => {
+    rejectUnused(cfg, name, 'bandwidth');
+    rejectUnused(cfg, name, 'size');
+    const sizeIp = IPV4_UDP_OVERHEAD + RTP_HEADER + payloadOctets + (ipVersion === 6 ? IPV6_UDP_OVERHEAD - IPV4_UDP_OVERHEAD : 0);
+    return constantModel(name, sizeIp, 20e6, 50, sizeIp * 8 * 50, codec);
+  };
+}
+
+type ModelBuilder = (cfg: ModelConfig, ipVersion: 4 | 6) => TrafficModel;
+
+/**
+ * Every traffic model, by the name a config gives (the one place a model is
+ * added: the `ModelName` union and a row here; the config schema, the help
+ * texts and MOS follow from it).
+ */
+const MODELS: { readonly [K in ModelName]: ModelBuilder } = {
+  // 160 octets of G.711 per 20 ms: 200-octet IPv4 packets.
+  g711: voiceModel('g711', G711, 160),
+  // 20 octets of G.729 per 20 ms: 60-octet IPv4 packets. Its 32-octet UDP
+  // payload is shorter than the 41-octet reflector header (RFC 5357 §4.2.1),
+  // so its replies are 69 octets: rx ≠ tx bytes.
+  g729: voiceModel('g729', G729, 20),
+  cbr: (cfg) => {
+    const bandwidth = requireBandwidth(cfg, 'cbr');
+    const size = requireSize(cfg);
+    const pps = bandwidth / (size * 8);
+    checkRate(bandwidth, pps, `${size}-octet packets`);
+    // Exact gap 1e9·size·8/bandwidth ns. The reference truncates to integer
+    // pps first (10 Mbit/s, 256 B → 4882 pps, 204834 ns: 0.02 % slow, and
+    // up to 50 % slow near 1 pps); the scheduler accumulates fractional gaps.
+    return constantModel('cbr', size, (1e9 * size * 8) / bandwidth, pps, bandwidth, undefined);
+  },
+  imix: (cfg) => {
+    rejectUnused(cfg, 'imix', 'size');
+    const bandwidth = requireBandwidth(cfg, 'imix');
+    const meanPps = (bandwidth * IMIX_CYCLE.length) / IMIX_CYCLE_BITS;
+    checkRate(bandwidth, meanPps, 'IMIX packets');
+    // One constant gap for the whole cycle, as the reference does, so the
+    // IP bitrate over a full cycle equals `bandwidth`.
+    const gapNs = (1e9 * IMIX_CYCLE_BITS) / (bandwidth * IMIX_CYCLE.length);
+    const shapes = IMIX_CYCLE.map((sizeIp) => Object.freeze({ sizeIp, gapNs }));
+    return Object.freeze({
+      name: 'imix' as const,
+      codec: undefined,
+      packet: (seq: number): PacketShape => shapes[checkSeq(seq) % shapes.length]!,
+      meanPps,
+      meanBitrate: bandwidth,
+      minSizeIp: Math.min(...IMIX_CYCLE),
+      maxSizeIp: Math.max(...IMIX_CYCLE),
+    });
+  },
+};
+
+/** The traffic models' names, in the table's order (config schema, help texts). */
+export const MODEL_NAMES = Object.keys(MODELS) as readonly ModelName[] as readonly [ModelName, ...ModelName[]];
 
 /**
  * Throws if some packet of `m` cannot carry a TWAMP-Test sender packet

@@ -29,8 +29,8 @@ describe('sender mos option', () => {
 
   it('gufo reproduces the reference agent: its formula, |one-way average| delay', () => {
     const v = measurementValues(session(), createTrafficModel({ model: 'g711' }), 'gufo');
-    assert.equal(v.out_mos, gufoMos('g711', 1, 50, 5));
-    assert.equal(v.in_mos, gufoMos('g711', 1, 30, 5));
+    assert.equal(v.out_mos, gufoMos(G711, 1, 50, 5));
+    assert.equal(v.in_mos, gufoMos(G711, 1, 30, 5));
     assert.equal(parseSenderConfig({ id: 'x', reflector: 'a', n_packets: 1, model: 'g729', mos: 'gufo' }).mos, 'gufo');
     assert.throws(() => parseSenderConfig({ id: 'x', reflector: 'a', n_packets: 1, model: 'g729', mos: 'pesq' }), /mos/);
   });

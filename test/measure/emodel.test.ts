@@ -125,9 +125,9 @@ describe('simplifiedR and the §6.6 worked examples', () => {
 });
 
 describe('codecs and estimateVoiceQuality', () => {
-  it('codec table: G.711 with PLC, G.729A with look-ahead', () => {
-    assert.deepEqual({ ...G711 }, { name: 'G.711', ie: 0, bpl: 25.1, packetizationDelayMs: 20 });
-    assert.deepEqual({ ...G729 }, { name: 'G.729A', ie: 11, bpl: 19, packetizationDelayMs: 25 });
+  it('codec table: G.711 with PLC, G.729A with look-ahead; Gufo Agent\'s own rows beside them', () => {
+    assert.deepEqual({ ...G711 }, { name: 'G.711', ie: 0, bpl: 25.1, packetizationDelayMs: 20, gufo: { ie: 0, pktDelayMs: 0, bpl: 10 } });
+    assert.deepEqual({ ...G729 }, { name: 'G.729A', ie: 11, bpl: 19, packetizationDelayMs: 25, gufo: { ie: 10, pktDelayMs: 25, bpl: 17 } });
   });
   it('mouth-to-ear = network + 2 × jitter + codec delay', () => {
     const v = estimateVoiceQuality(G711, { oneWayDelayMs: 40, jitterMs: 5, lossPercent: 0 });
@@ -176,11 +176,11 @@ describe('gufoMos reproduces Gufo Agent', () => {
   for (const [loss, delay, jitter, g711, g729] of table) {
     it(`${loss} % ${delay} ms ${jitter} ms`, () => {
       for (const [model, want] of [
-        ['g711', g711],
-        ['g729', g729],
+        [G711, g711],
+        [G729, g729],
       ] as const) {
         const got = gufoMos(model, loss, delay, jitter);
-        assert.ok(Math.abs(got - want) <= 1e-6 * want, `${model}: ${got} vs ${want}`);
+        assert.ok(Math.abs(got - want) <= 1e-6 * want, `${model.name}: ${got} vs ${want}`);
         // f32 all the way: the result is an exact f32 value.
         assert.equal(got, Math.fround(got));
       }

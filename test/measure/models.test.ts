@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  MODEL_NAMES,
   ModelConfigError,
   checkModelForIpVersion,
   createTrafficModel,
@@ -182,5 +183,23 @@ describe('IP versions', () => {
       (e: unknown) => e instanceof ModelConfigError && e.key === 'size' && e.message.startsWith('size: 61 '),
     );
     checkModelForIpVersion(createTrafficModel({ model: 'cbr', bandwidth: 1e6, size: 62 }), 6);
+  });
+});
+
+describe('the model table', () => {
+  it('names every model once, and each builds under its own name', () => {
+    assert.deepEqual([...MODEL_NAMES], ['g711', 'g729', 'cbr', 'imix']);
+    for (const name of MODEL_NAMES) {
+      const cfg = name === 'cbr' ? { model: name, bandwidth: 64_000, size: 200 } : name === 'imix' ? { model: name, bandwidth: 1_000_000 } : { model: name };
+      assert.equal(createTrafficModel(cfg).name, name);
+    }
+  });
+  it('voice models carry their codec (MOS, both formulas); the others none', () => {
+    assert.equal(createTrafficModel({ model: 'g711' }).codec, G711);
+    assert.equal(createTrafficModel({ model: 'g729' }).codec, G729);
+    assert.equal(createTrafficModel({ model: 'cbr', bandwidth: 64_000, size: 200 }).codec, undefined);
+  });
+  it('a name that is only an inherited property is not a model', () => {
+    assert.throws(() => createTrafficModel({ model: 'toString' as never }), /model: "toString" is not a traffic model \(expected one of g711, g729, cbr, imix\)/);
   });
 });

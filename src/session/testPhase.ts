@@ -93,20 +93,30 @@ export function modelForFamily(cfg: ModelConfig, family: 4 | 6, peer: string): T
 }
 
 /**
+ * What runTestPhase needs of a test socket: send now (JS pacing) or at a
+ * deadline (native scheduler), where its timestamps come from, and the
+ * datagram / departure callbacks it takes over while it runs. A
+ * SenderTestSocket is one; a unit test can hand it a fake.
+ */
+export interface TestPhaseSocket {
+  readonly socket: Pick<TestSocket, 'kind' | 'fallbackReason' | 'timestampSource' | 'schedulerStatus' | 'send' | 'schedule'>;
+  onPackets?: ((batch: RxDatagram[]) => void) | undefined;
+  onDeparture?: ((reports: DepartureReport[]) => void) | undefined;
+  /** Asynchronous socket errors (e.g. ICMP unreachable) seen so far. */
+  errors: number;
+}
+
+/**
  * A sender's test socket: a TestSocket whose callbacks the test phase takes
  * over while it runs (the socket is opened before TWAMP-Control needs its
  * port). TTL 255 (RFC 4656 §4.1.2, RFC 8762 §4.2) and the DSCP are set at open.
  */
-export interface SenderTestSocket {
+export interface SenderTestSocket extends TestPhaseSocket {
   readonly socket: TestSocket;
   readonly port: number;
   /** Whether the packets carry the DSCP, and why not. */
   readonly dscpMarked: boolean;
   readonly dscpReason?: string;
-  onPackets?: ((batch: RxDatagram[]) => void) | undefined;
-  onDeparture?: ((reports: DepartureReport[]) => void) | undefined;
-  /** Asynchronous socket errors (e.g. ICMP unreachable) seen so far. */
-  errors: number;
   close(): void;
 }
 
@@ -169,7 +179,7 @@ export async function openSenderTestSocket(o: OpenSenderSocketOptions): Promise<
 
 export interface TestPhaseOptions {
   /** The sender's test socket (openSenderTestSocket). */
-  socket: SenderTestSocket;
+  socket: TestPhaseSocket;
   reflectorAddress: string;
   reflectorPort: number;
   model: TrafficModel;

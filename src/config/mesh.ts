@@ -18,6 +18,7 @@ import {
 } from './schema.js';
 import type { ParsedReflector, ParsedSender } from './schema.js';
 import type { CollectorConfig, NamingProfile, ReflectorConfig, SenderConfig } from './types.js';
+import { DEFAULT_CONTROL_PORT } from '../protocol/constants.js';
 
 // ---------------------------------------------------------------------------
 // Schema
@@ -32,7 +33,7 @@ const memberSchema = strictMap(
   {
     name: name(),
     address: hostOrIp(),
-    port: opt(int(1, 65535).default(862)),
+    port: opt(int(1, 65535).default(DEFAULT_CONTROL_PORT)),
     light_port: opt(int(1, 65535).optional()),
     listen: opt(listenIp().default('0.0.0.0')),
     labels: labels(),
@@ -210,7 +211,7 @@ export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOpti
     const parsed = testSchema.safeParse(body ?? {}, { error: fallbackMessage });
     if (!parsed.success) { issues.push(...fromZod(parsed.error.issues, ['tests', tname])); continue; }
     const ctx = files();
-    tests[tname] = toSender({ ...parsed.data, id: tname, reflector: '', port: 862, disabled: false } as ParsedSender, defaultInterval, ctx);
+    tests[tname] = toSender({ ...parsed.data, id: tname, reflector: '', port: DEFAULT_CONTROL_PORT, disabled: false } as ParsedSender, defaultInterval, ctx);
     for (const f of ctx.issues) issues.push({ path: ['tests', tname, ...f.path], message: f.message });
   }
 
@@ -232,7 +233,7 @@ export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOpti
     memberAt.set(m.name, i);
     if ('dns' in m) {
       memberSets.push({
-        name: m.name, dns: m.dns, type: m.type, port: m.port ?? 862, listen: m.listen, labels: m.labels, intervalMs: Math.round(m.interval * 1000),
+        name: m.name, dns: m.dns, type: m.type, port: m.port ?? DEFAULT_CONTROL_PORT, listen: m.listen, labels: m.labels, intervalMs: Math.round(m.interval * 1000),
         ...(m.light_port !== undefined ? { lightPort: m.light_port } : {}),
       });
       return;
@@ -299,7 +300,7 @@ export function parseMesh(text: string, source = '<inline>', opts: ParseMeshOpti
     else {
       const ctx = files();
       reflectorTemplate = toReflector({
-        ...parsed.data, id: MESH_REFLECTOR_ID, listen: '0.0.0.0', port: 862, light_port: undefined, disabled: false, interval: undefined,
+        ...parsed.data, id: MESH_REFLECTOR_ID, listen: '0.0.0.0', port: DEFAULT_CONTROL_PORT, light_port: undefined, disabled: false, interval: undefined,
       } as ParsedReflector, defaultInterval, ctx);
       // key_file problems are the same for every member: report them once.
       for (const f of ctx.issues) issues.push({ path: ['reflector', ...f.path], message: f.message });

@@ -20,6 +20,7 @@ import {
 } from './fields.js';
 import { COLLECTOR_TYPES } from './types.js';
 import type { CollectorType } from './types.js';
+import { DEFAULT_CONTROL_PORT } from '../protocol/constants.js';
 
 // The building blocks mesh.ts and the CLI take from here (the schemas' own module).
 export {
@@ -137,7 +138,7 @@ function senderShape(typeRequired: boolean) {
     type: typeRequired ? type : opt(type.optional()),
     ...commonShape(),
     reflector: hostOrIp(),
-    port: opt(int(1, 65535).default(862)),
+    port: opt(int(1, 65535).default(DEFAULT_CONTROL_PORT)),
     reflector_port: opt(int(0, 65535).default(0)),
     dscp: opt(dscp().prefault('be')),
     n_packets: int(1, 10_000_000),
@@ -258,7 +259,7 @@ function reflectorShape(typeRequired: boolean) {
     type: typeRequired ? type : opt(type.optional()),
     ...commonShape(),
     listen: opt(listenIp().default('0.0.0.0')),
-    port: opt(int(0, 65535).default(862)),
+    port: opt(int(0, 65535).default(DEFAULT_CONTROL_PORT)),
     max_sessions: opt(int(1, 100_000).default(1000)),
     refwait: opt(seconds().default(900)),
     servwait: opt(seconds().default(900)),

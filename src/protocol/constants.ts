@@ -5,7 +5,11 @@
  * Numbers).
  */
 
-/** Well-known TWAMP-Control TCP port (RFC 5357 §3.1). */
+/**
+ * Well-known TWAMP-Control TCP port (RFC 5357 §3.1), also the STAMP and
+ * conventional TWAMP-Light UDP port (RFC 8762 §4.1): the default `port` of
+ * both collectors.
+ */
 export const DEFAULT_CONTROL_PORT = 862;
 
 /** Modes field bits (32-bit bitmap, Server-Greeting / Set-Up-Response). */

@@ -39,9 +39,6 @@ import {
   modelForFamily, openSenderTestSocket, runTestPhase, senderHeaderSize, type SenderTestSocket, type TestPacketFormat,
 } from './testPhase.js';
 
-/** RFC 8762 §4.1: the STAMP (and conventional TWAMP Light) UDP port. */
-export const LIGHT_DEFAULT_PORT = 862;
-
 export interface LightSenderSessionOptions {
   host: string;
   /** The reflector's UDP test port. */
@@ -70,41 +67,41 @@ export interface LightSenderSessionOptions {
   onSample?: (sample: ReplySample) => void;
 }
 
-export async function runLightSenderSession(o: LightSenderSessionOptions): Promise<SenderSessionResult> {
-  const peer = `reflector ${formatHostPort(o.host, o.port)}`;
-  const { address: reflectorAddress, family } = await resolveHost(o.host, peer);
-  const model = modelForFamily(o.model, family, peer);
+export async function runLightSenderSession(options: LightSenderSessionOptions): Promise<SenderSessionResult> {
+  const peer = `reflector ${formatHostPort(options.host, options.port)}`;
+  const { address: reflectorAddress, family } = await resolveHost(options.host, peer);
+  const model = modelForFamily(options.model, family, peer);
   const overhead = ipOverhead(family);
-  const mode = o.mode ?? 'open';
-  if (mode === 'authenticated' && (o.format !== 'stamp' || !o.secret || o.secret.length === 0)) {
+  const mode = options.mode ?? 'open';
+  if (mode === 'authenticated' && (options.format !== 'stamp' || !options.secret || options.secret.length === 0)) {
     throw new TwampSessionError('protocol', peer, 'authenticated Light needs format stamp and a secret');
   }
-  const ssid = o.format === 'stamp' ? (o.ssid ?? randomInt(1, 0x10000)) : undefined;
+  const ssid = options.format === 'stamp' ? (options.ssid ?? randomInt(1, 0x10000)) : undefined;
   let udp: SenderTestSocket | undefined;
   try {
     const bindAddress = family === 6 ? '::' : '0.0.0.0';
     // TTL/Hop Limit 255 (RFC 8762 §4.2) and the DSCP are set at open.
-    udp = await openSenderTestSocket({ family, address: bindAddress, dscp: o.dscp, peer, clock: o.clock });
-    if (!udp.dscpMarked && o.dscp !== 0) o.onDscpUnavailable?.(udp.dscpReason ?? 'unknown');
+    udp = await openSenderTestSocket({ family, address: bindAddress, dscp: options.dscp, peer, clock: options.clock });
+    if (!udp.dscpMarked && options.dscp !== 0) options.onDscpUnavailable?.(udp.dscpReason ?? 'unknown');
     const senderPort = udp.port;
     const phase = await runTestPhase({
-      socket: udp, reflectorAddress, reflectorPort: o.port, model, nPackets: o.nPackets, overhead, clock: o.clock,
-      replyTimeoutMs: o.replyTimeoutMs, format: o.format, mode, detectStatelessReflector: true, dscp: o.dscp,
-      ...(mode === 'authenticated' ? { stampKey: o.secret! } : {}),
+      socket: udp, reflectorAddress, reflectorPort: options.port, model, nPackets: options.nPackets, overhead, clock: options.clock,
+      replyTimeoutMs: options.replyTimeoutMs, format: options.format, mode, detectStatelessReflector: true, dscp: options.dscp,
+      ...(mode === 'authenticated' ? { stampKey: options.secret! } : {}),
       ...(ssid !== undefined ? { ssid } : {}),
-      ...(o.cos !== undefined ? { cos: o.cos } : {}),
-      ...(o.signal ? { signal: o.signal } : {}),
-      ...(o.onReply ? { onReply: o.onReply } : {}),
-      ...(o.onSample ? { onSample: o.onSample } : {}),
+      ...(options.cos !== undefined ? { cos: options.cos } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onReply ? { onReply: options.onReply } : {}),
+      ...(options.onSample ? { onSample: options.onSample } : {}),
     });
-    if (o.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
-    const header = senderHeaderSize(o.format, mode);
+    if (options.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
+    const header = senderHeaderSize(options.format, mode);
     return senderSessionResult(phase, {
-      ipVersion: family, reflectorAddress, reflectorTestPort: o.port, senderAddress: bindAddress, senderTestPort: senderPort,
+      ipVersion: family, reflectorAddress, reflectorTestPort: options.port, senderAddress: bindAddress, senderTestPort: senderPort,
       // No SID without TWAMP-Control; the padding is what the smallest packet carried beyond the header.
       sid: Buffer.alloc(0), paddingLength: Math.max(0, (phase.requestPayload?.min ?? header) - header),
-      mode, dscpMarked: udp.dscpMarked, clockSynchronized: o.clock.synchronized,
-      setup: { control: false, format: o.format, ...(ssid !== undefined ? { ssid } : {}) },
+      mode, dscpMarked: udp.dscpMarked, clockSynchronized: options.clock.synchronized,
+      setup: { control: false, format: options.format, ...(ssid !== undefined ? { ssid } : {}) },
     });
   } finally {
     udp?.close();

@@ -223,16 +223,16 @@ export interface ProbeReportInput {
 
 const HISTOGRAM_BUCKETS = 10;
 
-export function buildProbeReport(i: ProbeReportInput): ProbeReport {
-  const c = i.config;
+export function buildProbeReport(input: ProbeReportInput): ProbeReport {
+  const c = input.config;
   const report: ProbeReport = {
     schemaVersion: PROBE_SCHEMA_VERSION,
-    tool: { name: 'otel-twamp', version: i.version },
-    target: { host: i.target.host, controlPort: i.target.controlPort, display: formatHostPort(i.target.host, i.target.controlPort) },
-    startedAt: i.startedAt.toISOString(),
-    runDurationMs: round3(i.runDurationMs),
-    ok: i.outcome.ok,
-    error: i.outcome.ok ? null : { reason: i.outcome.reason, message: i.outcome.message },
+    tool: { name: 'otel-twamp', version: input.version },
+    target: { host: input.target.host, controlPort: input.target.controlPort, display: formatHostPort(input.target.host, input.target.controlPort) },
+    startedAt: input.startedAt.toISOString(),
+    runDurationMs: round3(input.runDurationMs),
+    ok: input.outcome.ok,
+    error: input.outcome.ok ? null : { reason: input.outcome.reason, message: input.outcome.message },
     request: {
       model: c.model.model,
       packets: c.nPackets,
@@ -253,13 +253,13 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
     mos: null,
     rttHistogram: null,
     maxLoss: null,
-    exitCode: i.outcome.ok ? 0 : 1,
+    exitCode: input.outcome.ok ? 0 : 1,
   };
-  if (!i.outcome.ok) {
-    if (i.maxLossPercent !== undefined) report.maxLoss = { thresholdPercent: i.maxLossPercent, exceeded: false };
+  if (!input.outcome.ok) {
+    if (input.maxLossPercent !== undefined) report.maxLoss = { thresholdPercent: input.maxLossPercent, exceeded: false };
     return report;
   }
-  const s = i.outcome.session;
+  const s = input.outcome.session;
   const r = s.stats;
   report.session = {
     ipVersion: s.ipVersion,
@@ -272,7 +272,7 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
     securityMode: typeof (s as { mode?: unknown }).mode === 'string' ? (s as { mode: string }).mode : null,
     clocksSynchronized: s.clocksSynchronized,
     dscpMarked: s.dscpMarked,
-    dscpNote: i.outcome.dscpNote ?? null,
+    dscpNote: input.outcome.dscpNote ?? null,
     invalidReplies: s.invalidReplies,
   };
   report.traffic = {
@@ -332,7 +332,7 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
       departureErrorNs: ts.departureErrorNs ? { ...ts.departureErrorNs } : null,
     };
   }
-  const v = i.outcome.values;
+  const v = input.outcome.values;
   if (v.in_mos !== undefined || v.out_mos !== undefined) {
     report.mos = {
       outbound: v.out_mos === undefined ? null : round3(v.out_mos),
@@ -348,9 +348,9 @@ export function buildProbeReport(i: ProbeReportInput): ProbeReport {
       buckets: buckets.map((b) => ({ loNs: b.lo, hiNs: b.hi, count: b.count })),
     };
   }
-  if (i.maxLossPercent !== undefined) {
-    const exceeded = report.roundTrip.lossPercent > i.maxLossPercent;
-    report.maxLoss = { thresholdPercent: i.maxLossPercent, exceeded };
+  if (input.maxLossPercent !== undefined) {
+    const exceeded = report.roundTrip.lossPercent > input.maxLossPercent;
+    report.maxLoss = { thresholdPercent: input.maxLossPercent, exceeded };
     if (exceeded) report.exitCode = 3;
   }
   return report;
@@ -391,7 +391,7 @@ export function renderProbeJson(r: ProbeReport): string {
 }
 
 /** Milliseconds with µs resolution: 0.123, 12.345. */
-export function fmtMs(ns: number | null): string {
+function fmtMs(ns: number | null): string {
   return ns === null ? '—' : (ns / 1e6).toFixed(3);
 }
 
@@ -549,7 +549,7 @@ function dscpText(d: ProbeOneWay, outbound: boolean): string {
 }
 
 /** Bars scaled to the largest bucket, at most `width` cells. */
-export function textHistogram(buckets: ProbeHistogramBucket[], width = 40): string[] {
+function textHistogram(buckets: ProbeHistogramBucket[], width = 40): string[] {
   const maxCount = Math.max(1, ...buckets.map((b) => b.count));
   const step = buckets.length ? buckets[0]!.hiNs - buckets[0]!.loNs : 1;
   // Enough decimals to tell the edges apart (µs resolution at most).

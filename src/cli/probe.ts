@@ -17,7 +17,7 @@ import { TwampSender, type SenderOptions } from '../sender.js';
 import { buildProbeReport, renderProbeJson, renderProbeText, type ProbeOutcome } from './format.js';
 import { VERSION } from '../version.js';
 
-export const PROBE_USAGE = `Usage: otel-twamp probe HOST[:PORT] [options]
+const PROBE_USAGE = `Usage: otel-twamp probe HOST[:PORT] [options]
 
 Run one TWAMP test session against the reflector at HOST (IPv4, host name,
 or IPv6 as [addr] or [addr]:port; PORT default 862) and print delay, jitter,

@@ -62,13 +62,13 @@ export interface SenderSessionOptions {
   dscpEcnMonitoring?: boolean;
 }
 
-export async function runSenderSession(o: SenderSessionOptions): Promise<SenderSessionResult> {
+export async function runSenderSession(options: SenderSessionOptions): Promise<SenderSessionResult> {
   const client = await ControlClient.connect({
-    host: o.host, port: o.controlPort, timeoutMs: o.controlTimeoutMs, ...(o.signal ? { signal: o.signal } : {}),
-    ...(o.modes ? { modes: o.modes } : {}),
-    ...(o.keyId !== undefined ? { keyId: o.keyId } : {}),
-    ...(o.secret ? { secret: o.secret } : {}),
-    ...(o.dscpEcnMonitoring !== undefined ? { dscpEcnMonitoring: o.dscpEcnMonitoring } : {}),
+    host: options.host, port: options.controlPort, timeoutMs: options.controlTimeoutMs, ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.modes ? { modes: options.modes } : {}),
+    ...(options.keyId !== undefined ? { keyId: options.keyId } : {}),
+    ...(options.secret ? { secret: options.secret } : {}),
+    ...(options.dscpEcnMonitoring !== undefined ? { dscpEcnMonitoring: options.dscpEcnMonitoring } : {}),
   });
   const mode = client.mode;
   // The packet format of the negotiated mode (mixed uses the open layouts, RFC 5618), RFC 7750 included.
@@ -79,11 +79,11 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
   let accepted = false;
   try {
     const family = client.family;
-    const model = modelForFamily(o.model, family, peer);
+    const model = modelForFamily(options.model, family, peer);
     const overhead = ipOverhead(family);
     // TTL/Hop Limit 255 (RFC 4656 §4.1.2) and the DSCP are set at open.
-    udp = await openSenderTestSocket({ family, address: client.localAddress, dscp: o.dscp, peer, clock: o.clock });
-    if (!udp.dscpMarked && o.dscp !== 0) o.onDscpUnavailable?.(udp.dscpReason ?? 'unknown');
+    udp = await openSenderTestSocket({ family, address: client.localAddress, dscp: options.dscp, peer, clock: options.clock });
+    if (!udp.dscpMarked && options.dscp !== 0) options.onDscpUnavailable?.(udp.dscpReason ?? 'unknown');
     const senderPort = udp.port;
     // twampd reads exactly header + Padding Length octets per packet: declare the
     // padding of the smallest packet so larger ones (imix) are only truncated.
@@ -93,17 +93,17 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     const acc = await client.requestSession({
       ipvn: family,
       senderPort,
-      receiverPort: o.reflectorPort,
+      receiverPort: options.reflectorPort,
       senderAddress: client.localAddress,
       receiverAddress: client.remoteAddress,
       paddingLength,
       startTime: 0n, // "as soon as Start-Sessions is done" (RFC 4656 §3.5: a Start Time in the past)
-      timeout: ntpIntervalFromNs(BigInt(o.replyTimeoutMs) * 1_000_000n),
-      typeP: typePFromDscp(o.dscp),
+      timeout: ntpIntervalFromNs(BigInt(options.replyTimeoutMs) * 1_000_000n),
+      typeP: typePFromDscp(options.dscp),
     }, {
       // Our own test port number: free here, and as likely as any to be free there.
       concretePort: senderPort,
-      onZeroPort: (port) => o.onNotice?.(`${peer}: the reflector accepted Receiver Port 0 but named no port (it echoed 0); ` +
+      onZeroPort: (port) => options.onNotice?.(`${peer}: the reflector accepted Receiver Port 0 but named no port (it echoed 0); ` +
         `asking again for port ${port}`),
     });
     accepted = true;
@@ -113,18 +113,18 @@ export async function runSenderSession(o: SenderSessionOptions): Promise<SenderS
     await client.startSessions();
 
     const phase = await runTestPhase({
-      socket: udp, reflectorAddress, reflectorPort, model, nPackets: o.nPackets, overhead, clock: o.clock,
-      replyTimeoutMs: o.replyTimeoutMs, format: 'twamp', mode, dscp: o.dscp, dscpEcn: fmt.dscpEcn,
+      socket: udp, reflectorAddress, reflectorPort, model, nPackets: options.nPackets, overhead, clock: options.clock,
+      replyTimeoutMs: options.replyTimeoutMs, format: 'twamp', mode, dscp: options.dscp, dscpEcn: fmt.dscpEcn,
       ...(keys ? { keys } : {}),
-      ...(o.signal ? { signal: o.signal } : {}),
-      ...(o.onReply ? { onReply: o.onReply } : {}),
-      ...(o.onSample ? { onSample: o.onSample } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onReply ? { onReply: options.onReply } : {}),
+      ...(options.onSample ? { onSample: options.onSample } : {}),
     });
-    if (o.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
+    if (options.signal?.aborted) throw new TwampSessionError('aborted', peer, 'session aborted');
     return senderSessionResult(phase, {
       ipVersion: family, reflectorAddress, reflectorTestPort: reflectorPort, senderAddress: client.localAddress,
       senderTestPort: senderPort, sid: acc.sid, paddingLength, mode, dscpMarked: udp.dscpMarked,
-      clockSynchronized: o.clock.synchronized, setup: { control: true, dscpEcnMonitoring: fmt.dscpEcn },
+      clockSynchronized: options.clock.synchronized, setup: { control: true, dscpEcnMonitoring: fmt.dscpEcn },
     });
   } finally {
     udp?.close();

@@ -137,12 +137,12 @@ const SENDER_SPIN_US = 60;
 /** Departure reports reach JS at most this often per sender socket, ms. */
 const SENDER_REPORT_MS = 100;
 
-export async function openSenderTestSocket(o: OpenSenderSocketOptions): Promise<SenderTestSocket> {
+export async function openSenderTestSocket(options: OpenSenderSocketOptions): Promise<SenderTestSocket> {
   let holder: SenderTestSocket | undefined;
   let socket: TestSocket;
   try {
     socket = await openTestSocket({
-      family: o.family, address: o.address, port: 0, ttl: 255, tos: (o.dscp & 0x3f) << 2,
+      family: options.family, address: options.address, port: 0, ttl: 255, tos: (options.dscp & 0x3f) << 2,
       // Native scheduler: wake 60 µs early and spin to the deadline, which hides
       // the host's timer wake-up latency (≈ 40–50 µs here). The wake-up eats most
       // of the window, so the spin costs ~10–20 µs of CPU per departure
@@ -154,18 +154,18 @@ export async function openSenderTestSocket(o: OpenSenderSocketOptions): Promise<
       departureReportMs: SENDER_REPORT_MS,
       // Replies too, from the native receive thread: T4 is the kernel's receive time, so the batching delays no figure.
       receiveReportMs: SENDER_REPORT_MS,
-      ...(o.native !== undefined ? { native: o.native } : {}),
-      ...(o.clock !== undefined ? { clock: o.clock } : {}),
+      ...(options.native !== undefined ? { native: options.native } : {}),
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
       onPackets: (b) => holder?.onPackets?.(b),
       onDeparture: (d) => holder?.onDeparture?.(d),
       onError: () => { if (holder) holder.errors++; },
     });
   } catch (e) {
     const err = DatapathError.from(e, 'test socket');
-    throw new TwampSessionError('socket', o.peer,
-      `cannot bind UDP test socket ${formatHostPort(o.address, 0)}: ${err.code} (${err.message})`, { cause: e });
+    throw new TwampSessionError('socket', options.peer,
+      `cannot bind UDP test socket ${formatHostPort(options.address, 0)}: ${err.code} (${err.message})`, { cause: e });
   }
-  const marking = o.dscp === 0 ? { ok: true } : socket.tosStatus();
+  const marking = options.dscp === 0 ? { ok: true } : socket.tosStatus();
   holder = {
     socket,
     port: socket.local.port,
@@ -364,25 +364,25 @@ interface PendingReply {
   tsSource: TimestampSource;
 }
 
-export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult> {
-  const format = o.format ?? 'twamp';
-  const mode = o.mode ?? 'open';
+export async function runTestPhase(options: TestPhaseOptions): Promise<TestPhaseResult> {
+  const format = options.format ?? 'twamp';
+  const mode = options.mode ?? 'open';
   // Every offset, size and protection rule comes from the format table (protocol/testFormat.ts).
-  const fmt = sessionFormat(format, mode, o.dscpEcn === true);
-  const guard = packetGuard(fmt, { ...(o.keys ? { testKeys: o.keys } : {}), ...(o.stampKey ? { stampKey: o.stampKey } : {}) });
-  const ssid = fmt.sender.ssid !== undefined ? (o.ssid ?? 0) : 0;
+  const fmt = sessionFormat(format, mode, options.dscpEcn === true);
+  const guard = packetGuard(fmt, { ...(options.keys ? { testKeys: options.keys } : {}), ...(options.stampKey ? { stampKey: options.stampKey } : {}) });
+  const ssid = fmt.sender.ssid !== undefined ? (options.ssid ?? 0) : 0;
   const header = fmt.sender.size;
-  const { model, overhead, clock, reflectorAddress, reflectorPort } = o;
-  const n = Math.max(0, Math.floor(o.nPackets));
+  const { model, overhead, clock, reflectorAddress, reflectorPort } = options;
+  const n = Math.max(0, Math.floor(options.nPackets));
   const payloadOf = (sizeIp: number): number => Math.max(sizeIp - overhead, header);
-  const holder = o.socket;
+  const holder = options.socket;
   const sock = holder.socket;
   const native = sock.kind === 'native';
-  const askedDscp = o.dscp ?? 0;
+  const askedDscp = options.dscp ?? 0;
   /** TLVs follow the base (STAMP): a CoS TLV first when asked for and the format's protection does not forbid it. */
   const tlvOffset = fmt.tlvOffset;
   // RFC 8972 §4.8: authenticated STAMP needs an HMAC TLV with any TLV but a lone Extra Padding; we send none.
-  const cosTlv = tlvOffset !== undefined && fmt.sender.protection.hmac === undefined && o.cos !== false;
+  const cosTlv = tlvOffset !== undefined && fmt.sender.protection.hmac === undefined && options.cos !== false;
   /**
    * Where T1 sits when it is outside any protection (stamped at send time),
    * or undefined when the HMAC / encryption covers it (pre-stamped).
@@ -474,8 +474,8 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
       path.inbound.ecn = p.tos & 3;
       if (p.tos >> 2 !== replySent) path.inbound.remarked++;
     }
-    o.onSample?.(sample);
-    o.onReply?.(stats.answeredPackets, stats.sentPackets);
+    options.onSample?.(sample);
+    options.onReply?.(stats.answeredPackets, stats.sentPackets);
   };
 
   /** Measures queued replies in arrival order; stops at one whose departure is not reported yet. */
@@ -603,10 +603,10 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
         state[seq] = SCHEDULED;
         scheduledPending++;
         return gapNs;
-      }, o.signal);
+      }, options.signal);
       // Every departure reported (bounded: the thread reports shortly after each deadline).
       const reportsDue = Number(lastDeadlineMonoNs - clock.monoNs()) / 1e6 + REPORT_GRACE_MS;
-      await waitUntil(() => scheduledPending <= 0, Math.max(0, reportsDue), o.signal);
+      await waitUntil(() => scheduledPending <= 0, Math.max(0, reportsDue), options.signal);
     } else {
       await new PacedSender(clock).run(n, (seq) => {
         let t1 = 0n;
@@ -622,16 +622,16 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
           sendErrors++;
         }
         return gapNs;
-      }, o.signal);
+      }, options.signal);
     }
     // Wait for stragglers: until every packet is answered or the reply timeout passes.
-    await waitUntil(() => stats.answeredPackets >= n, o.replyTimeoutMs, o.signal);
+    await waitUntil(() => stats.answeredPackets >= n, options.replyTimeoutMs, options.signal);
   } finally {
     holder.onPackets = undefined;
     holder.onDeparture = undefined;
   }
   drain(true);
-  const reflectorStateless = (o.detectStatelessReflector ?? false) && stats.answeredPackets > 0 && allSeqEqual;
+  const reflectorStateless = (options.detectStatelessReflector ?? false) && stats.answeredPackets > 0 && allSeqEqual;
   if (reflectorStateless) stats.markStatelessReflector();
   const sortedErr = Float64Array.from(depErr).sort();
   const rxSource = t4Source ?? sock.timestampSource();
@@ -664,7 +664,7 @@ export async function runTestPhase(o: TestPhaseOptions): Promise<TestPhaseResult
 }
 
 /** Resolve when cond() holds (checked every 5 ms) or after timeoutMs. */
-export function waitUntil(cond: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+function waitUntil(cond: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const deadline = Date.now() + timeoutMs;
     const check = (): void => {

@@ -27,20 +27,21 @@ import { isIP } from 'node:net';
 import {
   ServerGreeting, SetupResponse, ServerStart, RequestTwSession, AcceptSession, StartAck,
   StopSessions, Accept, Mode, clientCommandLength, DecodeError, nsFromNtpInterval, writeTimestamp,
-  Command, dscpFromTypeP, testFormat, ControlCipher, checkKdfCount, decryptToken, constantTimeEqual, testSessionKeys,
+  Command, dscpFromTypeP, ControlCipher, checkKdfCount, decryptToken, constantTimeEqual, testSessionKeys,
   securityModeOf, SECURITY_MODE_MASK, type SecurityMode, type ControlSecurityMode,
 } from '../protocol/index.js';
 import type { Clock } from './clock.js';
 import { StreamReader, formatMs } from './streamReader.js';
 import { TwampSessionError, FAILURE_REASONS, type FailureReason } from './errors.js';
-import { formatHostPort, unmapAddress, isZeroAddress, ipFamily, ClientAcl } from '../util/net.js';
-import { replyTargetProblem, LOWEST_REPLY_PORT } from './address.js';
-import { openReflectorSocket, closeTestSocket, withScopeOf } from './udp.js';
+import { formatHostPort, unmapAddress, ClientAcl } from '../util/net.js';
+import { LOWEST_REPLY_PORT } from './address.js';
+import { openReflectorSocket, closeTestSocket } from './udp.js';
 import { datapathSupport, type RxDatagram, type TimestampSource } from './datapath.js';
 import { ReflectorSession, END_MAX_DURATION, END_REFWAIT, type ReflectorCounters } from './reflectorSession.js';
 import { RateLimiter, RateLimitedLog, LineBudget, FairShare, clientKey, REFLECTOR_LIMIT_DEFAULTS, type FairShareMember } from './limits.js';
 import type { Logger } from '../util/log.js';
 import { MODE_BIT } from './controlClient.js';
+import { checkRequest } from './requestCheck.js';
 import { messageOf } from '../util/errors.js';
 
 export interface ControlServerCounters extends ReflectorCounters {
@@ -593,79 +594,18 @@ export class ControlServer {
       if (e instanceof DecodeError) { reject(Accept.NOT_SUPPORTED, e.message); return; }
       throw e;
     }
-    if (req.command !== Command.REQUEST_TW_SESSION) { reject(Accept.NOT_SUPPORTED, `command ${req.command} not supported`); return; }
-    if (req.confSender !== 0 || req.confReceiver !== 0) {
-      reject(Accept.NOT_SUPPORTED, `Conf-Sender/Conf-Receiver must be 0 in TWAMP (got ${req.confSender}/${req.confReceiver})`);
-      return;
-    }
-    if (req.numberOfScheduleSlots !== 0 || req.numberOfPackets !== 0) {
-      reject(Accept.NOT_SUPPORTED, 'Number of Schedule Slots / Packets must be 0 in TWAMP');
-      return;
-    }
-    if (req.paddingLength > this.maxPadding) {
-      reject(Accept.NOT_SUPPORTED, `Padding Length ${req.paddingLength} exceeds max_padding ${this.maxPadding}`, 'padding');
-      return;
-    }
-    const reflectOctets = (c.features & Mode.REFLECT_OCTETS) !== 0;
-    if (reflectOctets && req.lengthOfPaddingToReflect > 0) {
-      // RFC 6038 §4.2: the reflected padding must survive truncation to an equal-size reply
-      // (header sizes of the session's format, RFC 7750's 44-octet open reflector header included).
-      const fmt = testFormat('twamp', c.security?.mode ?? 'open', { dscpEcn: (c.features & Mode.DSCP_ECN_MONITORING) !== 0 });
-      const room = req.paddingLength - (fmt.reflector.size - fmt.sender.size);
-      if (req.lengthOfPaddingToReflect > room) {
-        reject(Accept.NOT_SUPPORTED, `Length of padding to reflect ${req.lengthOfPaddingToReflect} exceeds the ` +
-          `${Math.max(room, 0)} octets of padding a reply can carry (Padding Length ${req.paddingLength})`, 'padding');
-        return;
-      }
-    }
-    if (c.sessions.length >= this.maxSessionsPerConnection) {
-      reject(Accept.PERMANENT_RESOURCE_LIMITATION,
-        `${c.sessions.length} sessions on this connection (max_sessions_per_connection ${this.maxSessionsPerConnection})`, 'session_limit');
-      return;
-    }
-    if (c.client.sessions >= this.maxSessionsPerClient) {
-      // Temporary (RFC 4656 §3.3, Accept 5): it frees as the client's other sessions end.
-      reject(Accept.TEMPORARY_RESOURCE_LIMITATION, `client ${c.client.key} holds ${c.client.sessions} sessions ` +
-        `(max_sessions_per_client ${this.maxSessionsPerClient})`, 'client_session_limit');
-      return;
-    }
-    if (this.activeSessions >= this.maxSessions) {
-      reject(Accept.TEMPORARY_RESOURCE_LIMITATION, `session limit ${this.maxSessions} reached (max_sessions)`, 'session_limit');
-      return;
-    }
-    // Zero addresses mean "the control connection's" (RFC 5357 §3.5).
-    const controlLocal = unmapAddress(c.socket.localAddress ?? '');
-    const controlPeer = unmapAddress(c.socket.remoteAddress ?? '');
-    // Link-local addresses travel without their %scope (16 octets, RFC 5357 §3.5): they take the control
-    // connection's interface, which Node reports with the address (fe80::1%eth0), or bind/sendto fail.
-    const senderAddress = isZeroAddress(req.senderAddress) ? controlPeer : withScopeOf(unmapAddress(req.senderAddress), controlPeer);
-    const receiverAddress = isZeroAddress(req.receiverAddress) ? controlLocal : withScopeOf(unmapAddress(req.receiverAddress), controlLocal);
-    const family = ipFamily(receiverAddress);
-    if (req.ipvn !== family || ipFamily(senderAddress) !== family || isIP(senderAddress) === 0) {
-      reject(Accept.NOT_SUPPORTED, `address family mismatch (IPVN ${req.ipvn}, sender ${senderAddress}, receiver ${receiverAddress})`);
-      return;
-    }
-    // Replies go to the Sender Address and Port: never a third party the client does not speak
-    // for, nor a port a spoofed request could aim them at (README "Security").
-    if (clientKey(senderAddress, 128) !== clientKey(controlPeer, 128)) {
-      if (!this.allowThirdPartySender) {
-        reject(Accept.NOT_SUPPORTED, `Sender Address ${senderAddress} is not the control connection's ${controlPeer}` +
-          ' (allow_third_party_sender is off)', 'sender_address');
-        return;
-      }
-      const denied = this.acl.check(senderAddress);
-      if (denied !== undefined) {
-        reject(Accept.NOT_SUPPORTED, `Sender Address ${senderAddress}: network ${denied} (allow/deny)`, 'sender_address');
-        return;
-      }
-    }
-    const target = replyTargetProblem(senderAddress, req.senderPort, this.allowReplyPorts);
-    if (target !== undefined) {
-      const portProblem = replyTargetProblem(senderAddress, LOWEST_REPLY_PORT) === undefined;
-      reject(Accept.NOT_SUPPORTED, `replies may not go to ${formatHostPort(senderAddress, req.senderPort)}: ${target}` +
-        (portProblem && req.senderPort > 0 ? ' (allow_reply_ports)' : ''), portProblem ? 'reply_port' : 'sender_address');
-      return;
-    }
+    const verdict = checkRequest(req, {
+      securityMode: c.security?.mode, features: c.features,
+      controlLocal: c.socket.localAddress ?? '', controlPeer: c.socket.remoteAddress ?? '',
+      maxPadding: this.maxPadding,
+      connectionSessions: c.sessions.length, maxSessionsPerConnection: this.maxSessionsPerConnection,
+      clientKey: c.client.key, clientSessions: c.client.sessions, maxSessionsPerClient: this.maxSessionsPerClient,
+      activeSessions: this.activeSessions, maxSessions: this.maxSessions,
+      allowThirdPartySender: this.allowThirdPartySender, aclCheck: (a) => this.acl.check(a),
+      allowReplyPorts: this.allowReplyPorts,
+    });
+    if (!verdict.ok) { reject(verdict.accept, verdict.message, verdict.reason); return; }
+    const { senderAddress, receiverAddress, family, reflectOctets } = verdict;
     // Datagrams reach the session once it exists; until then (the Accept is not sent yet) they are dropped.
     let session: ReflectorSession | undefined;
     const onPackets = (batch: RxDatagram[]): void => {

@@ -83,13 +83,11 @@ import { ipOverhead } from '../measure/models.js';
 import type { Clock } from './clock.js';
 import { replyTargetProblem } from './address.js';
 import { unmapAddress, formatHostPort } from '../util/net.js';
-import { TwampSessionError } from './errors.js';
-import { RateLimitedLog } from './limits.js';
+import { RateLimitedLog, TokenBucket } from './limits.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { ReplySender, type ReplyItem } from './udp.js';
-import { openTestSocket, datapathSupport, type RxDatagram, type TestSocket, type TimestampSource } from './datapath.js';
+import { ReplySender, openReflectorSocket, type ReplyItem } from './udp.js';
+import { datapathSupport, type RxDatagram, type TestSocket, type TimestampSource } from './datapath.js';
 import type { ReflectorCounters } from './reflectorSession.js';
-import { messageOf } from '../util/errors.js';
 
 export const DEFAULT_LIGHT_RATE_PPS = 1000;
 /** Replies per second from all sources together (`light_max_pps`). */
@@ -168,14 +166,6 @@ export interface LightReflectorOptions {
   cosAllowDscp?: readonly number[];
 }
 
-/** Per source address: packet and octet budgets, refilled together. */
-interface Bucket {
-  tokens: number;
-  octets: number;
-  /** ms (performance.now()). */
-  at: number;
-}
-
 interface SenderState {
   next: number;
   lastAt: number;
@@ -204,11 +194,12 @@ export class LightReflector {
   private readonly maxOctets: number;
   private readonly idleMs: number;
   private readonly maxSenders: number;
-  private readonly buckets = new Map<string, Bucket>();
+  /** Per source address: packet and octet budgets (ms of `now`). */
+  private readonly buckets = new Map<string, TokenBucket>();
   private readonly senders = new Map<string, SenderState>();
   private readonly windows = new Map<string, ReplayState>();
   /** The global budget (all sources). */
-  private readonly global: Bucket;
+  private readonly global: TokenBucket;
   private sweepTimer: NodeJS.Timeout | undefined;
   private family: 4 | 6 = 4;
   private readonly rlog: RateLimitedLog;
@@ -246,7 +237,7 @@ export class LightReflector {
     this.now = o.nowMs ?? (() => performance.now());
     this.fmt = testFormat('stamp', o.authKey ? 'authenticated' : 'open');
     this.guard = packetGuard(this.fmt, o.authKey ? { stampKey: Buffer.from(o.authKey) } : {});
-    this.global = { tokens: this.maxPps, octets: this.maxOctets, at: this.now() };
+    this.global = new TokenBucket(this.maxPps, this.maxOctets, this.now());
     this.rlog = new RateLimitedLog(o.log ?? silentLogger);
     this.format = o.lightFormat ?? 'auto';
     const allowed = new Set<number>();
@@ -279,22 +270,13 @@ export class LightReflector {
   async listen(): Promise<{ address: string; port: number }> {
     const v6 = isIPv6(this.o.host);
     this.family = v6 ? 6 : 4;
-    let sock: TestSocket;
-    try {
-      // Dual-stack on an IPv6 address (as node:dgram's udp6 default): IPv4 peers arrive v4-mapped.
-      sock = await openTestSocket({
-        family: v6 ? 6 : 4, address: this.o.host, port: this.o.port, ipv6Only: false,
-        ttl: 255, txTimestamps: false, rcvbuf: RECV_BUFFER_OCTETS,
-        ...(this.o.native !== undefined ? { native: this.o.native } : {}),
-        onPackets: (batch) => this.onBatch(batch),
-        onError: () => { /* ICMP errors on send must not stop the reflector */ },
-      });
-    } catch (e) {
-      const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : messageOf(e);
-      throw new TwampSessionError('socket', `reflector ${formatHostPort(this.o.host, this.o.port)}`,
-        `cannot bind the TWAMP-Light UDP port: ${code}` +
-        (code === 'EACCES' && this.o.port < 1024 ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''), { cause: e });
-    }
+    // Dual-stack on an IPv6 address (as node:dgram's udp6 default): IPv4 peers arrive v4-mapped.
+    const sock = await openReflectorSocket({
+      family: v6 ? 6 : 4, address: this.o.host, port: this.o.port, ipv6Only: false, rcvbuf: RECV_BUFFER_OCTETS,
+      peer: `reflector ${formatHostPort(this.o.host, this.o.port)}`, what: 'the TWAMP-Light UDP port',
+      ...(this.o.native !== undefined ? { native: this.o.native } : {}),
+      onPackets: (batch) => this.onBatch(batch),
+    });
     this.socket = sock;
     this.replies = new ReplySender(sock);
     this.startSweeping();
@@ -407,15 +389,15 @@ export class LightReflector {
     let b = this.buckets.get(source);
     if (!b) {
       if (this.buckets.size >= this.maxSenders) this.sweepBuckets(nowMs);
-      b = { tokens: this.ratePps, octets: this.maxOctetsPerSource, at: nowMs };
+      b = new TokenBucket(this.ratePps, this.maxOctetsPerSource, nowMs);
       this.buckets.set(source, b);
     }
-    return spend(b, this.ratePps, this.maxOctetsPerSource, octets, nowMs);
+    return b.spend(octets, nowMs);
   }
 
   /** Global budgets (all sources together) for one reply of `octets`: true and spent when they allow it. */
   private admitGlobal(octets: number, nowMs: number): boolean {
-    return spend(this.global, this.maxPps, this.maxOctets, octets, nowMs);
+    return this.global.spend(octets, nowMs);
   }
 
   private nextSeq(key: string, nowMs: number): number {
@@ -579,34 +561,13 @@ export class LightReflector {
 
   /** Drop buckets that have refilled completely: they hold no state worth keeping. */
   private sweepBuckets(nowMs: number): void {
-    for (const [k, b] of this.buckets) {
-      const dt = nowMs - b.at;
-      if (b.tokens + (dt * this.ratePps) / 1000 >= this.ratePps &&
-        b.octets + (dt * this.maxOctetsPerSource) / 1000 >= this.maxOctetsPerSource) this.buckets.delete(k);
-    }
+    for (const [k, b] of this.buckets) if (b.full(nowMs)) this.buckets.delete(k);
     if (this.buckets.size >= this.maxSenders) {
       // Still full (a flood from many sources): forget the oldest half rather than grow.
       let n = this.buckets.size >> 1;
       for (const k of this.buckets.keys()) { if (n-- <= 0) break; this.buckets.delete(k); }
     }
   }
-}
-
-/**
- * Refill `b` (one second's worth at most of `pps` packets and `octetsPerS`
- * octets) up to `nowMs`, then take one packet of `octets` if both allow it.
- */
-function spend(b: Bucket, pps: number, octetsPerS: number, octets: number, nowMs: number): boolean {
-  const dt = nowMs - b.at;
-  if (dt > 0) {
-    b.tokens = Math.min(pps, b.tokens + (dt * pps) / 1000);
-    b.octets = Math.min(octetsPerS, b.octets + (dt * octetsPerS) / 1000);
-    b.at = nowMs;
-  }
-  if (b.tokens < 1 || b.octets < octets) return false;
-  b.tokens -= 1;
-  b.octets -= octets;
-  return true;
 }
 
 function positive(name: string, v: number): number {

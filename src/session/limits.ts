@@ -9,31 +9,57 @@ import { unmapAddress } from '../util/net.js';
 import type { Logger, LogLevel } from '../util/log.js';
 
 /**
- * A token bucket of `ratePerSecond` tokens, holding at most one second's
- * worth: take() is O(1) and allocation-free (it runs for every test packet).
+ * A token bucket of `packetsPerSecond` packets and, optionally,
+ * `octetsPerSecond` octets, refilled together and holding at most one
+ * second's worth of each; the caller passes the time (ms), so it costs no
+ * clock read of its own. spend() is O(1) and allocation-free (it runs for
+ * every test packet). Used per source and globally by the Light reflector,
+ * and under RateLimiter by the TWAMP reflector.
  */
-export class RateLimiter {
-  private tokens: number;
-  private last: number;
+export class TokenBucket {
+  private packets: number;
+  private octets: number;
+  private at: number;
 
-  constructor(private readonly ratePerSecond: number, private readonly now: () => number = () => performance.now()) {
-    this.tokens = ratePerSecond;
-    this.last = now();
+  constructor(private readonly packetsPerSecond: number, private readonly octetsPerSecond = Infinity, nowMs = 0) {
+    this.packets = packetsPerSecond;
+    this.octets = octetsPerSecond;
+    this.at = nowMs;
+  }
+
+  /** Refill up to `nowMs`, then take one packet of `octets` if both budgets allow it. */
+  spend(octets: number, nowMs: number): boolean {
+    const dt = nowMs - this.at;
+    if (dt > 0) {
+      this.packets = Math.min(this.packetsPerSecond, this.packets + (dt * this.packetsPerSecond) / 1000);
+      this.octets = Math.min(this.octetsPerSecond, this.octets + (dt * this.octetsPerSecond) / 1000);
+      this.at = nowMs;
+    }
+    if (this.packets < 1 || this.octets < octets) return false;
+    this.packets -= 1;
+    this.octets -= octets;
+    return true;
+  }
+
+  /** True when the bucket would be full at `nowMs`: it holds no state worth keeping. */
+  full(nowMs: number): boolean {
+    const dt = Math.max(0, nowMs - this.at);
+    return this.packets + (dt * this.packetsPerSecond) / 1000 >= this.packetsPerSecond &&
+      this.octets + (dt * this.octetsPerSecond) / 1000 >= this.octetsPerSecond;
+  }
+}
+
+/** A packet-rate TokenBucket that reads its own clock: take() for every test packet of a session. */
+export class RateLimiter {
+  private readonly bucket: TokenBucket;
+
+  constructor(ratePerSecond: number, private readonly now: () => number = () => performance.now()) {
+    this.bucket = new TokenBucket(ratePerSecond, Infinity, now());
   }
 
   /** True when a packet may pass now (one token taken), false when it is over the rate. */
   take(): boolean {
-    const t = this.now();
-    const elapsed = t - this.last;
-    if (elapsed > 0) {
-      this.tokens = Math.min(this.ratePerSecond, this.tokens + (elapsed * this.ratePerSecond) / 1000);
-      this.last = t;
-    }
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return true;
-    }
-    return false;
+    return this.bucket.spend(0, this.now());
   }
 }
 

@@ -16,6 +16,8 @@ export interface ReflectorSocketOptions {
   family: 4 | 6;
   /** Who the socket is for (error messages). */
   peer: string;
+  /** What is bound, in error messages (default: "UDP test socket host:port"). */
+  what?: string;
   /** One call per received batch (recvmmsg on the native datapath; one datagram with node:dgram). */
   onPackets: (batch: RxDatagram[]) => void;
   onError?: (e: Error) => void;
@@ -49,7 +51,8 @@ export async function openReflectorSocket(o: ReflectorSocketOptions): Promise<Te
     const code = e instanceof DatapathError || typeof (e as { code?: unknown }).code === 'string'
       ? (e as { code: string }).code : messageOf(e);
     throw new TwampSessionError('socket', o.peer,
-      `cannot bind UDP test socket ${formatHostPort(o.address, o.port)}: ${code}`, { cause: e });
+      `cannot bind ${o.what ?? `UDP test socket ${formatHostPort(o.address, o.port)}`}: ${code}` +
+      (code === 'EACCES' && o.port > 0 && o.port < 1024 ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''), { cause: e });
   }
 }
 

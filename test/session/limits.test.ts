@@ -2,7 +2,7 @@
 // rate limiter and the rate-limited log; and the config keys that feed them.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RateLimiter, RateLimitedLog } from '../../src/session/limits.js';
+import { RateLimiter, RateLimitedLog, TokenBucket } from '../../src/session/limits.js';
 import { parseCidr, formatCidr, ClientAcl } from '../../src/util/net.js';
 import type { ReflectorConfig } from '../../src/config/index.js';
 import { agentWith, issueAt, parse, parseError } from '../config/helpers.js';
@@ -61,6 +61,31 @@ describe('RateLimiter', () => {
     let passed = 0;
     for (let i = 0; i < 5000; i++) { now += 1; if (r.take()) passed++; }
     assert.equal(passed, 5000);
+  });
+});
+
+describe('TokenBucket (packets and octets)', () => {
+  it('a packet passes only when both budgets allow it; each refills at its own rate, capped at one second', () => {
+    const b = new TokenBucket(10, 1000, 0);
+    let passed = 0;
+    for (let i = 0; i < 20; i++) if (b.spend(300, 0)) passed++;
+    assert.equal(passed, 3, 'the octet budget (1000/s) stops the fourth 300-octet packet');
+    assert.equal(b.spend(100, 0), true, 'a smaller packet still fits the octets left');
+    assert.equal(b.spend(1, 0), false, 'nothing left of the octets');
+    passed = 0;
+    for (let i = 0; i < 20; i++) if (b.spend(1, 10_000)) passed++;
+    assert.equal(passed, 10, 'the packet budget (10/s) stops the eleventh, with octets to spare');
+    assert.equal(b.spend(0, 10_099), false);
+    assert.equal(b.spend(0, 10_100), true, 'one packet refilled after 100 ms');
+  });
+
+  it('full() tells when the bucket holds nothing worth keeping', () => {
+    const b = new TokenBucket(10, 1000, 0);
+    assert.equal(b.full(0), true);
+    b.spend(500, 0);
+    assert.equal(b.full(100), false, 'packets refilled, octets not yet');
+    assert.equal(b.full(500), true);
+    assert.equal(b.full(-5), false, 'time going backwards refills nothing');
   });
 });
 

@@ -6,11 +6,12 @@
 // after 111 are not HMAC-covered and are not echoed).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RemoteInfo } from 'node:dgram';
-import { LightReflector, REPLAY_WINDOW, type LightReflectorOptions } from '../../src/session/lightReflector.js';
+import { LightReflector, REPLAY_WINDOW } from '../../src/session/lightReflector.js';
+import { lightRig } from '../helpers/lightRig.js';
 import { systemClock } from '../../src/session/clock.js';
-import { replyTargetProblem } from '../../src/session/address.js';
 import type { ReflectorCounters } from '../../src/session/reflectorSession.js';
+import type { RemoteInfo } from 'node:dgram';
+import { replyTargetProblem } from '../../src/session/address.js';
 import type { Logger } from '../../src/util/log.js';
 import fc from 'fast-check';
 import { fuzzParams, testTimeout } from '../helpers/fuzz.js';
@@ -19,23 +20,10 @@ import {
   TLV_TYPE_EXTRA_PADDING, TLV_FLAG_U, STAMP_AUTH_SIZE,
 } from '../../src/protocol/index.js';
 
-interface Sent { msg: Buffer; port: number; address: string }
-
 const KEY = Buffer.from('light-unit-key');
 const NTP_NOW = 3_900_000_000n << 32n;
 
-function rig(extra: Partial<LightReflectorOptions> = {}, family: 4 | 6 = 4) {
-  const counters: ReflectorCounters = { reflectedPackets: 0, reflectedOctets: 0, droppedPackets: 0 };
-  const sent: Sent[] = [];
-  const clock = { ms: 1_000_000 };
-  const lr = new LightReflector({ host: '127.0.0.1', port: 0, clock: systemClock(), counters, nowMs: () => clock.ms, ...extra });
-  lr.attach({
-    send(msg, offset, length, port, address) { sent.push({ msg: Buffer.from(msg.subarray(offset, offset + length)), port, address }); },
-  }, family);
-  const rx = (msg: Buffer, address = '127.0.0.1', port = 40000): void =>
-    lr.receive(msg, { address, port, family: address.includes(':') ? 'IPv6' : 'IPv4', size: msg.length } as RemoteInfo);
-  return { lr, counters, sent, clock, rx };
-}
+const rig = lightRig;
 
 function stamp(seq = 1, size = 44): Buffer {
   const b = Buffer.alloc(size);

@@ -9,14 +9,8 @@ import {
   parseSenderConfig,
 } from '../../src/config/index.js';
 import type { ReflectorConfig, SenderConfig } from '../../src/config/index.js';
-import { agentWith, parse } from './helpers.js';
+import { agentWith, parse, SENDER } from './helpers.js';
 
-const SENDER = `
-- id: s
-  type: twamp_sender
-  reflector: 192.0.2.1
-  n_packets: 10
-  model: g711`;
 
 describe('agent defaults', () => {
   it('minimal file: version, hostname, interval 60, legacy naming, no endpoints', () => {

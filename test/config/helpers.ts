@@ -12,6 +12,14 @@ export function agentWith(collectorsYaml: string, head = ''): string {
   return `$version: "1.0"\n$type: zeroconf\n${head}collectors:\n${body}\n`;
 }
 
+/** A minimal twamp_sender collector (collectors: list item) for agentWith(). */
+export const SENDER = `
+- id: s
+  type: twamp_sender
+  reflector: 192.0.2.1
+  n_packets: 10
+  model: g711`;
+
 export const NO_ENV: NodeJS.ProcessEnv = {};
 
 export function parse(text: string, source = 'agent.yaml'): AgentConfig {

@@ -10,14 +10,8 @@ import { describe, it, before, after } from 'node:test';
 import { loadAgentConfig, parseReflectorConfig, parseSenderConfig } from '../../src/config/index.js';
 import type { ReflectorConfig, SenderConfig } from '../../src/config/index.js';
 import { parseKeyFile } from '../../src/config/load.js';
-import { agentWith, configError, issueAt, parse, parseError } from './helpers.js';
+import { agentWith, configError, issueAt, parse, parseError, SENDER } from './helpers.js';
 
-const SENDER = `
-- id: s
-  type: twamp_sender
-  reflector: 192.0.2.1
-  n_packets: 10
-  model: g711`;
 
 const REFLECTOR = `
 - id: r

@@ -12,6 +12,7 @@ import {
 } from '../../src/protocol/index.js';
 import { freePort } from '../helpers/peers.js';
 import { exchange, sleep, udp } from '../helpers/udp.js';
+import { rawControl } from '../helpers/tcp.js';
 import { parseReflectorConfig } from '../../src/config/index.js';
 
 
@@ -177,17 +178,7 @@ describe('RFC 6038 (Reflect Octets, Symmetrical Size)', { timeout: 30_000 }, () 
   it('offered in the greeting; Octets to be reflected echoed; reflected padding kept; too little padding refused', async () => {
     const r = new TwampReflector(parseReflectorConfig({ id: 'r6038', listen: '127.0.0.1', port: 0 }));
     const { port } = await r.start();
-    const sock = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    sock.on('data', (d: Buffer) => chunks.push(d));
-    const read = async (n: number) => {
-      const deadline = Date.now() + 2000;
-      while (Buffer.concat(chunks).length < n && Date.now() < deadline) await sleep(10);
-      const all = Buffer.concat(chunks);
-      chunks.length = 0;
-      if (all.length > n) chunks.push(all.subarray(n));
-      return all.subarray(0, n);
-    };
+    const { sock, read } = rawControl(port);
     const s = await udp();
     try {
       const greeting = ServerGreeting.decode(await read(64));

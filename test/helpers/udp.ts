@@ -1,7 +1,9 @@
 // Small UDP helpers for tests that drive a reflector by hand.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep } from './wait.js';
+
+export { sleep };
 
 /** A udp4 socket bound to an ephemeral loopback port. */
 export async function udp(): Promise<UdpSocket> {

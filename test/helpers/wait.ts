@@ -15,6 +15,18 @@ export async function until(what: string, cond: () => boolean | Promise<boolean>
   }
 }
 
+/** Runs `f` with environment variable `name` set to `value`, restoring it afterwards. */
+export async function withEnv<T>(name: string, value: string, f: () => Promise<T>): Promise<T> {
+  const saved = process.env[name];
+  process.env[name] = value;
+  try {
+    return await f();
+  } finally {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  }
+}
+
 /** A logger that keeps every line as `LEVEL message` (debug dropped). */
 export function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];

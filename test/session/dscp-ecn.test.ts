@@ -19,12 +19,13 @@ import { runSenderSession } from '../../src/session/senderSession.js';
 import { runLightSenderSession } from '../../src/session/lightSenderSession.js';
 import { LightReflector } from '../../src/session/lightReflector.js';
 import { openTestSocket, type RxDatagram } from '../../src/session/datapath.js';
-import { connect } from 'node:net';
+import { rawControl } from '../helpers/tcp.js';
+import { withEnv } from '../helpers/wait.js';
 import {
   Mode, testFormat, writeSenderHeader, writeCosTlv, readCosValue, STAMP_BASE_SIZE, COS_TLV_SIZE,
   ServerGreeting, SetupResponse, RequestTwSession, AcceptSession, StartSessions, ntpIntervalFromNs,
 } from '../../src/protocol/index.js';
-import { exchange, sleep, udp } from '../helpers/udp.js';
+import { exchange, udp } from '../helpers/udp.js';
 import { needNative } from '../helpers/native.js';
 import { pathValues } from '../../src/sender.js';
 import { requirePeersOrSkip, startTwampd } from '../helpers/peers.js';
@@ -45,16 +46,6 @@ const SESSION = {
   controlTimeoutMs: 3000, replyTimeoutMs: 500, clock, dscp: EF,
 };
 
-async function withEnv<T>(name: string, value: string, f: () => Promise<T>): Promise<T> {
-  const saved = process.env[name];
-  process.env[name] = value;
-  try {
-    return await f();
-  } finally {
-    if (saved === undefined) delete process.env[name];
-    else process.env[name] = saved;
-  }
-}
 
 describe('RFC 7750 DSCP and ECN Monitoring (TWAMP)', { timeout: 60_000 }, () => {
   it('our sender chooses it when our reflector offers it; every reply reports the DS byte its request arrived with', async (t) => {
@@ -147,17 +138,7 @@ describe('RFC 7750 DSCP and ECN Monitoring (TWAMP)', { timeout: 60_000 }, () => 
   it('with RFC 6038 Reflect Octets and Symmetrical Size: padding sized from the 44-octet header (30 octets of MBZ, not 27)', async (t) => {
     if (!needNative(t)) return;
     const { server, port } = await ourServer();
-    const sock = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    sock.on('data', (d: Buffer) => chunks.push(d));
-    const read = async (n: number): Promise<Buffer> => {
-      const deadline = Date.now() + 2000;
-      while (Buffer.concat(chunks).length < n && Date.now() < deadline) await sleep(10);
-      const all = Buffer.concat(chunks);
-      chunks.length = 0;
-      if (all.length > n) chunks.push(all.subarray(n));
-      return all.subarray(0, n);
-    };
+    const { sock, read } = rawControl(port);
     const s = await udp();
     try {
       assert.equal(ServerGreeting.decode(await read(64)).modes & 0x160, 0x160);

@@ -9,6 +9,7 @@
  * twampd tests skip without the peers (OTEL_TWAMP_PEERS), except under CI.
  */
 import { describe, it } from 'node:test';
+import { withEnv } from '../helpers/wait.js';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { systemClock } from '../../src/session/clock.js';
@@ -33,16 +34,6 @@ function summary(r: SenderSessionResult): string {
     `path ${JSON.stringify(r.path)}`;
 }
 
-async function withEnv<T>(name: string, value: string, f: () => Promise<T>): Promise<T> {
-  const saved = process.env[name];
-  process.env[name] = value;
-  try {
-    return await f();
-  } finally {
-    if (saved === undefined) delete process.env[name];
-    else process.env[name] = saved;
-  }
-}
 
 async function ourReflector(): Promise<{ port: number; stop: () => Promise<void> }> {
   const r = new TwampReflector(parseReflectorConfig({ id: 'sdp', type: 'twamp_reflector', listen: '127.0.0.1', port: 0 }));

@@ -204,8 +204,8 @@ export class TwampSender {
         finishedAt: new Date(),
       };
       // The timestamp source is a metric label; why the native datapath is not in use goes to the log only.
-      const why = session.timestamps?.nativeUnavailable;
-      if (why !== undefined) this.warnOnce('native', `native datapath unavailable, timestamps from ${session.timestamps!.source}: ${why}`);
+      const why = session.timestamps.nativeUnavailable;
+      if (why !== undefined) this.warnOnce('native', `native datapath unavailable, timestamps from ${session.timestamps.source}: ${why}`);
       this.instruments.record('rt_delay', session.rtSamplesNs, this.measuredLabels(session));
       outcome = { ok: true, result, durationMs: performance.now() - t0 };
       const s = session.stats;
@@ -255,8 +255,7 @@ export class TwampSender {
       if (spec.key === 'rt_delay' || spec.key === 'timestamp_source_info') continue; // recorded, and emitted below
       emit(spec.key, last.result.values[spec.key], measured);
     }
-    const source = last.result.session.timestamps?.source;
-    if (source !== undefined) emit('timestamp_source_info', 1, { ...measured, [this.sourceKey]: source });
+    emit('timestamp_source_info', 1, { ...measured, [this.sourceKey]: last.result.session.timestamps.source });
   }
 }
 

@@ -145,9 +145,9 @@ export interface ProbeTraffic {
   /** Reflector residence time T3 − T2 (reflector clock only, so always meaningful). */
   residenceNs: { min: number; avg: number; max: number } | null;
   /** Replies whose echoed T1 differs from the T1 sent (a reflector that garbles it; delays use our own record). */
-  t1Mismatches: number | null;
+  t1Mismatches: number;
   /** Test packets whose send failed (not counted as sent). */
-  sendErrors: number | null;
+  sendErrors: number;
 }
 
 export interface ProbeHistogramBucket {
@@ -290,48 +290,46 @@ export function buildProbeReport(input: ProbeReportInput): ProbeReport {
     receivedBitsPerSecond: Math.round(r.rxBitrate),
     residenceNs: r.residence.minNs !== undefined && r.residence.avgNs !== undefined && r.residence.maxNs !== undefined
       ? { min: r.residence.minNs, avg: r.residence.avgNs, max: r.residence.maxNs } : null,
-    t1Mismatches: s.t1Mismatches ?? null,
-    sendErrors: s.sendErrors ?? null,
+    t1Mismatches: s.t1Mismatches,
+    sendErrors: s.sendErrors,
   };
   report.roundTrip = direction(r.rt, r.txPackets);
   const p = s.path;
-  const obs = (o: { min: number; max: number } | null | undefined) => (o ? { min: o.min, max: o.max } : null);
+  const obs = (o: { min: number; max: number } | null) => (o ? { min: o.min, max: o.max } : null);
   report.outbound = {
     ...direction(r.out, r.txPackets),
-    hops: obs(p?.outbound.hops),
+    hops: obs(p.outbound.hops),
     dscp: {
       // Unmarked packets leave with DSCP 0, the socket's default TOS.
       sent: s.dscpMarked ? c.dscp : 0,
       // As the reflector reported it (RFC 7750 / RFC 8972 CoS TLV); null when it reported nothing.
-      received: p?.outbound.dscp ?? null,
-      remarkedPackets: p && s.dscpMarked && p.outbound.tosSamples > 0 ? p.outbound.remarked : null,
-      reportedBy: p?.outbound.reportedBy ?? null,
-      replyDscpRefused: p?.outbound.reportedBy === 'cos-tlv' ? p.outbound.replyDscpRefused ?? null : null,
+      received: p.outbound.dscp,
+      remarkedPackets: s.dscpMarked && p.outbound.tosSamples > 0 ? p.outbound.remarked : null,
+      reportedBy: p.outbound.reportedBy,
+      replyDscpRefused: p.outbound.reportedBy === 'cos-tlv' ? p.outbound.replyDscpRefused : null,
     },
-    ecn: p?.outbound.ecn ?? null,
+    ecn: p.outbound.ecn,
   };
   report.inbound = {
     ...direction(r.in, r.txPackets),
-    hops: obs(p?.inbound.hops),
+    hops: obs(p.inbound.hops),
     dscp: {
-      sent: p && s.dscpMarked ? p.inbound.dscpSent ?? null : null,
-      received: p?.inbound.dscp ?? null,
+      sent: s.dscpMarked ? p.inbound.dscpSent : null,
+      received: p.inbound.dscp,
       // Counted against the DSCP the replies were asked to carry: only meaningful when the test packets carried ours.
-      remarkedPackets: p && s.dscpMarked && p.inbound.tosSamples > 0 ? p.inbound.remarked : null,
+      remarkedPackets: s.dscpMarked && p.inbound.tosSamples > 0 ? p.inbound.remarked : null,
       reportedBy: null,
       replyDscpRefused: null,
     },
-    ecn: p?.inbound.ecn ?? null,
+    ecn: p.inbound.ecn,
   };
   const ts = s.timestamps;
-  if (ts) {
-    report.timestamps = {
-      source: ts.source, t1: ts.t1, t4: ts.t4, datapath: ts.datapath, pacing: ts.pacing,
-      nativeUnavailable: ts.nativeUnavailable ?? null,
-      txTimestampedPackets: ts.txTimestamped,
-      departureErrorNs: ts.departureErrorNs ? { ...ts.departureErrorNs } : null,
-    };
-  }
+  report.timestamps = {
+    source: ts.source, t1: ts.t1, t4: ts.t4, datapath: ts.datapath, pacing: ts.pacing,
+    nativeUnavailable: ts.nativeUnavailable ?? null,
+    txTimestampedPackets: ts.txTimestamped,
+    departureErrorNs: ts.departureErrorNs ? { ...ts.departureErrorNs } : null,
+  };
   const v = input.outcome.values;
   if (v.in_mos !== undefined || v.out_mos !== undefined) {
     report.mos = {

@@ -12,25 +12,30 @@ import type { SecurityMode } from '../protocol/index.js';
 import type { SessionResult } from '../measure/stats.js';
 import type { PathObservations, TestPacketFormat, TestPhaseResult, TimestampInfo } from './testPhase.js';
 
-export interface SenderSessionResult {
-  stats: SessionResult;
-  /** Round-trip delay of each answered packet, ns, arrival order. */
-  rtSamplesNs: Float64Array;
+/** What the session's setup decided about its test packets: addresses, ports, SID, padding, mode, marking. */
+export interface SessionEndpoints {
   ipVersion: 4 | 6;
   reflectorAddress: string;
   reflectorTestPort: number;
   senderAddress: string;
   senderTestPort: number;
+  /** Empty for TWAMP Light / STAMP (no SID without TWAMP-Control). */
   sid: Buffer;
   paddingLength: number;
+  /** The security mode negotiated with the server. */
+  mode: SecurityMode;
+  /** Whether the test packets carried the DSCP in their IP header (the test socket marks them). */
+  dscpMarked: boolean;
+}
+
+export interface SenderSessionResult extends SessionEndpoints {
+  stats: SessionResult;
+  /** Round-trip delay of each answered packet, ns, arrival order. */
+  rtSamplesNs: Float64Array;
   /** Both ends claim UTC synchronisation (S bits): one-way delays are meaningful. */
   clocksSynchronized: boolean;
   /** Datagrams that were not a valid reflection from the reflector's test port. */
   invalidReplies: number;
-  /** Whether the test packets carried the DSCP in their IP header. */
-  dscpMarked: boolean;
-  /** The security mode negotiated with the server. */
-  mode: SecurityMode;
   /** RFC 7750 DSCP and ECN Monitoring was in use (replies reported the DS byte our packets arrived with); absent = false. */
   dscpEcnMonitoring?: boolean;
   /** Replies dropped because their HMAC did not verify (authenticated/encrypted mode). */
@@ -50,28 +55,17 @@ export interface SenderSessionResult {
    * `source` 'hardware' | 'kernel' | 'userspace', the datapath, the pacing,
    * and why the native datapath is unavailable when it is not in use.
    */
-  timestamps?: TimestampInfo;
+  timestamps: TimestampInfo;
   /** Hops and DSCP / ECN as received, per direction (null where the datapath cannot read them). */
-  path?: PathObservations;
+  path: PathObservations;
   /** Replies whose echoed T1 differed from what we sent (the sender measures with its own record). */
-  t1Mismatches?: number;
+  t1Mismatches: number;
   /** Test packets whose send failed. */
-  sendErrors?: number;
+  sendErrors: number;
 }
 
 /** What the session's setup decided, besides the test phase's measurements. */
-export interface SenderSessionFacts {
-  ipVersion: 4 | 6;
-  reflectorAddress: string;
-  reflectorTestPort: number;
-  senderAddress: string;
-  senderTestPort: number;
-  /** Empty for TWAMP Light / STAMP (no SID without TWAMP-Control). */
-  sid: Buffer;
-  paddingLength: number;
-  mode: SecurityMode;
-  /** The test socket marks the packets with the DSCP. */
-  dscpMarked: boolean;
+export interface SenderSessionFacts extends SessionEndpoints {
   /** The local clock claims UTC synchronisation (Clock.synchronized). */
   clockSynchronized: boolean;
   /** Full TWAMP and whether RFC 7750 was chosen, or TWAMP Light / STAMP with its format and SSID. */
@@ -82,22 +76,14 @@ export interface SenderSessionFacts {
 
 /** The session's result: the test phase's measurements and statistics plus the session's facts. */
 export function senderSessionResult(phase: TestPhaseResult, facts: SenderSessionFacts): SenderSessionResult {
-  const { setup } = facts;
+  const { setup, clockSynchronized, ...endpoints } = facts;
   return {
+    ...endpoints,
     stats: phase.stats,
     rtSamplesNs: phase.rtSamplesNs,
-    ipVersion: facts.ipVersion,
-    reflectorAddress: facts.reflectorAddress,
-    reflectorTestPort: facts.reflectorTestPort,
-    senderAddress: facts.senderAddress,
-    senderTestPort: facts.senderTestPort,
-    sid: facts.sid,
-    paddingLength: facts.paddingLength,
     // Both ends synchronised, as far as the replies that came back say (RFC 4656 §4.1.2 S bit).
-    clocksSynchronized: facts.clockSynchronized && phase.peerSynced && phase.stats.rxPackets > 0,
+    clocksSynchronized: clockSynchronized && phase.peerSynced && phase.stats.rxPackets > 0,
     invalidReplies: phase.invalidReplies,
-    dscpMarked: facts.dscpMarked,
-    mode: facts.mode,
     ...(setup.control ? { dscpEcnMonitoring: setup.dscpEcnMonitoring } : {}),
     badHmacReplies: phase.badHmacReplies,
     ...(setup.control ? {} : {

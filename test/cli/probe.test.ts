@@ -386,8 +386,17 @@ describe('probe report and text rendering (synthetic session)', () => {
     rtSamplesNs: new Float64Array(0),
     ipVersion: 4, reflectorAddress: '192.0.2.1', reflectorTestPort: 40000, senderAddress: '192.0.2.2', senderTestPort: 50000,
     sid: Buffer.alloc(16, 0xab), paddingLength: 158, clocksSynchronized: true, invalidReplies: 0, dscpMarked: false,
-    mode: 'open', badHmacReplies: 0,
-  } as unknown as SenderSessionResult;
+    mode: 'open', badHmacReplies: 0, t1Mismatches: 0, sendErrors: 0,
+    // The JS datapath (node:dgram): userspace timestamps, TTL and TOS unknown.
+    timestamps: {
+      source: 'userspace', t1: 'userspace', t4: 'userspace', datapath: 'js', pacing: 'event-loop',
+      nativeUnavailable: 'native helper missing', txTimestamped: 0,
+    },
+    path: {
+      outbound: { hops: null, senderTtl: null, reportedBy: null, dscp: null, ecn: null, remarked: 0, tosSamples: 0, replyDscpRefused: 0 },
+      inbound: { dscpSent: 0, hops: null, ttl: null, dscp: null, ecn: null, remarked: 0, tosSamples: 0 },
+    },
+  } satisfies SenderSessionResult;
   const base = {
     version: '0.0.0', target: { host: '192.0.2.1', controlPort: 862 }, config, startedAt: new Date(0), runDurationMs: 1234.5,
     outcome: { ok: true as const, session, values: { in_mos: 4.3, out_mos: 4.2 }, dscpNote: 'native helper missing' },
@@ -399,7 +408,7 @@ describe('probe report and text rendering (synthetic session)', () => {
     const withSamples = {
       ...session, rtSamplesNs: Float64Array.from(rtNs),
       stats: { ...stats, rt: { ...stats.rt, p50DelayNs: 11_200_000, p90DelayNs: 16_000_000, p99DelayNs: 16_000_000 } },
-    } as SenderSessionResult;
+    } satisfies SenderSessionResult;
     const r = buildProbeReport({ ...base, outcome: { ...base.outcome, session: withSamples }, maxLossPercent: 5 });
     assertSchema(r);
     assert.equal(r.roundTrip!.delayNs.median, 11_200_000);
@@ -434,15 +443,15 @@ describe('probe report and text rendering (synthetic session)', () => {
     assert.doesNotMatch(text, /median|histogram|—/);
   });
 
-  it('a session layer without path or timestamps: null, no timestamps line, path all unknown', () => {
+  it('the JS datapath: userspace timestamps and why, path all unknown', () => {
     const r = buildProbeReport(base);
-    assert.equal(r.timestamps, null);
+    assert.equal(r.timestamps!.source, 'userspace');
     assert.equal(r.outbound!.hops, null);
     assert.deepEqual(r.outbound!.dscp, { sent: 0, received: null, remarkedPackets: null, reportedBy: null, replyDscpRefused: null },
       'not marked: sent with DSCP 0');
-    assert.equal(r.traffic!.t1Mismatches, null);
+    assert.equal(r.traffic!.t1Mismatches, 0);
     const text = renderProbeText(r);
-    assert.doesNotMatch(text, /timestamps/);
+    assert.match(text, /^ {2}timestamps +userspace \(T1 and T4 userspace, JS datapath\): native helper missing$/m);
     assert.match(text, /^ {2}path +hops out unknown, in unknown$/m);
     assert.match(text, /^ {2}DSCP out +sent be \(0\), received unknown \(the reflector reports none: needs RFC 7750 or the STAMP CoS TLV\)$/m);
     assert.match(text, /^ {2}DSCP in +sent unknown, received unknown$/m);
@@ -462,7 +471,7 @@ describe('probe report and text rendering (synthetic session)', () => {
         source: 'kernel', t1: 'kernel', t4: 'hardware', datapath: 'native', pacing: 'native-thread', txTimestamped: 10,
         departureErrorNs: { p50: 12_345, p99: 1_500_000, max: 2_000_000, samples: 10 },
       },
-    } as unknown as SenderSessionResult;
+    } satisfies SenderSessionResult;
     const r = buildProbeReport({ ...base, outcome: { ...base.outcome, session: withPath } });
     assertSchema(r);
     assert.deepEqual(r.outbound!.dscp, { sent: 46, received: 8, remarkedPackets: 10, reportedBy: 'cos-tlv', replyDscpRefused: 10 });

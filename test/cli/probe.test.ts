@@ -12,6 +12,7 @@ import { TwampReflector } from '../../src/reflector.js';
 import { parseTarget } from '../../src/cli/probe.js';
 import { buildProbeReport, renderProbeText, PROBE_SCHEMA_VERSION, type ProbeReport } from '../../src/cli/format.js';
 import { parseSenderConfig } from '../../src/config/load.js';
+import { sessionResult } from '../helpers/session.js';
 import type { SenderSessionResult } from '../../src/session/senderResult.js';
 import { needNative } from '../helpers/native.js';
 import { parseReflectorConfig } from '../../src/config/index.js';
@@ -375,28 +376,13 @@ describe('probe report and text rendering (synthetic session)', () => {
   const config = parseSenderConfig({ id: 'probe', reflector: '192.0.2.1', n_packets: 10, model: 'g711', dscp: 'ef' });
   const dir = (min: number, max: number, avg: number, loss: number) =>
     ({ samples: 10 - loss, minDelayNs: min, maxDelayNs: max, avgDelayNs: avg, jitterNs: 100_000, loss });
-  const session = {
-    stats: {
-      txPackets: 10, rxPackets: 9, txBytes: 2000, rxBytes: 1800, durationNs: 180_000_000, txPps: 50, rxPps: 50,
-      txBitrate: 80_000, rxBitrate: 80_000,
-      out: dir(5_000_000, 9_000_000, 6_000_000, 1), in: dir(4_000_000, 8_000_000, 5_000_000, 0),
-      rt: dir(10_000_000, 16_000_000, 11_000_000, 1),
-      duplicates: 0, reordered: 1, unexpected: 0, residence: { minNs: 10_000, maxNs: 50_000, avgNs: 20_000 },
-    },
-    rtSamplesNs: new Float64Array(0),
-    ipVersion: 4, reflectorAddress: '192.0.2.1', reflectorTestPort: 40000, senderAddress: '192.0.2.2', senderTestPort: 50000,
-    sid: Buffer.alloc(16, 0xab), paddingLength: 158, clocksSynchronized: true, invalidReplies: 0, dscpMarked: false,
-    mode: 'open', badHmacReplies: 0, t1Mismatches: 0, sendErrors: 0,
-    // The JS datapath (node:dgram): userspace timestamps, TTL and TOS unknown.
-    timestamps: {
-      source: 'userspace', t1: 'userspace', t4: 'userspace', datapath: 'js', pacing: 'event-loop',
-      nativeUnavailable: 'native helper missing', txTimestamped: 0,
-    },
-    path: {
-      outbound: { hops: null, senderTtl: null, reportedBy: null, dscp: null, ecn: null, remarked: 0, tosSamples: 0, replyDscpRefused: 0 },
-      inbound: { dscpSent: 0, hops: null, ttl: null, dscp: null, ecn: null, remarked: 0, tosSamples: 0 },
-    },
-  } satisfies SenderSessionResult;
+  const session = sessionResult({
+    txPackets: 10, rxPackets: 9, txBytes: 2000, rxBytes: 1800, durationNs: 180_000_000, txPps: 50, rxPps: 50,
+    txBitrate: 80_000, rxBitrate: 80_000,
+    out: dir(5_000_000, 9_000_000, 6_000_000, 1), in: dir(4_000_000, 8_000_000, 5_000_000, 0),
+    rt: dir(10_000_000, 16_000_000, 11_000_000, 1),
+    duplicates: 0, reordered: 1, unexpected: 0, residence: { minNs: 10_000, maxNs: 50_000, avgNs: 20_000 },
+  });
   const base = {
     version: '0.0.0', target: { host: '192.0.2.1', controlPort: 862 }, config, startedAt: new Date(0), runDurationMs: 1234.5,
     outcome: { ok: true as const, session, values: { in_mos: 4.3, out_mos: 4.2 }, dscpNote: 'native helper missing' },

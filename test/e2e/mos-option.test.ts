@@ -6,18 +6,15 @@ import { measurementValues } from '../../src/sender.js';
 import { createTrafficModel } from '../../src/measure/models.js';
 import { gufoMos, estimateVoiceQuality, G711 } from '../../src/measure/emodel.js';
 import type { SenderSessionResult } from '../../src/session/senderResult.js';
+import { sessionResult } from '../helpers/session.js';
 import { parseSenderConfig } from '../../src/config/load.js';
 
 function session(): SenderSessionResult {
   const dir = (avg: number, loss: number) => ({ samples: 100, minDelayNs: avg, maxDelayNs: avg, avgDelayNs: avg, jitterNs: 5e6, loss });
-  return {
-    stats: {
-      txPackets: 100, rxPackets: 98, txBytes: 20000, rxBytes: 19600, durationNs: 1.98e9, txPps: 50, rxPps: 50, txBitrate: 80000, rxBitrate: 80000,
-      out: dir(50e6, 1), in: dir(-30e6, 1), rt: dir(40e6, 2), duplicates: 0, reordered: 0, unexpected: 0, residence: {},
-    },
-    rtSamplesNs: new Float64Array(), ipVersion: 4, reflectorAddress: '192.0.2.1', reflectorTestPort: 1, senderAddress: '192.0.2.2',
-    senderTestPort: 2, sid: Buffer.alloc(16), paddingLength: 158, clocksSynchronized: false, invalidReplies: 0, dscpMarked: true,
-  } as unknown as SenderSessionResult;
+  return sessionResult({
+    txPackets: 100, rxPackets: 98, txBytes: 20000, rxBytes: 19600, durationNs: 1.98e9, txPps: 50, rxPps: 50, txBitrate: 80000, rxBitrate: 80000,
+    out: dir(50e6, 1), in: dir(-30e6, 1), rt: dir(40e6, 2), duplicates: 0, reordered: 0, unexpected: 0, residence: {},
+  }, { clocksSynchronized: false, dscpMarked: true });
 }
 
 describe('sender mos option', () => {

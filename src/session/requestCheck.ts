@@ -10,9 +10,8 @@
 import {
   Accept, Command, Mode, testFormat, type RequestTwSession, type ControlSecurityMode,
 } from '../protocol/index.js';
-import { formatHostPort, unmapAddress, isZeroAddress, ipFamily } from '../util/net.js';
+import { formatHostPort, unmapAddress, isZeroAddress, ipFamily, withScopeOf } from '../util/net.js';
 import { replyTargetProblem, LOWEST_REPLY_PORT } from './address.js';
-import { withScopeOf } from './udp.js';
 import { clientKey } from './limits.js';
 import { isIP } from 'node:net';
 

@@ -2,8 +2,7 @@
  * UDP socket helpers of the reflector: bind with a bounded, typed failure,
  * on the test-socket datapath (datapath.ts: kernel receive timestamps, TTL
  * and TOS of each datagram, stamped and batched sends; node:dgram when the
- * native helper is unavailable), and IPv6 scope handling for link-local
- * addresses.
+ * native helper is unavailable), and the batched reply sender.
  */
 import { TwampSessionError } from './errors.js';
 import { formatHostPort } from '../util/net.js';
@@ -64,24 +63,6 @@ export function closeTestSocket(sock: TestSocket): void {
   }
 }
 
-/** fe80::/10 (RFC 4291 §2.5.6): meaningful only with its interface (the %scope). */
-export function isLinkLocal6(address: string): boolean {
-  return /^fe[89ab][0-9a-f]:/i.test(address);
-}
-
-/**
- * A link-local IPv6 `address` without a %scope gets the scope of `scoped`
- * (an address Node reported with one, e.g. the control connection's local or
- * remote address). TWAMP-Control carries addresses without scope (RFC 5357
- * §3.5: 16 octets), so a session's link-local Receiver / Sender Address must
- * borrow the interface the control connection runs on, or bind(2) and
- * sendto(2) fail with EINVAL.
- */
-export function withScopeOf(address: string, scoped: string): string {
-  if (address.includes('%') || !isLinkLocal6(address)) return address;
-  const at = scoped.indexOf('%');
-  return at < 0 ? address : `${address}${scoped.slice(at)}`;
-}
 
 /** One reply of a received batch. */
 export interface ReplyItem {

@@ -84,3 +84,22 @@ function toBlockList(list: readonly Cidr[]): BlockList {
   for (const c of list) b.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
   return b;
 }
+
+/** fe80::/10 (RFC 4291 §2.5.6): meaningful only with its interface (the %scope). */
+export function isLinkLocal6(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+
+/**
+ * A link-local IPv6 `address` without a %scope gets the scope of `scoped`
+ * (an address Node reported with one, e.g. the control connection's local or
+ * remote address). TWAMP-Control carries addresses without scope (RFC 5357
+ * §3.5: 16 octets), so a session's link-local Receiver / Sender Address must
+ * borrow the interface the control connection runs on, or bind(2) and
+ * sendto(2) fail with EINVAL.
+ */
+export function withScopeOf(address: string, scoped: string): string {
+  if (address.includes('%') || !isLinkLocal6(address)) return address;
+  const at = scoped.indexOf('%');
+  return at < 0 ? address : `${address}${scoped.slice(at)}`;
+}

@@ -16,7 +16,7 @@ import { systemClock } from '../../src/session/clock.js';
 import { LightReflector } from '../../src/session/lightReflector.js';
 import { newControlServerCounters } from '../../src/session/controlServer.js';
 import { ControlClient } from '../../src/session/controlClient.js';
-import { withScopeOf } from '../../src/session/udp.js';
+import { withScopeOf } from '../../src/util/net.js';
 import { TwampReflector } from '../../src/reflector.js';
 import {
   buildLightReflection, lightRequestKey, isStampRequest, writeStampSenderPacket, writeSenderPacket,
@@ -98,7 +98,7 @@ describe('Light format: STAMP SSID vs TWAMP-Light padding (stamp.ts)', () => {
   });
 });
 
-describe('IPv6 scope of link-local session addresses (udp.ts withScopeOf)', () => {
+describe('IPv6 scope of link-local session addresses (util/net.ts withScopeOf)', () => {
   it('borrows the control connection scope only for unscoped link-local addresses', () => {
     assert.equal(withScopeOf('fe80::1', 'fe80::2%eth0'), 'fe80::1%eth0');
     assert.equal(withScopeOf('FE80::1', 'fe80::2%3'), 'FE80::1%3');

@@ -210,6 +210,8 @@ function tcpdumpMissing(): string | undefined {
 
 interface Capture {
   stop(): Promise<Buffer>;
+  /** tcpdump's closing statistics ("N packets dropped by kernel"), after stop(). */
+  summary(): string;
 }
 
 /** Starts tcpdump on loopback; resolves once it prints "listening on". */
@@ -218,7 +220,11 @@ async function startCapture(dir: string, filter: string): Promise<Capture> {
   const iface = process.platform === 'linux' ? 'lo' : 'lo0';
   // -Z root: keep root so the file in our temp dir stays writable;
   // --immediate-mode: no TPACKET_V3 block timeout, nothing left behind at SIGINT.
-  const proc = spawn('tcpdump', ['-i', iface, '-n', '-U', '--immediate-mode', '-Z', 'root', '-w', file, filter], {
+  // Immediate mode makes libpcap use fixed-size TPACKET_V2 frames sized by the
+  // snap length: with the default (262144 octets) the 2 MB default ring holds
+  // about eight packets, and a tcpdump descheduled on a busy machine drops the
+  // rest. The headers and our tag fit in 256 octets; -B 8192 (KiB) adds room.
+  const proc = spawn('tcpdump', ['-i', iface, '-n', '-U', '--immediate-mode', '-s', '256', '-B', '8192', '-Z', 'root', '-w', file, filter], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -253,6 +259,7 @@ async function startCapture(dir: string, filter: string): Promise<Capture> {
       clearTimeout(killer);
       return readFileSync(file);
     },
+    summary: () => stderr.split('\n').filter((l) => /packets? (captured|received|dropped)/.test(l)).join('; '),
   };
 }
 
@@ -339,6 +346,7 @@ describe('socket DSCP marking on the wire (tcpdump on loopback)', () => {
       for (const c of cases) await exchange(c);
       await new Promise((r) => setTimeout(r, 500));
       const pcap = await capture.stop();
+      const stats = capture.summary();
       capture = undefined;
       const packets = parsePcapUdp(pcap);
 
@@ -350,8 +358,8 @@ describe('socket DSCP marking on the wire (tcpdump on loopback)', () => {
         const back = mine.filter((p) => p.srcPort === rPort && p.dstPort === sPort);
         // A loaded machine can make tcpdump miss a packet (kernel buffer); what must
         // hold is that packets of each direction were seen and every one is marked.
-        assert.ok(forward.length >= 1, `${c.label}: sender packets captured (${packets.length} UDP packets in the capture)`);
-        assert.ok(back.length >= 1, `${c.label}: reflector packets captured`);
+        assert.ok(forward.length >= 1, `${c.label}: sender packets captured (${packets.length} UDP packets in the capture; tcpdump: ${stats})`);
+        assert.ok(back.length >= 1, `${c.label}: reflector packets captured (${packets.length} UDP packets in the capture; tcpdump: ${stats})`);
         for (const [dir, list] of [['sender', forward], ['reflector', back]] as const) {
           for (const p of list) {
             assert.equal(p.version, c.version, `${c.label} ${dir}: IP version`);

@@ -96,7 +96,9 @@ describe('Dockerfile', () => {
 
   it('hadolint passes (when installed)', (t) => {
     const r = spawnSync('hadolint', ['--failure-threshold', 'error', join(root, 'Dockerfile')], { encoding: 'utf8' });
-    if (r.error) { t.skip('hadolint not installed'); return; }
+    // hadolint ships as a GitHub release binary only (neither Debian nor npm has
+    // it), so .ci/run cannot install it; the structural checks above still run.
+    if (r.error) { t.skip('hadolint not installed (a release binary from github.com/hadolint/hadolint; no Debian or npm package)'); return; }
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   });
 });

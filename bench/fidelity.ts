@@ -25,6 +25,12 @@
  *     installed, a perf profile of each side right after its window that
  *     separates the loopback peer's receive path (run inside our sends on
  *     loopback) from our own work (bench/hostProfile.ts).
+ *  e. The host's floor for (d), same run: a minimal C program (bench/floor.c,
+ *     built here with cc) with the same 40 × 50 pps senders doing only the
+ *     timed wake-up, clock read, send and receive per packet, on one thread;
+ *     and the same with departures coalesced onto a 2 ms grid (several
+ *     senders' packets on one wake-up). What (d) costs above the first row is
+ *     ours; the first row is what any per-packet-paced sender costs here.
  *
  * Reports only, no pass/fail. Ratios are ours ÷ theirs (> 1: ours larger).
  */
@@ -48,6 +54,8 @@ export const FIDELITY = {
   /** CPU window and the warm-up before it, seconds. */
   cpuWindowS: 30,
   cpuWarmupS: 5,
+  /** Grids of the C floor (bench/floor.c), µs: 0 = a wake-up per departure, as the agent. */
+  floorGridsUs: [0, 2000],
   /** perf profile of each side right after its CPU window (root and perf only), seconds. */
   perfS: 10,
   /**
@@ -84,6 +92,12 @@ export interface AgentCpu {
   perf?: PerfProfile | { skipped: string };
 }
 
+/** The C floor's run (bench/floor.c): packetsReflected counts the replies it read. */
+export interface FloorCpu extends AgentCpu {
+  gridUs: number;
+  wakesPerS: number;
+}
+
 export interface FidelityPart {
   rounds: FidelityRound[];
   departure: DepartureFigures[] | Failed;
@@ -92,6 +106,7 @@ export interface FidelityPart {
   timerBaseline: TimerLatency[] | Failed | { skipped: string };
   agent: AgentCpu | Failed;
   twpingCpu: AgentCpu | Failed | { skipped: string };
+  floor: FloorCpu[] | Failed | { skipped: string };
 }
 
 function rttOf(rtsUs: number[], lost: number): RttFigures | Failed {
@@ -180,6 +195,37 @@ async function cpuWindow(what: string, pid: number, reflector: BenchChild, alive
     r.threads = [...groups].map(([group, x]) => ({ group, userPercent: (100 * x.u) / wall, sysPercent: (100 * x.s) / wall }));
   }
   return r;
+}
+
+/**
+ * The host's floor (bench/floor.c) for the agent's configuration: built with
+ * cc into a temp dir, run once per grid for the same warm-up and window.
+ */
+async function floorCpu(cleanup: Array<() => Promise<void>>): Promise<FloorCpu[] | Failed | { skipped: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'otel-twamp-bench-floor-'));
+  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const exe = join(dir, 'floor');
+  const cc = await capture('cc', ['-O2', '-o', exe, join(repoRoot(), 'bench', 'floor.c')], 60_000);
+  if (cc.code !== 0) return { skipped: `cannot build bench/floor.c with cc (exit ${cc.code}): ${cc.err.trim().slice(-200)}` };
+  const out: FloorCpu[] = [];
+  for (const gridUs of FIDELITY.floorGridsUs) {
+    const r = await capture(exe, [String(FIDELITY.agentSenders), String(FIDELITY.ratePps), String(FIDELITY.cpuWarmupS),
+      String(FIDELITY.cpuWindowS), String(gridUs)], (FIDELITY.cpuWarmupS + FIDELITY.cpuWindowS + 20) * 1000);
+    let j: { sent: number; received: number; wakes: number; userMs: number; sysMs: number; wallMs: number };
+    try {
+      j = JSON.parse(r.out) as typeof j;
+    } catch {
+      return { error: `floor (grid ${gridUs} µs) exit ${r.code}: ${r.err.trim().slice(-200)}` };
+    }
+    const ms = j.userMs + j.sysMs;
+    out.push({
+      what: gridUs === 0 ? 'C floor, a wake-up per departure' : `C floor, departures on a ${gridUs / 1000} ms grid`,
+      gridUs, cpuPercent: (100 * ms) / j.wallMs, packetsReflected: j.received, msPer1000: (ms / Math.max(j.received, 1)) * 1000,
+      windowS: j.wallMs / 1000, wakesPerS: j.wakes / (j.wallMs / 1000),
+      threads: [{ group: 'the one thread', userPercent: (100 * j.userMs) / j.wallMs, sysPercent: (100 * j.sysMs) / j.wallMs }],
+    });
+  }
+  return out;
 }
 
 /** Process groups started here (the agent, the twping shell): killed by id if the bench ends or is interrupted. */
@@ -298,11 +344,13 @@ export async function fidelity(peers: Peers | undefined, twampdMissing: string |
   } else {
     out.twpingCpu = { skipped: twampdMissing ?? 'twping not built' };
   }
+  log(`fidelity: the host's floor: a C program with the same ${FIDELITY.agentSenders} senders doing only wake-up, send and receive (grids ${FIDELITY.floorGridsUs.join(', ')} µs)`);
+  out.floor = await floorCpu(c).catch((e: Error) => ({ error: e.message }));
   return out;
 }
 
 export function emptyFidelity(): FidelityPart {
-  return { rounds: [], departure: [], departureNative: false, timerBaseline: { error: 'not run' }, agent: { error: 'not run' }, twpingCpu: { error: 'not run' } };
+  return { rounds: [], departure: [], departureNative: false, timerBaseline: { error: 'not run' }, agent: { error: 'not run' }, twpingCpu: { error: 'not run' }, floor: { error: 'not run' } };
 }
 
 // ------------------------------------------------------------- report
@@ -396,7 +444,14 @@ export function fidelityReport(f: FidelityPart, stopped?: string): string {
       : [name, fmt(x.cpuPercent, 1), fmtInt(x.packetsReflected), fmt(x.msPer1000, 2)];
   out.push(table([['sender', 'CPU % of one core', 'packets reflected in window', 'CPU ms / 1,000 packets'],
     cpuRow(f.agent, `otel-twamp agent, ${FIDELITY.agentSenders} twamp_sender collectors`),
-    cpuRow(f.twpingCpu, `${FIDELITY.agentSenders} perfSONAR twping processes (baseline)`)]));
+    cpuRow(f.twpingCpu, `${FIDELITY.agentSenders} perfSONAR twping processes (baseline)`),
+    ...('skipped' in f.floor || isErr(f.floor) ? [cpuRow(f.floor, 'C floor (bench/floor.c)')]
+      : f.floor.map((x) => cpuRow(x, `${x.what} (${fmtInt(x.wakesPerS)} wake-ups/s)`)))]));
+  const floor = 'skipped' in f.floor || isErr(f.floor) ? undefined : f.floor.find((x) => x.gridUs === 0);
+  if (ok(f.agent) && floor && floor.cpuPercent > 0) {
+    out.push(`   agent ÷ C floor: CPU % ${fmt(f.agent.cpuPercent / floor.cpuPercent, 2)}; the floor does per packet only what ` +
+      'no paced sender can skip (timed wake-up, clock read, send, receive): below it needs fewer wake-ups, not less code');
+  }
   if (ok(f.agent) && !('skipped' in f.twpingCpu) && ok(f.twpingCpu) && f.twpingCpu.cpuPercent > 0) {
     out.push(`   ratio ours ÷ twping: CPU % ${fmt(f.agent.cpuPercent / f.twpingCpu.cpuPercent, 2)}, ` +
       `CPU per packet ${f.twpingCpu.msPer1000 > 0 ? fmt(f.agent.msPer1000 / f.twpingCpu.msPer1000, 2) : 'n/a'} (> 1: we use more)`);

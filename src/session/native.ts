@@ -68,7 +68,8 @@ export interface SocketSettings {
    * of a core). A token bucket holding at most 100 ms of it: the early
    * wake-up never exceeds what is in it, so the spin does not grow with the
    * number of sockets (40 g711 senders are 2,000 departures a second). One
-   * sender at 50 pps needs ≤ 3,000 (60 µs × 50). The process-wide thread uses
+   * sender at 50 pps needs ≤ 25,000 (500 µs × 50) and spends far less: the
+   * early wake-up takes most of it. The process-wide thread uses
    * the largest budget of the open sockets that schedule; 0 never spins.
    */
   schedulerSpinBudgetUs?: number;

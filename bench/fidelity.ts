@@ -445,9 +445,9 @@ export function fidelityReport(f: FidelityPart, stopped?: string): string {
   out.push(table([['sender', 'CPU % of one core', 'packets reflected in window', 'CPU ms / 1,000 packets'],
     cpuRow(f.agent, `otel-twamp agent, ${FIDELITY.agentSenders} twamp_sender collectors`),
     cpuRow(f.twpingCpu, `${FIDELITY.agentSenders} perfSONAR twping processes (baseline)`),
-    ...('skipped' in f.floor || isErr(f.floor) ? [cpuRow(f.floor, 'C floor (bench/floor.c)')]
-      : f.floor.map((x) => cpuRow(x, `${x.what} (${fmtInt(x.wakesPerS)} wake-ups/s)`)))]));
-  const floor = 'skipped' in f.floor || isErr(f.floor) ? undefined : f.floor.find((x) => x.gridUs === 0);
+    ...(Array.isArray(f.floor) ? f.floor.map((x) => cpuRow(x, `${x.what} (${fmtInt(x.wakesPerS)} wake-ups/s)`))
+      : [cpuRow(f.floor, 'C floor (bench/floor.c)')])]));
+  const floor = Array.isArray(f.floor) ? f.floor.find((x) => x.gridUs === 0) : undefined;
   if (ok(f.agent) && floor && floor.cpuPercent > 0) {
     out.push(`   agent ÷ C floor: CPU % ${fmt(f.agent.cpuPercent / floor.cpuPercent, 2)}; the floor does per packet only what ` +
       'no paced sender can skip (timed wake-up, clock read, send, receive): below it needs fewer wake-ups, not less code');

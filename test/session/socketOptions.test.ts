@@ -346,9 +346,10 @@ describe('socket DSCP marking on the wire (tcpdump on loopback)', () => {
       for (const c of cases) await exchange(c);
       await new Promise((r) => setTimeout(r, 500));
       const pcap = await capture.stop();
-      const stats = capture.summary();
+      const tcpdumpStats = capture.summary();
       capture = undefined;
       const packets = parsePcapUdp(pcap);
+      const seen = `${packets.length} UDP packets in the capture; tcpdump: ${tcpdumpStats}`;
 
       for (const c of cases) {
         const sPort = c.sender.address().port;
@@ -358,8 +359,8 @@ describe('socket DSCP marking on the wire (tcpdump on loopback)', () => {
         const back = mine.filter((p) => p.srcPort === rPort && p.dstPort === sPort);
         // A loaded machine can make tcpdump miss a packet (kernel buffer); what must
         // hold is that packets of each direction were seen and every one is marked.
-        assert.ok(forward.length >= 1, `${c.label}: sender packets captured (${packets.length} UDP packets in the capture; tcpdump: ${stats})`);
-        assert.ok(back.length >= 1, `${c.label}: reflector packets captured (${packets.length} UDP packets in the capture; tcpdump: ${stats})`);
+        assert.ok(forward.length >= 1, `${c.label}: sender packets captured (${seen})`);
+        assert.ok(back.length >= 1, `${c.label}: reflector packets captured (${seen})`);
         for (const [dir, list] of [['sender', forward], ['reflector', back]] as const) {
           for (const p of list) {
             assert.equal(p.version, c.version, `${c.label} ${dir}: IP version`);
